@@ -1,0 +1,156 @@
+"""Joins lines into events: a Python traceback, an indented dump or a multi-line JSON body is one
+event; every other line is an event of its own."""
+
+from __future__ import annotations
+
+from oai400d.model import Event, Line
+
+MAX_EVENT_LINES = 400
+MAX_EVENT_CHARS = 256 * 1024
+
+TRACEBACK_START = "Traceback (most recent call last):"
+CHAIN_MARKERS = (
+    "During handling of the above exception, another exception occurred:",
+    "The above exception was the direct cause of the following exception:",
+)
+
+
+def is_traceback_start(text: str) -> bool:
+    return text.lstrip().startswith(TRACEBACK_START)
+
+
+def is_chain_marker(text: str) -> bool:
+    return text.strip() in CHAIN_MARKERS
+
+
+def is_indented(text: str) -> bool:
+    """A continuation line: indented and not blank (stack frames, object dumps)."""
+    return text[:1] in (" ", "\t") and bool(text.strip())
+
+
+def is_closing(text: str) -> bool:
+    return text[:1] in ("}", "]", ")")
+
+
+def bracket_delta(text: str) -> int:
+    """Opening minus closing brackets outside double-quoted strings."""
+    delta = 0
+    in_string = False
+    escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "{[":
+            delta += 1
+        elif char in "}]":
+            delta -= 1
+    return delta
+
+
+def opens_block(text: str) -> bool:
+    return text.rstrip().endswith(("{", "["))
+
+
+class Assembler:
+    """Feed lines of one file in order; get back the events they complete.
+
+    An event stays pending until a line arrives that cannot belong to it, or until `flush()`
+    (end of input, or the caller's multi-line timeout in a quiet file).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lines: list[Line] = []
+        self._chars = 0
+        self._depth = 0  # open brackets of a multi-line body
+        self._in_traceback = False  # between `Traceback …` and the exception line
+        self._after_exception = False  # the exception line has been seen
+        self._blanks: list[Line] = []  # blank lines that may still lead to a chained traceback
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._lines)
+
+    def feed(self, line: Line) -> list[Event]:
+        """Take the next line; return the events it completed (zero or one)."""
+        text = line.text
+        if not self._lines:
+            if text.strip():
+                self._start(line)
+            return []
+        if self._depth <= 0 and not text.strip():
+            if self._in_traceback or self._after_exception:
+                self._blanks.append(line)  # a chained traceback may follow
+                return []
+            return self.flush()
+        if self._blanks:
+            if not (is_chain_marker(text) or (is_traceback_start(text) and self._after_marker())):
+                done = self.flush()
+                self._start(line)
+                return done
+            for blank in self._blanks:
+                self._append(blank)
+            self._blanks.clear()
+        if self._belongs(text):
+            self._append(line)
+            return self.flush() if self._full() else []
+        done = self.flush()
+        self._start(line)
+        return done
+
+    def _after_marker(self) -> bool:
+        last = next((x.text for x in reversed(self._lines) if x.text.strip()), "")
+        return is_chain_marker(last)
+
+    def flush(self) -> list[Event]:
+        """Emit the pending event, if any."""
+        if not self._lines:
+            self._blanks.clear()
+            return []
+        first, last = self._lines[0], self._lines[-1]
+        event = Event(self.path, first.line_no, last.line_no, "\n".join(x.text for x in self._lines))
+        self._lines = []
+        self._blanks.clear()
+        self._chars = 0
+        self._depth = 0
+        self._in_traceback = self._after_exception = False
+        return [event]
+
+    def _start(self, line: Line) -> None:
+        self._append(line)
+        self._in_traceback = is_traceback_start(line.text)
+
+    def _append(self, line: Line) -> None:
+        self._lines.append(line)
+        self._chars += len(line.text)
+        if self._depth > 0 or opens_block(line.text):
+            self._depth = max(0, self._depth + bracket_delta(line.text))
+
+    def _full(self) -> bool:
+        return len(self._lines) >= MAX_EVENT_LINES or self._chars >= MAX_EVENT_CHARS
+
+    def _belongs(self, text: str) -> bool:
+        """Whether this non-blank line continues the pending event."""
+        if self._depth > 0 or is_indented(text):
+            return True
+        if is_chain_marker(text):
+            if self._after_exception:
+                self._in_traceback, self._after_exception = True, False
+                return True
+            return False
+        if is_traceback_start(text):
+            if self._after_marker() or (len(self._lines) == 1 and not self._in_traceback):
+                self._in_traceback = True  # a chained traceback, or logger.exception's header
+                return True
+            return False
+        if self._in_traceback and not self._after_exception and len(self._lines) > 1:
+            self._after_exception = True  # the exception line ends the frames
+            return True
+        return False

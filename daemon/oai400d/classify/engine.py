@@ -1,0 +1,98 @@
+"""The classifier: an Event in, a Finding (or nothing) out. Pure: no files, no clock, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from oai400d.classify.evidence import extract
+from oai400d.classify.redact import redact
+from oai400d.classify.rules import Rule, RuleTable, load_rules
+from oai400d.model import Event, Evidence, Finding
+
+MAX_MESSAGE = 1000
+MAX_EXCERPT = 4000
+
+# What differs between two occurrences of the same problem; replaced before fingerprinting.
+_VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"https?://\S+"), "<url>"),
+    (re.compile(r"\b(?:req|chatcmpl|run|thread|msg|call|file|batch|resp|asst)[_-][A-Za-z0-9]{6,}\b"), "<id>"),
+    (re.compile(r"\borg-[A-Za-z0-9]{6,}\b"), "<org>"),
+    (re.compile(r"\bproj_[A-Za-z0-9]{6,}\b"), "<project>"),
+    (re.compile(r"\bsk-…\w*|\bsk-[\w*-]+"), "<key>"),
+    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<hex>"),
+    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
+    (re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?:ms|s|m|h)?(?![\w-])"), "<n>"),
+    (re.compile(r"\s+"), " "),
+)
+
+
+def normalise(message: str) -> str:
+    """The message with ids, URLs, numbers, durations and timestamps replaced by placeholders."""
+    for pattern, placeholder in _VOLATILE:
+        message = pattern.sub(placeholder, message)
+    return message.strip().lower()
+
+
+def fingerprint_of(rule: Rule, evidence: Evidence, message: str) -> str:
+    """Same problem → same 12 hex digits, whatever ids, counts and times differ."""
+    parts = (
+        rule.category, rule.id, str(evidence.status or ""), evidence.error_code or "",
+        evidence.param or "", evidence.model or "", normalise(message),
+    )
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:12]
+
+
+def _trim(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    half = (limit - 20) // 2
+    return f"{text[:half]}\n… [{len(text) - 2 * half} characters cut] …\n{text[-half:]}"
+
+
+class Classifier:
+    """Decides whether an event is an OpenAI API error and, if so, which one."""
+
+    def __init__(self, table: RuleTable | None = None) -> None:
+        self.table = table if table is not None else load_rules()
+        self._markers = self.table.markers
+
+    def is_candidate(self, lowered: str) -> bool:
+        """The cheap test: does the lower-cased text contain any OpenAI marker at all?"""
+        return any(marker in lowered for marker in self._markers)
+
+    def classify(self, event: Event) -> Finding | None:
+        """The finding for this event, or None when it is not an OpenAI API error."""
+        text = event.text
+        if not self.is_candidate(text.lower()):
+            return None
+        if any(pattern.search(text) for pattern in self.table.other_providers):
+            return None
+        evidence = extract(text, self.table.class_status)
+        if evidence.status is not None and evidence.status < 400:
+            return None
+        rule = self.table.find(text, evidence.status, evidence.error_type, evidence.error_code)
+        if rule is None:
+            return None
+        message = _trim(redact(evidence.message or ""), MAX_MESSAGE)
+        return Finding(
+            path=event.path,
+            line=event.first_line,
+            end_line=event.last_line,
+            category=rule.category,
+            rule=rule.id,
+            severity=rule.severity,
+            title=rule.title,
+            status=evidence.status,
+            error_type=evidence.error_type,
+            error_code=evidence.error_code,
+            param=evidence.param,
+            model=evidence.model,
+            request_id=evidence.request_id,
+            message=message,
+            fingerprint=fingerprint_of(rule, evidence, message),
+            fixes=rule.fixes,
+            docs=rule.docs,
+            excerpt=_trim(redact(text), MAX_EXCERPT),
+        )

@@ -1,0 +1,173 @@
+"""The rule table: built-in `rules.toml` plus the user's `[[rules]]`, validated and compiled."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from oai400d.errors import ConfigError
+
+CATEGORIES = frozenset(
+    {
+        "auth.invalid_api_key", "auth.organization", "auth.permission", "quota.insufficient",
+        "rate_limit", "request.image", "request.context_length", "request.unsupported_parameter",
+        "request.invalid_parameter", "request.model_not_found", "request.content_policy",
+        "request.payload", "server.error", "network",
+    }
+)
+SEVERITIES = ("critical", "warning", "info")
+_RULE_KEYS = {
+    "id", "category", "severity", "title", "status", "types", "codes", "patterns",
+    "not_patterns", "fixes", "docs",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One known error: what it looks like, what it means, and what fixes it."""
+
+    id: str
+    category: str
+    severity: str
+    title: str
+    status: frozenset[int]
+    types: frozenset[str]
+    codes: frozenset[str]
+    patterns: tuple[re.Pattern[str], ...]
+    not_patterns: tuple[re.Pattern[str], ...]
+    fixes: tuple[str, ...]
+    docs: tuple[str, ...]
+
+    def matches(self, text: str, status: int | None, error_type: str | None, code: str | None) -> bool:
+        """Filters (status, types) hold where the event shows them; then codes or patterns hit.
+        A rule with neither codes nor patterns is a status fallback and needs the status shown."""
+        if self.status and status is not None and status not in self.status:
+            return False
+        if self.types and error_type is not None and error_type not in self.types:
+            return False
+        if not self.codes and not self.patterns:
+            if status is None or not self.status:
+                return False
+        elif not (
+            (code is not None and code in self.codes)
+            or any(pattern.search(text) for pattern in self.patterns)
+        ):
+            return False
+        return not any(pattern.search(text) for pattern in self.not_patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTable:
+    """Rules in priority order, plus what tells an OpenAI error from anybody else's."""
+
+    rules: tuple[Rule, ...]
+    markers: tuple[str, ...]  # lower-case literals; an OpenAI error's text contains one
+    other_providers: tuple[re.Pattern[str], ...]
+    class_status: Mapping[str, int]
+
+    def find(self, text: str, status: int | None, error_type: str | None, code: str | None) -> Rule | None:
+        """The first rule that matches, or None."""
+        for rule in self.rules:
+            if rule.matches(text, status, error_type, code):
+                return rule
+        return None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(rule.id for rule in self.rules)
+
+
+def builtin_document() -> dict[str, Any]:
+    """The parsed `rules.toml` that ships in the package."""
+    text = resources.files("oai400d.classify").joinpath("rules.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
+    """Built-in rules with the user's merged in: a known id overrides that rule in place (keys
+    not given are kept), a new id is evaluated before every built-in rule."""
+    document = builtin_document()
+    builtin = [dict(raw) for raw in document["rule"]]
+    by_id = {raw["id"]: index for index, raw in enumerate(builtin)}
+    added: list[dict[str, Any]] = []
+    problems: list[str] = []
+    for position, raw in enumerate(user_rules):
+        rule_id = raw.get("id")
+        if not isinstance(rule_id, str) or not rule_id:
+            problems.append(f"rules[{position}]: missing `id` (a user rule needs an id to add or override)")
+            continue
+        if rule_id in by_id:
+            builtin[by_id[rule_id]] = {**builtin[by_id[rule_id]], **raw}
+        else:
+            added.append(dict(raw))
+    compiled: list[Rule] = []
+    for raw in [*added, *builtin]:
+        try:
+            compiled.append(compile_rule(raw))
+        except ValueError as exc:
+            problems.append(f"rules: rule {raw.get('id')!r}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    attribution = document["attribution"]
+    return RuleTable(
+        rules=tuple(compiled),
+        markers=tuple(marker.lower() for marker in attribution["openai_markers"]),
+        other_providers=tuple(re.compile(p) for p in attribution["other_providers"]),
+        class_status=dict(document["exception_status"]),
+    )
+
+
+def compile_rule(raw: Mapping[str, Any]) -> Rule:
+    """Validate one rule table; raise ValueError saying which key is wrong and why."""
+    unknown = set(raw) - _RULE_KEYS
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}")
+    for key in ("id", "category", "severity", "title"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise ValueError(f"`{key}` must be a non-empty string")
+    if raw["category"] not in CATEGORIES:
+        raise ValueError(f"`category` {raw['category']!r} is not one of {sorted(CATEGORIES)}")
+    if raw["severity"] not in SEVERITIES:
+        raise ValueError(f"`severity` {raw['severity']!r} is not one of {list(SEVERITIES)}")
+    status = _list_of(raw, "status", int)
+    if any(not 100 <= s <= 599 for s in status):
+        raise ValueError("`status` entries must be HTTP statuses (100–599)")
+    fixes = _list_of(raw, "fixes", str)
+    if not fixes:
+        raise ValueError("`fixes` must list at least one fix")
+    return Rule(
+        id=raw["id"],
+        category=raw["category"],
+        severity=raw["severity"],
+        title=raw["title"],
+        status=frozenset(status),
+        types=frozenset(_list_of(raw, "types", str)),
+        codes=frozenset(_list_of(raw, "codes", str)),
+        patterns=_compile_all(_list_of(raw, "patterns", str), "patterns"),
+        not_patterns=_compile_all(_list_of(raw, "not_patterns", str), "not_patterns"),
+        fixes=tuple(fixes),
+        docs=tuple(_list_of(raw, "docs", str)),
+    )
+
+
+def _list_of(raw: Mapping[str, Any], key: str, kind: type) -> list[Any]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(
+        isinstance(item, kind) and not isinstance(item, bool) for item in value
+    ):
+        raise ValueError(f"`{key}` must be a list of {kind.__name__}")
+    return value
+
+
+def _compile_all(patterns: Iterable[str], key: str) -> tuple[re.Pattern[str], ...]:
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError(f"`{key}` entry {pattern!r} is not a valid regex: {exc}") from None
+    return tuple(compiled)

@@ -1,0 +1,209 @@
+"""The `oai400d` command: argument parsing, exit codes, human and JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import BinaryIO, TextIO
+
+from oai400d import __version__
+from oai400d.classify import Classifier, load_rules
+from oai400d.config import LoadedConfig, load_config, public_view
+from oai400d.errors import ConfigError
+from oai400d.model import Finding
+from oai400d.scan import Scanner
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keys on it
+
+PROGRESS_MIN_BYTES = 64 * 1024 * 1024
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code: int = args.handler(args)
+    except ConfigError as exc:
+        print(f"oai400d: {exc}", file=sys.stderr)
+        print("oai400d: fix the keys above and run `oai400d check-config`", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): not an error of ours; keep Python from complaining.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="oai400d",
+        description="Finds OpenAI API errors in application logs, explains the cause, alerts Slack.",
+    )
+    parser.add_argument("--version", action="version", version=f"oai400d {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument(
+            "--config",
+            metavar="PATH",
+            help="config file (default: $OAI400D_CONFIG, else /etc/oai400d/config.toml)",
+        )
+        return sub
+
+    classify = command("classify", "scan log files (or - for stdin) once and report OpenAI errors")
+    classify.add_argument("--json", action="store_true", help="one JSON object per finding")
+    classify.add_argument("paths", nargs="+", metavar="PATH", help="log files, .gz too; - for stdin")
+    classify.set_defaults(handler=cmd_classify)
+
+    check = command("check-config", "validate the config and print the resolved settings")
+    check.set_defaults(handler=cmd_check_config)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> LoadedConfig:
+    return load_config(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    table = load_rules(loaded.settings.rules)
+    view = public_view(loaded.settings)
+    print(f"# configuration from {loaded.source}: valid")
+    print(f"# {len(table.rules)} rules ({len(loaded.settings.rules)} from the config)")
+    print(json.dumps(view, indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    classifier = Classifier(load_rules(loaded.settings.rules))
+    out = sys.stdout
+    counts: Counter[str] = Counter()
+    first_fix: dict[str, str] = {}
+    unreadable = 0
+    total_bytes = 0
+    total_lines = 0
+    started = time.perf_counter()
+    for path in args.paths:
+        try:
+            with _open_input(path) as (stream, size):
+                scanner = Scanner(classifier, max_line=loaded.settings.logs.max_line)
+                with _progress(path, size) as progress:
+                    scanner.progress = progress
+                    for finding in scanner.scan(stream, path):
+                        counts[finding.category] += 1
+                        first_fix.setdefault(finding.category, finding.fixes[0] if finding.fixes else "")
+                        _print_finding(out, finding, args.json)
+                total_bytes += scanner.stats.bytes_read
+                total_lines += scanner.stats.lines
+        except OSError as exc:
+            unreadable += 1
+            reason = exc.strerror or str(exc)
+            print(f"oai400d: cannot read {path}: {reason}; check the path and permissions", file=sys.stderr)
+    out.flush()
+    elapsed = max(time.perf_counter() - started, 1e-9)
+    _print_summary(counts, first_fix, len(args.paths) - unreadable, total_lines, total_bytes, elapsed)
+    return EXIT_USAGE if unreadable else EXIT_OK
+
+
+@contextmanager
+def _open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
+    """Open a file, a .gz file (by its magic bytes) or stdin for binary reading."""
+    if path == "-":
+        yield sys.stdin.buffer, None
+        return
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, "is a directory, not a log file", path)
+    with open(path, "rb") as raw:
+        size = os.fstat(raw.fileno()).st_size
+        if raw.read(2) == b"\x1f\x8b":
+            raw.seek(0)
+            with gzip.open(raw, "rb") as unzipped:
+                yield unzipped, None  # type: ignore[misc]
+                return
+        raw.seek(0)
+        yield raw, size
+
+
+@contextmanager
+def _progress(path: str, size: int | None) -> Iterator[object]:
+    """A progress line on a terminal for big inputs; nothing otherwise."""
+    if not sys.stderr.isatty() or not size or size < PROGRESS_MIN_BYTES:
+        yield None
+        return
+    done = 0
+    started = time.perf_counter()
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        rate = done / max(time.perf_counter() - started, 1e-9) / 1e6
+        width = 30
+        filled = int(width * done / size)
+        bar = "#" * filled + "-" * (width - filled)
+        print(f"\r{path} [{bar}] {100 * done // size:3d}% {rate:6.0f} MB/s", end="", file=sys.stderr)
+
+    try:
+        yield advance
+    finally:
+        print("\r" + " " * (len(path) + 60) + "\r", end="", file=sys.stderr)
+
+
+def _print_finding(out: TextIO, finding: Finding, as_json: bool) -> None:
+    if as_json:
+        out.write(json.dumps(finding.to_json(), ensure_ascii=False) + "\n")
+        return
+    span = f"{finding.line}" if finding.line == finding.end_line else f"{finding.line}-{finding.end_line}"
+    detail = " ".join(
+        part
+        for part in (
+            str(finding.status) if finding.status else "",
+            finding.error_code or "",
+            f"model={finding.model}" if finding.model else "",
+            f"request={finding.request_id}" if finding.request_id else "",
+        )
+        if part
+    )
+    out.write(f"{finding.path}:{span}: [{finding.severity}] {finding.category}: {finding.title}")
+    out.write(f" ({detail})\n" if detail else "\n")
+    out.write(f"    {finding.message[:300]}\n")
+    if finding.fixes:
+        out.write(f"    fix: {finding.fixes[0]}\n")
+
+
+def _print_summary(
+    counts: Counter[str], first_fix: dict[str, str], files: int, lines: int, size: int, elapsed: float
+) -> None:
+    err = sys.stderr
+    total = sum(counts.values())
+    rate = size / elapsed / 1e6
+    print(
+        f"\noai400d: {total} OpenAI error(s) in {files} file(s), {lines:,} lines, "
+        f"{size / 1e6:,.1f} MB in {elapsed:.2f} s ({rate:,.0f} MB/s)",
+        file=err,
+    )
+    for category, count in counts.most_common():
+        print(f"  {count:6d}  {category}", file=err)
+        if first_fix.get(category):
+            print(f"          fix: {first_fix[category]}", file=err)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,282 @@
+"""TOML configuration → validated, typed settings; secrets from config, environment or systemd credentials."""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from oai400d.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = "/etc/oai400d/config.toml"
+CONFIG_ENV = "OAI400D_CONFIG"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
+_SIZE_UNITS = {
+    None: 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3,
+    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
+}
+
+
+def parse_duration(value: object) -> float:
+    """'500ms' / '30s' / '5m' / '1h' / '1d' → seconds."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f'{value!r} is not a duration like "30s"')
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"{value!r} is negative; use a duration like \"30s\"")
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f'"{value}" is not a duration like "30s" (units: ms, s, m, h, d)')
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def parse_size(value: object) -> int:
+    """'1MiB' / '65536' → bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if not match or int(match.group(1)) <= 0:
+        raise ValueError(f'{value!r} is not a size like "1MiB"')
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds → the shortest exact duration string."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{round(seconds * 1000)}ms"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogsSettings(_Section):
+    paths: list[str] = Field(default_factory=lambda: ["./logs/*.log"])
+    read_from: Literal["end", "beginning"] = "end"
+    max_line: Size = 1024 * 1024
+    reconcile_interval: Duration = 10.0
+    multiline_timeout: Duration = 0.5
+
+
+class StateSettings(_Section):
+    path: str = "./oai400d-state.db"
+
+
+class OpenAISettings(_Section):
+    base_url: str = "https://api.openai.com/v1"
+    api_key: SecretStr | None = None
+    organization: str = ""
+    project: str = ""
+    models: list[str] = Field(default_factory=lambda: ["gpt-4o-mini"])
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class SlackSettings(_Section):
+    base_url: str = "https://slack.com/api/"
+    channel: str = "#openai-alerts"
+    bot_token: SecretStr | None = None
+    webhook_url: SecretStr | None = None
+    max_messages_per_second: float = Field(default=1.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class ConsoleSettings(_Section):
+    format: Literal["text", "json"] = "text"
+
+
+class ProbesSettings(_Section):
+    enabled: bool = True
+    api_key_interval: Duration = 300.0
+    status_interval: Duration = 120.0
+    status_url: str = "https://status.openai.com/api/v2/summary.json"
+    status_components: list[str] = Field(default_factory=list)
+    failure_threshold: int = Field(default=2, ge=1)
+    success_threshold: int = Field(default=1, ge=1)
+    timeout: Duration = 10.0
+
+    @field_validator("status_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class AlertsSettings(_Section):
+    group_wait: Duration = 10.0
+    group_interval: Duration = 60.0
+    repeat_interval: Duration = 4 * 3600.0
+    resolve_after: Duration = 15 * 60.0
+    backlog_window: Duration | None = None
+
+
+class Settings(_Section):
+    logs: LogsSettings = Field(default_factory=LogsSettings)
+    state: StateSettings = Field(default_factory=StateSettings)
+    openai: OpenAISettings = Field(default_factory=OpenAISettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    probes: ProbesSettings = Field(default_factory=ProbesSettings)
+    alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def _check_http_url(value: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError(f'"{value}" is not an http(s) URL')
+    return value
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    """Validated settings and where they came from."""
+
+    settings: Settings
+    source: str  # the file path, or "built-in defaults"
+
+
+SECRET_SOURCES: dict[tuple[str, str], tuple[str, str]] = {
+    ("openai", "api_key"): ("OPENAI_API_KEY", "openai-api-key"),
+    ("slack", "bot_token"): ("SLACK_BOT_TOKEN", "slack-bot-token"),
+    ("slack", "webhook_url"): ("SLACK_WEBHOOK_URL", "slack-webhook-url"),
+}
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
+    """The config file to read, and whether the user named it (a named file must exist)."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return explicit, True
+    if env.get(CONFIG_ENV):
+        return env[CONFIG_ENV], True
+    return DEFAULT_CONFIG_PATH, False
+
+
+def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+    """Read, validate and resolve the configuration; raise ConfigError listing every problem."""
+    env = os.environ if environ is None else environ
+    path, named = config_path(explicit, env)
+    if not named and not Path(path).exists():
+        raw: dict[str, Any] = {}
+        source = "built-in defaults"
+    else:
+        raw = read_toml(path)
+        source = path
+    return LoadedConfig(parse_settings(raw, env, source), source)
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """Parse a TOML config file, turning every failure into a ConfigError naming the file."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(
+            [f"{path}: no such file; create it (see config.example.toml) or pass --config"], path
+        ) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"], path) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"], path) from None
+
+
+def parse_settings(
+    raw: Mapping[str, Any], environ: Mapping[str, str] | None = None, source: str = ""
+) -> Settings:
+    """Validate a parsed TOML document and fill secrets from the environment and credentials."""
+    env = os.environ if environ is None else environ
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError([_describe(error) for error in exc.errors()], source) from None
+    return _resolve_secrets(settings, env)
+
+
+def _describe(error: Any) -> str:
+    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check its spelling against config.example.toml)"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "value_error":
+        return f"{key}: {message}"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    return f"{key}: {error['input']!r} is not valid: {message[:1].lower()}{message[1:]}"
+
+
+def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """Fill each unset secret from its environment variable, then from $CREDENTIALS_DIRECTORY."""
+    updates: dict[str, dict[str, SecretStr]] = {}
+    problems: list[str] = []
+    for (section, key), (variable, credential) in SECRET_SOURCES.items():
+        if getattr(getattr(settings, section), key) is not None:
+            continue
+        value = env.get(variable, "").strip()
+        if not value and env.get("CREDENTIALS_DIRECTORY"):
+            path = Path(env["CREDENTIALS_DIRECTORY"]) / credential
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                value = ""
+            except OSError as exc:
+                problems.append(f"{section}.{key}: credential {path} cannot be read: {exc.strerror}")
+        if value:
+            updates.setdefault(section, {})[key] = SecretStr(value)
+    if problems:
+        raise ConfigError(problems)
+    if not updates:
+        return settings
+    changes = {
+        section: getattr(settings, section).model_copy(update=values)
+        for section, values in updates.items()
+    }
+    return settings.model_copy(update=changes)
+
+
+def mask_secret(value: str) -> str:
+    """Show only enough of a secret to tell two apart: the last 4 characters."""
+    return f"…{value[-4:]}" if len(value) > 8 else "…"
+
+
+def public_view(settings: Settings) -> dict[str, Any]:
+    """The settings as plain data with every secret masked (for check-config)."""
+    data = settings.model_dump(mode="python")
+    for (section, key), _ in SECRET_SOURCES.items():
+        secret = getattr(getattr(settings, section), key)
+        data[section][key] = None if secret is None else mask_secret(secret.get_secret_value())
+    for section in ("alerts", "probes", "logs"):
+        for key, value in data[section].items():
+            field = type(getattr(settings, section)).model_fields[key]
+            if field.metadata and isinstance(value, float) and key not in {"failure_threshold"}:
+                data[section][key] = format_duration(value)
+    return data

@@ -1,0 +1,84 @@
+"""The plain frozen records that flow between stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line read from a log file (newline removed, decoded, possibly cut)."""
+
+    path: str
+    line_no: int
+    offset: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One log record: a single line, or a traceback / JSON body joined from several."""
+
+    path: str
+    first_line: int
+    last_line: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What an event says about the error, each field None when the text does not show it."""
+
+    status: int | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    param: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One OpenAI error found in the logs, with its cause and what to do about it."""
+
+    path: str
+    line: int
+    end_line: int
+    category: str
+    rule: str
+    severity: str
+    title: str
+    status: int | None
+    error_type: str | None
+    error_code: str | None
+    param: str | None
+    model: str | None
+    request_id: str | None
+    message: str
+    fingerprint: str
+    fixes: tuple[str, ...]
+    docs: tuple[str, ...]
+    excerpt: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The `classify --json` contract (DESIGN.md), in its field order."""
+        return {
+            "path": self.path,
+            "line": self.line,
+            "end_line": self.end_line,
+            "category": self.category,
+            "rule": self.rule,
+            "severity": self.severity,
+            "status": self.status,
+            "error_type": self.error_type,
+            "error_code": self.error_code,
+            "param": self.param,
+            "model": self.model,
+            "request_id": self.request_id,
+            "message": self.message,
+            "fingerprint": self.fingerprint,
+            "fixes": list(self.fixes),
+            "docs": list(self.docs),
+        }

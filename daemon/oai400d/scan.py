@@ -1,0 +1,246 @@
+"""Scans a whole byte stream for OpenAI errors, fast and in bounded memory (`oai400d classify`).
+
+The stream is read in large chunks; only the lines around a marker literal (found with
+bytes.find on the lower-cased chunk, far faster than a per-line loop) are decoded and joined
+into events, by walking back to the start of their traceback or body and then letting the same
+Assembler the daemon uses decide where the event ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+from oai400d.assemble import (
+    MAX_EVENT_LINES,
+    Assembler,
+    is_chain_marker,
+    is_closing,
+    is_indented,
+    is_traceback_start,
+)
+from oai400d.classify import Classifier
+from oai400d.model import Event, Finding, Line
+
+CHUNK_SIZE = 4 * 1024 * 1024
+LOOKBACK_BYTES = 64 * 1024  # how far back a traceback or body may start before its marker
+DEFAULT_MAX_LINE = 1024 * 1024
+
+
+def decode_line(raw: bytes, max_line: int) -> str:
+    """Bytes of one line → text: cut at max_line, CR dropped, invalid UTF-8 replaced."""
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    return raw[:max_line].decode("utf-8", "replace")
+
+
+@dataclass
+class ScanStats:
+    bytes_read: int = 0
+    lines: int = 0
+    cut_lines: int = 0
+    events: int = 0
+
+
+@dataclass
+class _Window:
+    """The part of the stream held in memory; buf[0] starts line `base_line`."""
+
+    buf: bytes = b""
+    base_line: int = 1
+    cursor: int = 0  # an offset whose line number is known …
+    cursor_line: int = 1  # … and that number
+    searched: int = 0  # markers were looked for in buf[:searched]
+    emitted_end: int = 0  # buf[:emitted_end] belongs to events already classified
+    emitted_through: int = 0  # the last line number of those events
+
+    def line_no(self, offset: int) -> int:
+        if offset >= self.cursor:
+            self.cursor_line += self.buf.count(b"\n", self.cursor, offset)
+        else:
+            self.cursor_line -= self.buf.count(b"\n", offset, self.cursor)
+        self.cursor = offset
+        return self.cursor_line
+
+    def line_start(self, offset: int) -> int:
+        return self.buf.rfind(b"\n", 0, offset) + 1
+
+    def drop(self, upto: int) -> None:
+        """Forget buf[:upto] (upto is a line start)."""
+        dropped = self.buf.count(b"\n", 0, upto)
+        self.line_no(upto)
+        self.base_line += dropped
+        self.buf = self.buf[upto:]
+        self.cursor -= upto
+        self.searched = max(0, self.searched - upto)
+        self.emitted_end = max(0, self.emitted_end - upto)
+
+
+@dataclass
+class Scanner:
+    """Finds every OpenAI error in one stream; `stats` holds what was read."""
+
+    classifier: Classifier
+    max_line: int = DEFAULT_MAX_LINE
+    chunk_size: int = CHUNK_SIZE
+    progress: Callable[[int], None] | None = None
+    stats: ScanStats = field(default_factory=ScanStats)
+
+    def scan(self, stream: BinaryIO, path: str) -> Iterator[Finding]:
+        """Yield findings in file order."""
+        window = _Window()
+        markers = [marker.encode() for marker in self.classifier.table.markers]
+        skipping = False  # inside the dropped rest of an over-long line
+        ends_with_newline = True
+        eof = False
+        while not eof:
+            data = stream.read(self.chunk_size)
+            eof = not data
+            self.stats.bytes_read += len(data)
+            if self.progress is not None and data:
+                self.progress(len(data))
+            if data:
+                ends_with_newline = data.endswith(b"\n")
+            if skipping and data:
+                newline = data.find(b"\n")
+                if newline < 0:
+                    continue
+                data = data[newline + 1 :]
+                skipping = False
+            window.buf += data
+            end = len(window.buf) if eof else window.buf.rfind(b"\n") + 1
+            if not eof and len(window.buf) - end > self.max_line:
+                window.buf = window.buf[: end + self.max_line] + b"\n"
+                end = len(window.buf)
+                skipping = True
+                self.stats.cut_lines += 1
+            deferred = yield from self._scan_window(window, markers, end, eof, path)
+            if deferred is not None:
+                window.drop(deferred[0])
+                window.searched = deferred[1] - deferred[0]
+            else:
+                window.searched = end
+                window.drop(window.line_start(max(0, end - LOOKBACK_BYTES)))
+        self.stats.lines = window.base_line - 1 + window.buf.count(b"\n")
+        if window.buf and not ends_with_newline:
+            self.stats.lines += 1
+
+    def _scan_window(
+        self, window: _Window, markers: list[bytes], end: int, eof: bool, path: str
+    ) -> Iterator[Finding]:
+        """Classify the events around each marker in buf[searched:end]. Returns (region start,
+        hit line start) when an event runs past `end` and must wait for more data."""
+        start = window.searched
+        if start >= end:
+            return None
+        lowered = window.buf[start:end].lower()
+        hits: set[int] = set()
+        for marker in markers:
+            index = lowered.find(marker)
+            while index >= 0:
+                line_start = window.line_start(start + index)
+                hits.add(line_start)
+                next_line = window.buf.find(b"\n", start + index, end)
+                if next_line < 0:
+                    break
+                index = lowered.find(marker, next_line - start)
+        for hit in sorted(hits):
+            if hit < window.emitted_end:
+                continue
+            region = self._walk_back(window, hit)
+            events, complete = self._assemble(window, region, end, eof, window.line_no(hit), path)
+            if not complete:
+                return region, hit
+            for event in events:
+                if event.last_line <= window.emitted_through:
+                    continue
+                self.stats.events += 1
+                finding = self.classifier.classify(event)
+                if finding is not None:
+                    yield finding
+                window.emitted_through = event.last_line
+            window.emitted_end = self._offset_after(window, region, events[-1].last_line)
+        return None
+
+    def _line_text(self, window: _Window, start: int) -> str:
+        newline = window.buf.find(b"\n", start)
+        stop = len(window.buf) if newline < 0 else newline
+        return decode_line(window.buf[start : min(stop, start + self.max_line)], self.max_line)
+
+    def _walk_back(self, window: _Window, hit: int) -> int:
+        """Where the event holding the line at `hit` may start: the start of its traceback,
+        dump or body, found by walking back over frames, continuation lines and chain markers."""
+        floor = max(window.emitted_end, hit - LOOKBACK_BYTES, 0)
+        current = hit
+        for _ in range(MAX_EVENT_LINES):
+            if current <= floor:
+                return max(current, floor)
+            previous = window.line_start(current - 1)
+            text = self._line_text(window, current)
+            before = self._line_text(window, previous)
+            if is_traceback_start(text):
+                marker_at = self._chain_marker_before(window, previous, floor)
+                if marker_at is not None:
+                    current = marker_at
+                    continue
+                if before.strip() and not is_indented(before):
+                    return previous  # logger.exception's header line
+                return current
+            if (
+                is_indented(text)
+                or is_closing(text)
+                or is_chain_marker(text)
+                or not text.strip()
+                or is_indented(before)
+            ):
+                current = previous
+                continue
+            return current
+        return current
+
+    def _chain_marker_before(self, window: _Window, offset: int, floor: int) -> int | None:
+        """The chain marker line just above a `Traceback` line (blank lines between), if any."""
+        for _ in range(3):
+            text = self._line_text(window, offset)
+            if is_chain_marker(text):
+                return offset
+            if text.strip() or offset <= floor:
+                return None
+            offset = window.line_start(offset - 1)
+        return None
+
+    def _assemble(
+        self, window: _Window, region: int, end: int, eof: bool, hit_line: int, path: str
+    ) -> tuple[list[Event], bool]:
+        """Events from `region` through the one holding `hit_line`; False if it runs past end."""
+        assembler = Assembler(path)
+        line_no = window.line_no(region)
+        position = region
+        events: list[Event] = []
+        while position < end:
+            newline = window.buf.find(b"\n", position, end)
+            stop = end if newline < 0 else newline
+            text = decode_line(window.buf[position : min(stop, position + self.max_line)], self.max_line)
+            for event in assembler.feed(Line(path, line_no, position, text)):
+                events.append(event)
+                if event.last_line >= hit_line:
+                    return events, True
+            position = stop + 1
+            line_no += 1
+        if eof:
+            events.extend(assembler.flush())
+            return events, True
+        return events, False
+
+    def _offset_after(self, window: _Window, region: int, last_line: int) -> int:
+        """The offset of the line after `last_line`, counting from `region`."""
+        offset = region
+        line_no = window.line_no(region)
+        while line_no <= last_line:
+            newline = window.buf.find(b"\n", offset)
+            if newline < 0:
+                return len(window.buf)
+            offset = newline + 1
+            line_no += 1
+        return offset
