@@ -1,0 +1,62 @@
+"""Shared helpers: the corpus table, and running the installed `oai400d` command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DATA = Path(__file__).parent / "data"
+
+
+@dataclass(frozen=True)
+class Expected:
+    category: str
+    code: str | None
+    lines: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Case:
+    group: str
+    file: Path
+    format: str
+    findings: tuple[Expected, ...] = field(default_factory=tuple)
+
+    @property
+    def id(self) -> str:
+        return f"{self.group}/{self.file.name}"
+
+
+def load_corpus() -> list[Case]:
+    """Every case of tests/data/*/expected.toml."""
+    cases = []
+    for table in sorted(DATA.glob("*/expected.toml")):
+        document = tomllib.loads(table.read_text(encoding="utf-8"))
+        for raw in document.get("case", []):
+            findings = tuple(
+                Expected(f["category"], f.get("code"), (f["lines"][0], f["lines"][1]))
+                for f in raw.get("findings", [])
+            )
+            cases.append(Case(table.parent.name, table.parent / raw["file"], raw["format"], findings))
+    return cases
+
+
+def oai400d(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    """Run the real command in a subprocess, as a user would."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
+    full_env.pop("OAI400D_CONFIG", None)
+    full_env.pop("CREDENTIALS_DIRECTORY", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "oai400d.cli", *args],
+        input=stdin,
+        capture_output=True,
+        env=full_env,
+        timeout=timeout,
+        check=False,
+    )

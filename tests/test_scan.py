@@ -1,0 +1,75 @@
+"""The streaming scanner: any bytes in, bounded memory, correct line numbers across chunks."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oai400d.classify import Classifier
+from oai400d.scan import Scanner
+
+CLASSIFIER = Classifier()
+ERROR_LINE = (
+    "openai.RateLimitError: Error code: 429 - {'error': {'message': 'Rate limit reached for gpt-4o "
+    "in organization org-abcdef123456 on tokens per min (TPM): Limit 30000, Used 29500, Requested "
+    "900. Please try again in 1.2s.', 'type': 'tokens', 'param': None, 'code': 'rate_limit_exceeded'}}"
+)
+
+
+def scan(data: bytes, **options: int) -> list[tuple[int, int, str]]:
+    scanner = Scanner(CLASSIFIER, **options)
+    return [(f.line, f.end_line, f.category) for f in scanner.scan(io.BytesIO(data), "t.log")]
+
+
+@given(st.binary(max_size=4096))
+@settings(max_examples=300)
+def test_arbitrary_bytes_never_crash(data: bytes) -> None:
+    """Any bytes at all (binary, invalid UTF-8, NULs) are scanned without an exception."""
+    scan(data)
+    scan(data + b"\n" + ERROR_LINE.encode() + b"\n", chunk_size=64)
+
+
+@given(st.lists(st.sampled_from([b"noise line", b"", b"  indented", b"{", b"}", b"Traceback (most recent call last):", ERROR_LINE.encode(), b"\xff\xfe openai \x00"]), max_size=60), st.integers(16, 512))
+@settings(max_examples=200)
+def test_chunk_size_does_not_change_findings(lines: list[bytes], chunk: int) -> None:
+    """Where the chunk boundaries fall never changes what is found or its line numbers."""
+    data = b"\n".join(lines) + b"\n"
+    assert scan(data, chunk_size=chunk) == scan(data)
+
+
+def test_line_numbers_are_exact_far_into_a_stream() -> None:
+    """Findings after many chunks carry their true 1-based line numbers."""
+    noise = b"2026-11-25T10:00:00Z INFO GET /health 200 1ms\n"
+    data = noise * 100_000 + ERROR_LINE.encode() + b"\n" + noise * 10 + ERROR_LINE.encode() + b"\n"
+    assert scan(data, chunk_size=65536) == [(100_001, 100_001, "rate_limit"), (100_012, 100_012, "rate_limit")]
+
+
+def test_invalid_utf8_and_binary_do_not_hide_later_errors() -> None:
+    """Garbage before an error line is skipped over, the error still found."""
+    data = os.urandom(200_000) + b"\n\xff\xfe\xfa invalid \xc3\x28\n" + ERROR_LINE.encode() + b"\n"
+    found = scan(data)
+    assert found[-1][2] == "rate_limit"
+
+
+def test_over_long_line_is_cut_and_the_scan_goes_on() -> None:
+    """A 5 MB line without newline is cut at max_line; the next line is still classified."""
+    data = b"x" * 5_000_000 + b"\n" + ERROR_LINE.encode() + b"\n"
+    scanner = Scanner(CLASSIFIER, max_line=65536, chunk_size=1 << 20)
+    found = [(f.line, f.category) for f in scanner.scan(io.BytesIO(data), "t.log")]
+    assert found == [(2, "rate_limit")]
+    assert scanner.stats.cut_lines == 1
+    assert scanner.stats.lines == 2
+
+
+def test_error_inside_an_over_long_line_is_found_in_its_kept_head() -> None:
+    """An error at the start of a huge line is classified from the part that is kept."""
+    data = ERROR_LINE.encode() + b" " + b"y" * 3_000_000 + b"\nnext\n"
+    assert scan(data, max_line=65536, chunk_size=1 << 20) == [(1, 1, "rate_limit")]
+
+
+def test_last_line_without_newline_is_classified() -> None:
+    """A file whose last line has no newline still yields that line's finding."""
+    assert scan(b"hello\n" + ERROR_LINE.encode()) == [(2, 2, "rate_limit")]
