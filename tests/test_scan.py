@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oai400d.classify import Classifier
-from oai400d.scan import Scanner
+from oai400d.scan import Scanner, scan_file, split_point
 
 CLASSIFIER = Classifier()
 ERROR_LINE = (
@@ -73,3 +74,25 @@ def test_error_inside_an_over_long_line_is_found_in_its_kept_head() -> None:
 def test_last_line_without_newline_is_classified() -> None:
     """A file whose last line has no newline still yields that line's finding."""
     assert scan(b"hello\n" + ERROR_LINE.encode()) == [(2, 2, "rate_limit")]
+
+
+def test_two_process_scan_equals_one_process_scan(tmp_path: Path) -> None:
+    """Splitting a big file between two processes changes neither findings nor line numbers."""
+    traceback = (
+        "2026-11-25 10:00:03 ERROR worker: call failed\nTraceback (most recent call last):\n"
+        '  File "/app/w.py", line 9, in run\n    client.chat.completions.create()\n'
+        + ERROR_LINE + "\n"
+    )
+    noise = "2026-11-25T10:00:00Z INFO GET /health 200 1ms\n"
+    log = tmp_path / "big.log"
+    log.write_text((noise * 700 + traceback) * 60)
+    size = log.stat().st_size
+    sequential = Scanner(CLASSIFIER)
+    with log.open("rb") as handle:
+        one = [(f.line, f.end_line, f.fingerprint) for f in sequential.scan(handle, str(log))]
+    parallel = Scanner(CLASSIFIER, chunk_size=65536)
+    two = [(f.line, f.end_line, f.fingerprint) for f in scan_file(parallel, str(log), size, parallel_min=1)]
+    assert split_point(str(log), size) is not None
+    assert len(one) == 60
+    assert two == one
+    assert parallel.stats.lines == sequential.stats.lines == 60 * 705

@@ -6,6 +6,7 @@ import argparse
 import gzip
 import json
 import os
+import stat
 import sys
 import time
 from collections import Counter
@@ -18,7 +19,7 @@ from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, load_config, public_view
 from oai400d.errors import ConfigError
 from oai400d.model import Finding
-from oai400d.scan import Scanner
+from oai400d.scan import Scanner, scan_file
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -107,7 +108,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 scanner = Scanner(classifier, max_line=loaded.settings.logs.max_line)
                 with _progress(path, size) as progress:
                     scanner.progress = progress
-                    for finding in scanner.scan(stream, path):
+                    findings = (
+                        scan_file(scanner, path, size) if size is not None else scanner.scan(stream, path)
+                    )
+                    for finding in findings:
                         counts[finding.category] += 1
                         first_fix.setdefault(finding.category, finding.fixes[0] if finding.fixes else "")
                         _print_finding(out, finding, args.json)
@@ -132,7 +136,8 @@ def _open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
     if os.path.isdir(path):
         raise IsADirectoryError(21, "is a directory, not a log file", path)
     with open(path, "rb") as raw:
-        size = os.fstat(raw.fileno()).st_size
+        info = os.fstat(raw.fileno())
+        size = info.st_size if stat.S_ISREG(info.st_mode) else None
         if raw.read(2) == b"\x1f\x8b":
             raw.seek(0)
             with gzip.open(raw, "rb") as unzipped:

@@ -8,9 +8,14 @@ Assembler the daemon uses decide where the event ends.
 
 from __future__ import annotations
 
+import dataclasses
+import multiprocessing
+import os
+import pickle
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Protocol
 
 from oai400d.assemble import (
     MAX_EVENT_LINES,
@@ -24,8 +29,14 @@ from oai400d.classify import Classifier
 from oai400d.model import Event, Finding, Line
 
 CHUNK_SIZE = 4 * 1024 * 1024
+PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this a second process costs more than it saves
+SPLIT_SEARCH_BYTES = 1024 * 1024
 LOOKBACK_BYTES = 64 * 1024  # how far back a traceback or body may start before its marker
 DEFAULT_MAX_LINE = 1024 * 1024
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def decode_line(raw: bytes, max_line: int) -> str:
@@ -68,9 +79,7 @@ class _Window:
 
     def drop(self, upto: int) -> None:
         """Forget buf[:upto] (upto is a line start)."""
-        dropped = self.buf.count(b"\n", 0, upto)
-        self.line_no(upto)
-        self.base_line += dropped
+        self.base_line = self.line_no(upto)
         self.buf = self.buf[upto:]
         self.cursor -= upto
         self.searched = max(0, self.searched - upto)
@@ -87,7 +96,7 @@ class Scanner:
     progress: Callable[[int], None] | None = None
     stats: ScanStats = field(default_factory=ScanStats)
 
-    def scan(self, stream: BinaryIO, path: str) -> Iterator[Finding]:
+    def scan(self, stream: Readable, path: str) -> Iterator[Finding]:
         """Yield findings in file order."""
         window = _Window()
         markers = [marker.encode() for marker in self.classifier.table.markers]
@@ -244,3 +253,100 @@ class Scanner:
             offset = newline + 1
             line_no += 1
         return offset
+
+
+class _Range:
+    """A file read from `start` up to (not including) `end`."""
+
+    def __init__(self, handle: Readable, remaining: int) -> None:
+        self._handle = handle
+        self._remaining = remaining
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._remaining <= 0:
+            return b""
+        data = self._handle.read(self._remaining if size < 0 else min(size, self._remaining))
+        self._remaining -= len(data)
+        return data
+
+
+def _is_plain(text: str) -> bool:
+    return bool(text.strip()) and not (
+        is_indented(text) or is_closing(text) or is_chain_marker(text) or is_traceback_start(text)
+    )
+
+
+def split_point(path: str, size: int) -> int | None:
+    """A line start near the middle of the file that no event spans: it and the two lines before
+    it are plain lines, and the next one does not start a traceback. None if there is none near."""
+    middle = size // 2
+    with open(path, "rb") as handle:
+        handle.seek(middle)
+        window = handle.read(SPLIT_SEARCH_BYTES)
+    first = window.find(b"\n") + 1
+    if first <= 0:
+        return None
+    lines = window[first:].split(b"\n")[:-1]
+    texts = [line.decode("utf-8", "replace") for line in lines]
+    offset = middle + first
+    for index, text in enumerate(texts):
+        if (
+            index >= 2
+            and index + 1 < len(texts)
+            and all(_is_plain(t) for t in texts[index - 2 : index + 1])
+            and not is_traceback_start(texts[index + 1])
+        ):
+            return offset
+        offset += len(lines[index]) + 1
+    return None
+
+
+def _scan_second_half(scanner: Scanner, path: str, start: int, size: int, out: str) -> None:
+    """Worker: scan path[start:], pickling each finding (then the stats) into `out`."""
+    with open(path, "rb") as handle, open(out, "wb") as sink:
+        handle.seek(start)
+        for finding in scanner.scan(_Range(handle, size - start), path):
+            pickle.dump(finding, sink)
+        pickle.dump(scanner.stats, sink)
+
+
+def scan_file(
+    scanner: Scanner, path: str, size: int, parallel_min: int = PARALLEL_MIN_BYTES
+) -> Iterator[Finding]:
+    """Scan a regular file, using a second process for its second half when it is big and
+    both halves can be cut apart cleanly. Findings come out in file order either way."""
+    split = split_point(path, size) if size >= parallel_min and (os.cpu_count() or 1) > 1 else None
+    if split is None or "fork" not in multiprocessing.get_all_start_methods():
+        with open(path, "rb") as handle:
+            yield from scanner.scan(handle, path)
+        return
+    helper = Scanner(scanner.classifier, scanner.max_line, scanner.chunk_size)
+    report = scanner.progress
+    if report is not None:  # this process reads the first part only; show the whole file's pace
+        scanner.progress = lambda count: report(count * size // split)
+    with tempfile.TemporaryDirectory(prefix="oai400d-scan-") as tmp:
+        out = os.path.join(tmp, "second-half.pickle")
+        worker = multiprocessing.get_context("fork").Process(
+            target=_scan_second_half, args=(helper, path, split, size, out), daemon=True
+        )
+        worker.start()
+        try:
+            with open(path, "rb") as handle:
+                yield from scanner.scan(_Range(handle, split), path)
+            worker.join()
+            if worker.exitcode != 0:
+                raise OSError(f"the scanning process for the second half failed ({worker.exitcode})")
+            offset = scanner.stats.lines
+            with open(out, "rb") as source:
+                item = pickle.load(source)
+                while not isinstance(item, ScanStats):
+                    yield dataclasses.replace(
+                        item, line=item.line + offset, end_line=item.end_line + offset
+                    )
+                    item = pickle.load(source)
+        finally:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+    for name in ("bytes_read", "lines", "cut_lines", "events"):
+        setattr(scanner.stats, name, getattr(scanner.stats, name) + getattr(item, name))

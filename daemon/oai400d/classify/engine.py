@@ -67,7 +67,7 @@ class Classifier:
         text = event.text
         if not self.is_candidate(text.lower()):
             return None
-        if any(pattern.search(text) for pattern in self.table.other_providers):
+        if self.table.other_providers.search(text):
             return None
         evidence = extract(text, self.table.class_status)
         if evidence.status is not None and evidence.status < 400:

@@ -66,7 +66,7 @@ class RuleTable:
 
     rules: tuple[Rule, ...]
     markers: tuple[str, ...]  # lower-case literals; an OpenAI error's text contains one
-    other_providers: tuple[re.Pattern[str], ...]
+    other_providers: re.Pattern[str]  # any hit: another provider's or service's error
     class_status: Mapping[str, int]
 
     def find(self, text: str, status: int | None, error_type: str | None, code: str | None) -> Rule | None:
@@ -116,7 +116,7 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     return RuleTable(
         rules=tuple(compiled),
         markers=tuple(marker.lower() for marker in attribution["openai_markers"]),
-        other_providers=tuple(re.compile(p) for p in attribution["other_providers"]),
+        other_providers=re.compile("|".join(f"(?:{_scoped(p)})" for p in attribution["other_providers"])),
         class_status=dict(document["exception_status"]),
     )
 
@@ -152,6 +152,12 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
         fixes=tuple(fixes),
         docs=tuple(_list_of(raw, "docs", str)),
     )
+
+
+def _scoped(pattern: str) -> str:
+    """'(?i)x' → '(?i:x)', so that patterns with their own flags can be joined into one."""
+    match = re.match(r"\(\?([aiLmsux]+)\)", pattern)
+    return f"(?{match.group(1)}:{pattern[match.end():]})" if match else pattern
 
 
 def _list_of(raw: Mapping[str, Any], key: str, kind: type) -> list[Any]:
