@@ -41,12 +41,15 @@ def load_corpus() -> list[Case]:
                 Expected(f["category"], f.get("code"), (f["lines"][0], f["lines"][1]))
                 for f in raw.get("findings", [])
             )
-            cases.append(Case(table.parent.name, table.parent / raw["file"], raw["format"], findings))
+            cases.append(
+                Case(table.parent.name, table.parent / raw["file"], raw["format"], findings)
+            )
     return cases
 
 
-def oai400d(*args: str, stdin: bytes | None = None, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+def oai400d(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[bytes]:
     """Run the real command in a subprocess, as a user would."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
     full_env.pop("OAI400D_CONFIG", None)

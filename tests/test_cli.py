@@ -36,8 +36,22 @@ def test_classify_json_contract(tmp_path: Path) -> None:
     assert len(lines) == 1
     finding = json.loads(lines[0])
     assert list(finding) == [
-        "path", "line", "end_line", "category", "rule", "severity", "status", "error_type",
-        "error_code", "param", "model", "request_id", "message", "fingerprint", "fixes", "docs",
+        "path",
+        "line",
+        "end_line",
+        "category",
+        "rule",
+        "severity",
+        "status",
+        "error_type",
+        "error_code",
+        "param",
+        "model",
+        "request_id",
+        "message",
+        "fingerprint",
+        "fixes",
+        "docs",
     ]
     assert (finding["line"], finding["end_line"], finding["category"]) == (4, 4, "rate_limit")
     assert finding["status"] == 429 and finding["model"] == "gpt-4o"

@@ -28,7 +28,9 @@ def test_every_problem_is_reported_at_once_with_its_key() -> None:
         {"alerts": {"group_wait": "10x"}, "logs": {"pathz": []}, "probes": {"failure_threshold": 0}}
     )
     assert len(problems) == 3
-    assert 'alerts.group_wait: "10x" is not a duration like "30s" (units: ms, s, m, h, d)' in problems
+    assert (
+        'alerts.group_wait: "10x" is not a duration like "30s" (units: ms, s, m, h, d)' in problems
+    )
     assert any(p.startswith("logs.pathz: unknown key") for p in problems)
     assert any(p.startswith("probes.failure_threshold:") for p in problems)
 
@@ -94,7 +96,7 @@ def test_check_config_masks_secrets_and_exits_0(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout.decode()
     assert key not in out and "SECRETSECRET" not in out
-    settings = json.loads(out[out.index("{"):])
+    settings = json.loads(out[out.index("{") :])
     assert settings["openai"]["api_key"] == "…abcd"
     assert settings["openai"]["models"] == ["gpt-4o"]
 
@@ -128,9 +130,13 @@ def test_user_rules_add_and_override_by_id() -> None:
         [
             {"id": first.id, "severity": "info"},
             {
-                "id": "myapp.budget", "category": "quota.insufficient", "severity": "critical",
-                "title": "Gateway budget spent", "patterns": ["(?i)openai budget exhausted"],
-                "fixes": ["Raise the budget"], "docs": ["https://wiki.example.com/budget"],
+                "id": "myapp.budget",
+                "category": "quota.insufficient",
+                "severity": "critical",
+                "title": "Gateway budget spent",
+                "patterns": ["(?i)openai budget exhausted"],
+                "fixes": ["Raise the budget"],
+                "docs": ["https://wiki.example.com/budget"],
             },
         ]
     )

@@ -9,10 +9,17 @@ PACKAGE = Path(__file__).parent.parent / "daemon" / "oai400d"
 
 # Lower number = lower layer. A module may import its own layer or lower ones, never higher.
 LAYERS = {
-    "oai400d": 0, "oai400d.model": 0, "oai400d.errors": 0,
-    "oai400d.config": 1, "oai400d.state": 1,
-    "oai400d.assemble": 2, "oai400d.classify": 2,
-    "oai400d.scan": 3, "oai400d.sources": 3, "oai400d.alerts": 3, "oai400d.probes": 3,
+    "oai400d": 0,
+    "oai400d.model": 0,
+    "oai400d.errors": 0,
+    "oai400d.config": 1,
+    "oai400d.state": 1,
+    "oai400d.assemble": 2,
+    "oai400d.classify": 2,
+    "oai400d.scan": 3,
+    "oai400d.sources": 3,
+    "oai400d.alerts": 3,
+    "oai400d.probes": 3,
     "oai400d.notify": 3,
     "oai400d.service": 4,
     "oai400d.cli": 5,
@@ -33,7 +40,9 @@ def _module_name(path: Path) -> str:
 
 
 def _layer_of(module: str) -> tuple[str, int]:
-    best = max((name for name in LAYERS if module == name or module.startswith(name + ".")), key=len)
+    best = max(
+        (name for name in LAYERS if module == name or module.startswith(name + ".")), key=len
+    )
     return best, LAYERS[best]
 
 

@@ -31,11 +31,20 @@ filler = st.text(string.printable, max_size=80)
     ("text", "expected"),
     [
         ("key sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123a1B2 ok", "key sk-…a1B2 ok"),
-        ("Incorrect API key provided: sk-proj-************a1B2. You can", "Incorrect API key provided: sk-…a1B2. You can"),
-        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "Authorization: Bearer [REDACTED….sig]"),
+        (
+            "Incorrect API key provided: sk-proj-************a1B2. You can",
+            "Incorrect API key provided: sk-…a1B2. You can",
+        ),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig",
+            "Authorization: Bearer [REDACTED….sig]",
+        ),
         ("api-key: 0123456789abcdef0123456789abcdef", "api-key: [REDACTED…cdef]"),
         ("token=xoxb-1234-5678-abcdefghijkl", "token=xox…ijkl"),
-        ("hook https://hooks.slack.com/services/T0/B0/XXXXYYYY", "hook https://hooks.slack.com/[REDACTED]"),
+        (
+            "hook https://hooks.slack.com/services/T0/B0/XXXXYYYY",
+            "hook https://hooks.slack.com/[REDACTED]",
+        ),
         ("desk-top task-force sk-8", "desk-top task-force sk-8"),
     ],
 )

@@ -33,7 +33,24 @@ def test_arbitrary_bytes_never_crash(data: bytes) -> None:
     scan(data + b"\n" + ERROR_LINE.encode() + b"\n", chunk_size=64)
 
 
-@given(st.lists(st.sampled_from([b"noise line", b"", b"  indented", b"{", b"}", b"Traceback (most recent call last):", ERROR_LINE.encode(), b"\xff\xfe openai \x00"]), max_size=60), st.integers(16, 512))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                b"noise line",
+                b"",
+                b"  indented",
+                b"{",
+                b"}",
+                b"Traceback (most recent call last):",
+                ERROR_LINE.encode(),
+                b"\xff\xfe openai \x00",
+            ]
+        ),
+        max_size=60,
+    ),
+    st.integers(16, 512),
+)
 @settings(max_examples=200)
 def test_chunk_size_does_not_change_findings(lines: list[bytes], chunk: int) -> None:
     """Where the chunk boundaries fall never changes what is found or its line numbers."""
@@ -45,7 +62,10 @@ def test_line_numbers_are_exact_far_into_a_stream() -> None:
     """Findings after many chunks carry their true 1-based line numbers."""
     noise = b"2026-11-25T10:00:00Z INFO GET /health 200 1ms\n"
     data = noise * 100_000 + ERROR_LINE.encode() + b"\n" + noise * 10 + ERROR_LINE.encode() + b"\n"
-    assert scan(data, chunk_size=65536) == [(100_001, 100_001, "rate_limit"), (100_012, 100_012, "rate_limit")]
+    assert scan(data, chunk_size=65536) == [
+        (100_001, 100_001, "rate_limit"),
+        (100_012, 100_012, "rate_limit"),
+    ]
 
 
 def test_invalid_utf8_and_binary_do_not_hide_later_errors() -> None:
@@ -81,7 +101,8 @@ def test_two_process_scan_equals_one_process_scan(tmp_path: Path) -> None:
     traceback = (
         "2026-11-25 10:00:03 ERROR worker: call failed\nTraceback (most recent call last):\n"
         '  File "/app/w.py", line 9, in run\n    client.chat.completions.create()\n'
-        + ERROR_LINE + "\n"
+        + ERROR_LINE
+        + "\n"
     )
     noise = "2026-11-25T10:00:00Z INFO GET /health 200 1ms\n"
     log = tmp_path / "big.log"
@@ -91,7 +112,10 @@ def test_two_process_scan_equals_one_process_scan(tmp_path: Path) -> None:
     with log.open("rb") as handle:
         one = [(f.line, f.end_line, f.fingerprint) for f in sequential.scan(handle, str(log))]
     parallel = Scanner(CLASSIFIER, chunk_size=65536)
-    two = [(f.line, f.end_line, f.fingerprint) for f in scan_file(parallel, str(log), size, parallel_min=1)]
+    two = [
+        (f.line, f.end_line, f.fingerprint)
+        for f in scan_file(parallel, str(log), size, parallel_min=1)
+    ]
     assert split_point(str(log), size) is not None
     assert len(one) == 60
     assert two == one

@@ -58,6 +58,15 @@ def opens_block(text: str) -> bool:
     return text.rstrip().endswith(("{", "["))
 
 
+def opens_html(text: str) -> bool:
+    """An HTML error page (a proxy's 413 or 502) printed as part of a message."""
+    return text.rstrip().lower().endswith(("<html>", "<!doctype html>"))
+
+
+def closes_html(text: str) -> bool:
+    return "</html>" in text.lower()
+
+
 class Assembler:
     """Feed lines of one file in order; get back the events they complete.
 
@@ -73,6 +82,7 @@ class Assembler:
         self._in_traceback = False  # between `Traceback …` and the exception line
         self._after_exception = False  # the exception line has been seen
         self._blanks: list[Line] = []  # blank lines that may still lead to a chained traceback
+        self._in_html = False  # inside an HTML page that a message carries
 
     @property
     def pending(self) -> bool:
@@ -85,7 +95,7 @@ class Assembler:
             if text.strip():
                 self._start(line)
             return []
-        if self._depth <= 0 and not text.strip():
+        if self._depth <= 0 and not self._in_html and not text.strip():
             if self._in_traceback or self._after_exception:
                 self._blanks.append(line)  # a chained traceback may follow
                 return []
@@ -115,12 +125,14 @@ class Assembler:
             self._blanks.clear()
             return []
         first, last = self._lines[0], self._lines[-1]
-        event = Event(self.path, first.line_no, last.line_no, "\n".join(x.text for x in self._lines))
+        event = Event(
+            self.path, first.line_no, last.line_no, "\n".join(x.text for x in self._lines)
+        )
         self._lines = []
         self._blanks.clear()
         self._chars = 0
         self._depth = 0
-        self._in_traceback = self._after_exception = False
+        self._in_traceback = self._after_exception = self._in_html = False
         return [event]
 
     def _start(self, line: Line) -> None:
@@ -130,15 +142,22 @@ class Assembler:
     def _append(self, line: Line) -> None:
         self._lines.append(line)
         self._chars += len(line.text)
-        if self._depth > 0 or opens_block(line.text):
-            self._depth = max(0, self._depth + bracket_delta(line.text))
+        text = line.text
+        if self._in_traceback and not self._after_exception and len(self._lines) > 1:
+            return  # source lines in frames (`x = [`) are code, not a body to balance
+        if self._in_html:
+            self._in_html = not closes_html(text)
+        elif opens_html(text):
+            self._in_html = True
+        elif self._depth > 0 or opens_block(text):
+            self._depth = max(0, self._depth + bracket_delta(text))
 
     def _full(self) -> bool:
         return len(self._lines) >= MAX_EVENT_LINES or self._chars >= MAX_EVENT_CHARS
 
     def _belongs(self, text: str) -> bool:
         """Whether this non-blank line continues the pending event."""
-        if self._depth > 0 or is_indented(text):
+        if self._depth > 0 or self._in_html or is_indented(text):
             return True
         if is_chain_marker(text):
             if self._after_exception:

@@ -10,7 +10,7 @@ import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import BinaryIO, TextIO
 
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="oai400d",
-        description="Finds OpenAI API errors in application logs, explains the cause, alerts Slack.",
+        description="Finds OpenAI API errors in application logs, explains them, alerts Slack.",
     )
     parser.add_argument("--version", action="version", version=f"oai400d {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -70,7 +70,9 @@ def _parser() -> argparse.ArgumentParser:
 
     classify = command("classify", "scan log files (or - for stdin) once and report OpenAI errors")
     classify.add_argument("--json", action="store_true", help="one JSON object per finding")
-    classify.add_argument("paths", nargs="+", metavar="PATH", help="log files, .gz too; - for stdin")
+    classify.add_argument(
+        "paths", nargs="+", metavar="PATH", help="log files, .gz too; - for stdin"
+    )
     classify.set_defaults(handler=cmd_classify)
 
     check = command("check-config", "validate the config and print the resolved settings")
@@ -109,21 +111,30 @@ def cmd_classify(args: argparse.Namespace) -> int:
                 with _progress(path, size) as progress:
                     scanner.progress = progress
                     findings = (
-                        scan_file(scanner, path, size) if size is not None else scanner.scan(stream, path)
+                        scan_file(scanner, path, size)
+                        if size is not None
+                        else scanner.scan(stream, path)
                     )
                     for finding in findings:
                         counts[finding.category] += 1
-                        first_fix.setdefault(finding.category, finding.fixes[0] if finding.fixes else "")
+                        first_fix.setdefault(
+                            finding.category, finding.fixes[0] if finding.fixes else ""
+                        )
                         _print_finding(out, finding, args.json)
                 total_bytes += scanner.stats.bytes_read
                 total_lines += scanner.stats.lines
         except OSError as exc:
             unreadable += 1
             reason = exc.strerror or str(exc)
-            print(f"oai400d: cannot read {path}: {reason}; check the path and permissions", file=sys.stderr)
+            print(
+                f"oai400d: cannot read {path}: {reason}; check the path and permissions",
+                file=sys.stderr,
+            )
     out.flush()
     elapsed = max(time.perf_counter() - started, 1e-9)
-    _print_summary(counts, first_fix, len(args.paths) - unreadable, total_lines, total_bytes, elapsed)
+    _print_summary(
+        counts, first_fix, len(args.paths) - unreadable, total_lines, total_bytes, elapsed
+    )
     return EXIT_USAGE if unreadable else EXIT_OK
 
 
@@ -148,7 +159,7 @@ def _open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
 
 
 @contextmanager
-def _progress(path: str, size: int | None) -> Iterator[object]:
+def _progress(path: str, size: int | None) -> Iterator[Callable[[int], None] | None]:
     """A progress line on a terminal for big inputs; nothing otherwise."""
     if not sys.stderr.isatty() or not size or size < PROGRESS_MIN_BYTES:
         yield None
@@ -163,7 +174,9 @@ def _progress(path: str, size: int | None) -> Iterator[object]:
         width = 30
         filled = int(width * done / size)
         bar = "#" * filled + "-" * (width - filled)
-        print(f"\r{path} [{bar}] {100 * done // size:3d}% {rate:6.0f} MB/s", end="", file=sys.stderr)
+        print(
+            f"\r{path} [{bar}] {100 * done // size:3d}% {rate:6.0f} MB/s", end="", file=sys.stderr
+        )
 
     try:
         yield advance
@@ -175,7 +188,11 @@ def _print_finding(out: TextIO, finding: Finding, as_json: bool) -> None:
     if as_json:
         out.write(json.dumps(finding.to_json(), ensure_ascii=False) + "\n")
         return
-    span = f"{finding.line}" if finding.line == finding.end_line else f"{finding.line}-{finding.end_line}"
+    span = (
+        f"{finding.line}"
+        if finding.line == finding.end_line
+        else f"{finding.line}-{finding.end_line}"
+    )
     detail = " ".join(
         part
         for part in (
@@ -194,7 +211,12 @@ def _print_finding(out: TextIO, finding: Finding, as_json: bool) -> None:
 
 
 def _print_summary(
-    counts: Counter[str], first_fix: dict[str, str], files: int, lines: int, size: int, elapsed: float
+    counts: Counter[str],
+    first_fix: dict[str, str],
+    files: int,
+    lines: int,
+    size: int,
+    elapsed: float,
 ) -> None:
     err = sys.stderr
     total = sum(counts.values())

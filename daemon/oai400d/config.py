@@ -1,4 +1,4 @@
-"""TOML configuration → validated, typed settings; secrets from config, environment or systemd credentials."""
+"""TOML config → validated, typed settings; secrets from config, environment or credentials."""
 
 from __future__ import annotations
 
@@ -29,8 +29,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
 _SIZE_UNITS = {
-    None: 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3,
-    "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3,
+    None: 1,
+    "B": 1,
+    "KB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
 }
 
 
@@ -40,7 +46,7 @@ def parse_duration(value: object) -> float:
         raise ValueError(f'{value!r} is not a duration like "30s"')
     if isinstance(value, int | float):
         if value < 0:
-            raise ValueError(f"{value!r} is negative; use a duration like \"30s\"")
+            raise ValueError(f'{value!r} is negative; use a duration like "30s"')
         return float(value)
     match = _DURATION.match(value)
     if not match:
@@ -182,7 +188,9 @@ def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) 
     return DEFAULT_CONFIG_PATH, False
 
 
-def load_config(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+def load_config(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> LoadedConfig:
     """Read, validate and resolve the configuration; raise ConfigError listing every problem."""
     env = os.environ if environ is None else environ
     path, named = config_path(explicit, env)
@@ -249,7 +257,9 @@ def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> Settings:
             except FileNotFoundError:
                 value = ""
             except OSError as exc:
-                problems.append(f"{section}.{key}: credential {path} cannot be read: {exc.strerror}")
+                problems.append(
+                    f"{section}.{key}: credential {path} cannot be read: {exc.strerror}"
+                )
         if value:
             updates.setdefault(section, {})[key] = SecretStr(value)
     if problems:

@@ -1,12 +1,12 @@
 """The project's exception tree; each error says whether retrying the same thing can help.
 
-    Oai400dError
-    ├── ConfigError          the configuration is invalid (exit 78); retrying cannot help
-    ├── InputError           an input file or stream cannot be read; may be retried
-    ├── StateError           the state database cannot be used
-    └── DeliveryError        a notification could not be delivered
-        ├── TransientDeliveryError   retry later (rate limit, 5xx, timeout, connection)
-        └── PermanentDeliveryError   retrying cannot help (bad token, unknown channel)
+Oai400dError
+├── ConfigError          the configuration is invalid (exit 78); retrying cannot help
+├── InputError           an input file or stream cannot be read; may be retried
+├── StateError           the state database cannot be used
+└── DeliveryError        a notification could not be delivered
+    ├── TransientDeliveryError   retry later (rate limit, 5xx, timeout, connection)
+    └── PermanentDeliveryError   retrying cannot help (bad token, unknown channel)
 """
 
 from __future__ import annotations

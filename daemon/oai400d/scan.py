@@ -13,7 +13,7 @@ import multiprocessing
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -44,6 +44,53 @@ def decode_line(raw: bytes, max_line: int) -> str:
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     return raw[:max_line].decode("utf-8", "replace")
+
+
+class Prefilter:
+    """Finds where any of the prefilter literals occur, in as few passes over the bytes as it can.
+
+    Each bytes.find pass costs about as much as the rest of the scan, so literals that contain a
+    common anchor ("error") are found through one pass for the anchor and a cheap comparison at
+    each of its occurrences; where the anchor turns out to be too frequent (a log full of
+    "error"), those literals fall back to a pass each.
+    """
+
+    ANCHOR = b"error"
+    MAX_ANCHOR_HITS = 4096  # per chunk, before falling back to one pass per literal
+
+    def __init__(self, literals: tuple[str, ...]) -> None:
+        encoded = [literal.encode() for literal in literals]
+        self.direct = [lit for lit in encoded if self.ANCHOR not in lit]
+        self.anchored = [(lit, lit.index(self.ANCHOR)) for lit in encoded if self.ANCHOR in lit]
+
+    def occurrences(self, lowered: bytes) -> Iterator[int]:
+        """Offsets in `lowered` where some literal starts (several per line are possible)."""
+        for literal in self.direct:
+            yield from _all(lowered, literal)
+        if not self.anchored:
+            return
+        anchor, anchored = self.ANCHOR, self.anchored
+        seen = 0
+        index = lowered.find(anchor)
+        while index >= 0:
+            seen += 1
+            if seen > self.MAX_ANCHOR_HITS:
+                for literal, offset in anchored:
+                    yield from _all(lowered, literal, max(0, index - offset))
+                return
+            for literal, offset in anchored:
+                begin = index - offset
+                if begin >= 0 and lowered.startswith(literal, begin):
+                    yield begin
+                    break
+            index = lowered.find(anchor, index + 1)
+
+
+def _all(data: bytes, literal: bytes, start: int = 0) -> Iterator[int]:
+    index = data.find(literal, start)
+    while index >= 0:
+        yield index
+        index = data.find(literal, index + 1)
 
 
 @dataclass
@@ -96,10 +143,12 @@ class Scanner:
     progress: Callable[[int], None] | None = None
     stats: ScanStats = field(default_factory=ScanStats)
 
+    def __post_init__(self) -> None:
+        self._prefilter = Prefilter(self.classifier.table.prefilter)
+
     def scan(self, stream: Readable, path: str) -> Iterator[Finding]:
         """Yield findings in file order."""
         window = _Window()
-        markers = [marker.encode() for marker in self.classifier.table.markers]
         skipping = False  # inside the dropped rest of an over-long line
         ends_with_newline = True
         eof = False
@@ -124,7 +173,7 @@ class Scanner:
                 end = len(window.buf)
                 skipping = True
                 self.stats.cut_lines += 1
-            deferred = yield from self._scan_window(window, markers, end, eof, path)
+            deferred = yield from self._scan_window(window, end, eof, path)
             if deferred is not None:
                 window.drop(deferred[0])
                 window.searched = deferred[1] - deferred[0]
@@ -136,24 +185,15 @@ class Scanner:
             self.stats.lines += 1
 
     def _scan_window(
-        self, window: _Window, markers: list[bytes], end: int, eof: bool, path: str
-    ) -> Iterator[Finding]:
+        self, window: _Window, end: int, eof: bool, path: str
+    ) -> Generator[Finding, None, tuple[int, int] | None]:
         """Classify the events around each marker in buf[searched:end]. Returns (region start,
         hit line start) when an event runs past `end` and must wait for more data."""
         start = window.searched
         if start >= end:
             return None
         lowered = window.buf[start:end].lower()
-        hits: set[int] = set()
-        for marker in markers:
-            index = lowered.find(marker)
-            while index >= 0:
-                line_start = window.line_start(start + index)
-                hits.add(line_start)
-                next_line = window.buf.find(b"\n", start + index, end)
-                if next_line < 0:
-                    break
-                index = lowered.find(marker, next_line - start)
+        hits = {window.line_start(start + index) for index in self._prefilter.occurrences(lowered)}
         for hit in sorted(hits):
             if hit < window.emitted_end:
                 continue
@@ -199,6 +239,7 @@ class Scanner:
             if (
                 is_indented(text)
                 or is_closing(text)
+                or text[:1] in ('"', "'")  # a key of a JSON body printed without indentation
                 or is_chain_marker(text)
                 or not text.strip()
                 or is_indented(before)
@@ -230,7 +271,9 @@ class Scanner:
         while position < end:
             newline = window.buf.find(b"\n", position, end)
             stop = end if newline < 0 else newline
-            text = decode_line(window.buf[position : min(stop, position + self.max_line)], self.max_line)
+            text = decode_line(
+                window.buf[position : min(stop, position + self.max_line)], self.max_line
+            )
             for event in assembler.feed(Line(path, line_no, position, text)):
                 events.append(event)
                 if event.last_line >= hit_line:
@@ -289,7 +332,7 @@ def split_point(path: str, size: int) -> int | None:
     lines = window[first:].split(b"\n")[:-1]
     texts = [line.decode("utf-8", "replace") for line in lines]
     offset = middle + first
-    for index, text in enumerate(texts):
+    for index in range(len(texts)):
         if (
             index >= 2
             and index + 1 < len(texts)
@@ -335,7 +378,9 @@ def scan_file(
                 yield from scanner.scan(_Range(handle, split), path)
             worker.join()
             if worker.exitcode != 0:
-                raise OSError(f"the scanning process for the second half failed ({worker.exitcode})")
+                raise OSError(
+                    f"the scanning process for the second half failed ({worker.exitcode})"
+                )
             offset = scanner.stats.lines
             with open(out, "rb") as source:
                 item = pickle.load(source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from oai400d.classify.evidence import extract
+from oai400d.classify.evidence import add_details, read_key
 from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
 from oai400d.model import Event, Evidence, Finding
@@ -16,11 +16,19 @@ MAX_EXCERPT = 4000
 # What differs between two occurrences of the same problem; replaced before fingerprinting.
 _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"https?://\S+"), "<url>"),
-    (re.compile(r"\b(?:req|chatcmpl|run|thread|msg|call|file|batch|resp|asst)[_-][A-Za-z0-9]{6,}\b"), "<id>"),
+    (
+        re.compile(
+            r"\b(?:req|chatcmpl|run|thread|msg|call|file|batch|resp|asst)[_-][A-Za-z0-9]{6,}\b"
+        ),
+        "<id>",
+    ),
     (re.compile(r"\borg-[A-Za-z0-9]{6,}\b"), "<org>"),
     (re.compile(r"\bproj_[A-Za-z0-9]{6,}\b"), "<project>"),
     (re.compile(r"\bsk-…\w*|\bsk-[\w*-]+"), "<key>"),
-    (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I), "<uuid>"),
+    (
+        re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", re.I),
+        "<uuid>",
+    ),
     (re.compile(r"\b[0-9a-f]{16,}\b", re.I), "<hex>"),
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?"), "<time>"),
     (re.compile(r"(?<![\w.-])\d+(?:\.\d+)?(?:ms|s|m|h)?(?![\w-])"), "<n>"),
@@ -38,8 +46,13 @@ def normalise(message: str) -> str:
 def fingerprint_of(rule: Rule, evidence: Evidence, message: str) -> str:
     """Same problem → same 12 hex digits, whatever ids, counts and times differ."""
     parts = (
-        rule.category, rule.id, str(evidence.status or ""), evidence.error_code or "",
-        evidence.param or "", evidence.model or "", normalise(message),
+        rule.category,
+        rule.id,
+        str(evidence.status or ""),
+        evidence.error_code or "",
+        evidence.param or "",
+        evidence.model or "",
+        normalise(message),
     )
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:12]
 
@@ -56,25 +69,29 @@ class Classifier:
 
     def __init__(self, table: RuleTable | None = None) -> None:
         self.table = table if table is not None else load_rules()
-        self._markers = self.table.markers
+        self._prefilter = self.table.prefilter
 
     def is_candidate(self, lowered: str) -> bool:
-        """The cheap test: does the lower-cased text contain any OpenAI marker at all?"""
-        return any(marker in lowered for marker in self._markers)
+        """The cheap test: does the lower-cased text contain any prefilter literal at all?"""
+        return any(literal in lowered for literal in self._prefilter)
 
     def classify(self, event: Event) -> Finding | None:
         """The finding for this event, or None when it is not an OpenAI API error."""
         text = event.text
-        if not self.is_candidate(text.lower()):
+        lowered = text.lower()
+        if not self.is_candidate(lowered):
             return None
-        if self.table.other_providers.search(text):
+        if not any(pattern.search(text, lowered) for pattern in self.table.openai):
             return None
-        evidence = extract(text, self.table.class_status)
-        if evidence.status is not None and evidence.status < 400:
+        if any(pattern.search(text, lowered) for pattern in self.table.other_providers):
             return None
-        rule = self.table.find(text, evidence.status, evidence.error_type, evidence.error_code)
+        key, body = read_key(text, lowered, self.table.class_status)
+        if key.status is not None and key.status < 400:
+            return None
+        rule = self.table.find(text, lowered, key.status, key.error_type, key.error_code)
         if rule is None:
             return None
+        evidence = add_details(key, text, lowered, body)
         message = _trim(redact(evidence.message or ""), MAX_MESSAGE)
         return Finding(
             path=event.path,

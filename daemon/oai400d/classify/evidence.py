@@ -17,53 +17,65 @@ from oai400d.model import Evidence
 
 _MAX_BODY = 64 * 1024  # a body longer than this is not parsed as a whole (its fields still are)
 
-_STATUS_PATTERNS: tuple[re.Pattern[str], ...] = (
-    re.compile(r"\bError code: (\d{3})\b"),
-    re.compile(r"\bHTTP/\d(?:\.\d)? (\d{3})\b"),
-    re.compile(r"\bfailed with status (?:code )?(\d{3})\b"),
-    re.compile(r"\bstatus code:? (\d{3})\b", re.IGNORECASE),
-    re.compile(r"\bhttp_status=(\d{3})\b"),
-    re.compile(r"""\\?["']?\b(?:status|status_code|statusCode|http_status)\\?["']?\s*[:=]\s*\\?["']?(\d{3})\b"""),
-    re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception): (?:Error: )?(\d{3})\b"),
-    re.compile(
-        r"\b(\d{3}),? (?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict|Request Entity Too Large"
-        r"|Payload Too Large|Unprocessable Entity|Too Many Requests|Internal Server Error|Bad Gateway"
-        r"|Service Unavailable|Gateway Time-?out)\b",
-        re.IGNORECASE,
+# Each form of a status, in order of preference (most explicit first), with a lower-cased
+# literal that the text must contain for the form to apply (a cheap test before the regex).
+_STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("error code: ", re.compile(r"\bError code: (\d{3})\b")),
+    ("http/", re.compile(r"\bHTTP/\d(?:\.\d)? (\d{3})\b")),
+    ("failed with status", re.compile(r"\bfailed with status (?:code )?(\d{3})\b")),
+    ("status code", re.compile(r"\bstatus code:? (\d{3})\b", re.IGNORECASE)),
+    ("http_status=", re.compile(r"\bhttp_status=(\d{3})\b")),
+    (
+        "status",
+        re.compile(
+            r"""\\?["']?\b(?:status|status_code|statusCode|http_status)\\?["']?\s*[:=]\s*\\?["']?(\d{3})\b"""
+        ),
     ),
-    re.compile(r"""["']code["']\s*:\s*["']?([45]\d\d)["']?\s*[,}]"""),
+    (": ", re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception): (?:Error: )?(\d{3})\b")),
+    (
+        "",
+        re.compile(
+            r"\b(\d{3}),? (?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict"
+            r"|Request Entity Too Large|Payload Too Large|Unprocessable Entity|Too Many Requests"
+            r"|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b",
+            re.IGNORECASE,
+        ),
+    ),
+    ("code", re.compile(r"""["']code["']\s*:\s*["']?([45]\d\d)["']?\s*[,}]""")),
 )
 
-_FIELD_QUOTED = r"""\\?["']?\b{name}\\?["']?\s*[:=]\s*(?:\\?["'])([^"'\\]{{1,200}})(?:\\?["'])"""
+# Field patterns begin with their literal, which lets the regex engine skip ahead fast (ten
+# times faster than a pattern that begins with optional quotes).
+_FIELD_QUOTED = r"""{name}\\?["']?\s*[:=]\s*\\?["']([^"'\\]{{1,200}})\\?["']"""
 _CODE_PATTERNS = (
     re.compile(_FIELD_QUOTED.format(name="code")),
-    re.compile(r"\berror_code=([A-Za-z_][\w.-]*)"),
+    re.compile(r"code=([A-Za-z_][\w.-]*)"),
 )
 _TYPE_PATTERNS = (
     re.compile(_FIELD_QUOTED.format(name="type")),
-    re.compile(r"\berror_type=([A-Za-z_]\w*)"),
+    re.compile(r"error_type=([A-Za-z_]\w*)"),
 )
 _PARAM_PATTERNS = (
     re.compile(_FIELD_QUOTED.format(name="param")),
-    re.compile(r"\berror_param=([^\s,]+)"),
+    re.compile(r"param=([^\s,)]+)"),
 )
 _MESSAGE_PATTERNS = (
-    re.compile(r"""\\?["']message\\?["']\s*:\s*\\?"((?:[^"\\]|\\[^"])*)\\?"""),
-    re.compile(r"""["']message["']\s*:\s*'((?:[^'\\]|\\.)*)'"""),
-    re.compile(r"""\bmessage: '((?:[^'\\]|\\.)*)'"""),
-    re.compile(r"""\berror_message=(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")"""),
+    re.compile(r"""message\\?["']\s*:\s*\\?"((?:[^"\\]|\\[^"])*)\\?"""),
+    re.compile(r"""message["']\s*:\s*'((?:[^'\\]|\\.)*)'"""),
+    re.compile(r"""message: '((?:[^'\\]|\\.)*)'"""),
+    re.compile(r"""error_message=(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")"""),
 )
 _REQUEST_ID_PATTERNS = (
-    re.compile(r"\b(req_[A-Za-z0-9]{6,})\b"),
+    re.compile(r"(req_[A-Za-z0-9]{6,})\b"),
     re.compile(
-        r"""(?i)\b(?:x-request-id|request[_-]?id|requestId|apim-request-id)\\?["']?\s*[:=]\s*\\?["']?([A-Za-z0-9][\w-]{7,})"""
+        r"""(?i)(?:x-request-id|request[_-]?id|requestId|apim-request-id)\\?["']?\s*[:=]\s*\\?["']?([A-Za-z0-9][\w-]{7,})"""
     ),
 )
 _MODEL_PATTERNS = (
-    re.compile(r"\bmodel [`'\"]([\w.:/-]{2,80})[`'\"]", re.IGNORECASE),
-    re.compile(r"\bRate limit reached for (?:model )?[`'\"]?([\w.:/-]{2,80}?)[`'\"]? in "),
-    re.compile(r"""\\?["']?\bmodel\\?["']?\s*[:=]\s*\\?["']([\w.:/-]{2,80})\\?["']"""),
-    re.compile(r"\bmodel=([\w.:/-]{2,80})"),
+    re.compile(r"[Mm]odel [`'\"]([\w.:/-]{2,80})[`'\"]"),
+    re.compile(r"Rate limit reached for (?:model )?[`'\"]?([\w.:/-]{2,80}?)[`'\"]? in "),
+    re.compile(r"""model\\?["']?\s*[:=]\s*\\?["']([\w.:/-]{2,80})\\?["']"""),
+    re.compile(r"model=([\w.:/-]{2,80})"),
     re.compile(r"/deployments/([\w.-]{1,80})/"),
 )
 _NONE_WORDS = {"none", "null", "undefined", ""}
@@ -74,17 +86,46 @@ _EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Timeout)
 
 def extract(text: str, class_status: Mapping[str, int] | None = None) -> Evidence:
     """Everything the text shows about the error; fields it does not show stay None."""
-    body = _find_error_body(text)
-    status = _first_int(_STATUS_PATTERNS, text)
+    lowered = text.lower()
+    key, body = read_key(text, lowered, class_status)
+    return add_details(key, text, lowered, body)
+
+
+def read_key(
+    text: str, lowered: str, class_status: Mapping[str, int] | None = None
+) -> tuple[Evidence, dict[str, Any] | None]:
+    """What rules match on: status, error type and code (and the parsed body, for later)."""
+    status = _status(text, lowered)
+    if status is not None and status < 400:
+        return Evidence(status=status), None  # a success or redirect: nothing more to read
+    body = _find_error_body(text) if "{" in text else None
     if status is None and body is not None:
-        status = _int_or_none(body.get("status") or body.get("code"))
+        status = _int_or_none(body.get("status")) or _int_or_none(body.get("code"))
     if status is None and class_status:
         status = _status_from_class(text, class_status)
+    error_type = _field(body, "type")
+    if error_type is None and "type" in lowered:
+        error_type = _first(_TYPE_PATTERNS, text, _looks_like_type)
+    error_code = _field(body, "code")
+    if error_code is None and "code" in lowered:
+        error_code = _first(_CODE_PATTERNS, text, _looks_like_code)
+    if error_code is not None and not _looks_like_code(error_code):
+        error_code = None  # a bare number that repeats the status is not an error code
+    return Evidence(status=status, error_type=error_type, error_code=error_code), body
+
+
+def add_details(
+    evidence: Evidence, text: str, lowered: str, body: dict[str, Any] | None
+) -> Evidence:
+    """The rest, read only for events that a rule matched: param, model, request id, message."""
+    param = _field(body, "param")
+    if param is None and "param" in lowered:
+        param = _first(_PARAM_PATTERNS, text, None)
     return Evidence(
-        status=status,
-        error_type=_field(body, "type") or _first(_TYPE_PATTERNS, text, _looks_like_type),
-        error_code=_field(body, "code") or _first(_CODE_PATTERNS, text, _looks_like_code),
-        param=_field(body, "param") or _first(_PARAM_PATTERNS, text, None),
+        status=evidence.status,
+        error_type=evidence.error_type,
+        error_code=evidence.error_code,
+        param=param,
         model=_first(_MODEL_PATTERNS, text, None),
         request_id=_first(_REQUEST_ID_PATTERNS, text, None),
         message=_field(body, "message") or _first_message(text) or _exception_message(text),
@@ -92,11 +133,18 @@ def extract(text: str, class_status: Mapping[str, int] | None = None) -> Evidenc
 
 
 def _looks_like_type(value: str) -> bool:
-    return bool(re.fullmatch(r"[a-z][a-z_]{2,60}", value)) and value not in {"error", "text", "json_object"}
+    return bool(re.fullmatch(r"[a-z][a-z_]{2,60}", value)) and value not in {
+        "error",
+        "text",
+        "json_object",
+    }
 
 
 def _looks_like_code(value: str) -> bool:
-    return bool(re.fullmatch(r"[A-Za-z][\w.-]{1,80}|[45]\d\d", value))
+    """An API error code: not a number (a status), nor Node's ENOTFOUND or axios' ERR_*."""
+    return bool(re.fullmatch(r"[A-Za-z][\w.-]{1,80}", value)) and not re.fullmatch(
+        r"E[A-Z]{3,}|ERR_[A-Z_]+", value
+    )
 
 
 def _first(patterns: tuple[re.Pattern[str], ...], text: str, accept: Any) -> str | None:
@@ -130,10 +178,12 @@ def _exception_message(text: str) -> str | None:
     return lines[-1] if lines else None
 
 
-def _first_int(patterns: tuple[re.Pattern[str], ...], text: str) -> int | None:
-    for pattern in patterns:
-        match = pattern.search(text)
-        if match:
+def _status(text: str, lowered: str) -> int | None:
+    """The HTTP status the text states, preferring the most explicit form."""
+    for literal, pattern in _STATUS_FORMS:
+        if literal not in lowered:
+            continue
+        for match in pattern.finditer(text):
             value = int(match.group(1))
             if 100 <= value <= 599:
                 return value

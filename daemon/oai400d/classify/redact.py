@@ -5,19 +5,29 @@ from __future__ import annotations
 import re
 
 # Each pattern's group "secret" is replaced; what stays around it keeps the text readable.
-_PATTERNS: tuple[re.Pattern[str], ...] = (
+# With each, the lower-cased literals one of which it needs: most texts skip every regex.
+_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
     # OpenAI keys: sk-…, sk-proj-…, sk-svcacct-…, sk-admin-…, also the API's own masked echo.
-    re.compile(r"(?P<secret>\bsk-(?:[A-Za-z]+-)?[A-Za-z0-9_*\-]{8,})"),
+    (("sk-",), re.compile(r"(?P<secret>\bsk-(?:[A-Za-z]+-)?[A-Za-z0-9_*\-]{8,})")),
     # Slack tokens: xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe(.xoxp)-…
-    re.compile(r"(?P<secret>\bxox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]{6,})"),
+    (("xox",), re.compile(r"(?P<secret>\bxox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]{6,})")),
     # Slack incoming webhooks.
-    re.compile(r"(?P<secret>https?://hooks\.slack(?:-gov)?\.com/[A-Za-z0-9/_-]+)"),
+    (
+        ("hooks.slack",),
+        re.compile(r"(?P<secret>https?://hooks\.slack(?:-gov)?\.com/[A-Za-z0-9/_-]+)"),
+    ),
     # Authorization headers, whatever the scheme's token looks like.
-    re.compile(r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"),
+    (
+        ("bearer", "basic"),
+        re.compile(r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"),
+    ),
     # Azure's api-key header and key=value / "key": "value" forms.
-    re.compile(
-        r"""(?ix)(?:api[-_]?key|subscription[-_]key|x-api-key|access[-_]token|client[-_]secret)
-        ["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"""
+    (
+        ("key", "token", "secret"),
+        re.compile(
+            r"""(?ix)(?:api[-_]?key|subscription[-_]key|x-api-key|access[-_]token|client[-_]secret)
+            ["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"""
+        ),
     ),
 )
 
@@ -37,6 +47,8 @@ def _mask(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """Replace every secret-shaped value in text; `sk-proj-abc…a1B2` becomes `sk-…a1B2`."""
-    for pattern in _PATTERNS:
-        text = pattern.sub(_mask, text)
+    lowered = text.lower()
+    for literals, pattern in _PATTERNS:
+        if any(literal in lowered for literal in literals):
+            text = pattern.sub(_mask, text)
     return text

@@ -9,21 +9,58 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from oai400d.classify.literals import required_literals
 from oai400d.errors import ConfigError
 
 CATEGORIES = frozenset(
     {
-        "auth.invalid_api_key", "auth.organization", "auth.permission", "quota.insufficient",
-        "rate_limit", "request.image", "request.context_length", "request.unsupported_parameter",
-        "request.invalid_parameter", "request.model_not_found", "request.content_policy",
-        "request.payload", "server.error", "network",
+        "auth.invalid_api_key",
+        "auth.organization",
+        "auth.permission",
+        "quota.insufficient",
+        "rate_limit",
+        "request.image",
+        "request.context_length",
+        "request.unsupported_parameter",
+        "request.invalid_parameter",
+        "request.model_not_found",
+        "request.content_policy",
+        "request.payload",
+        "server.error",
+        "network",
     }
 )
 SEVERITIES = ("critical", "warning", "info")
 _RULE_KEYS = {
-    "id", "category", "severity", "title", "status", "types", "codes", "patterns",
-    "not_patterns", "fixes", "docs",
+    "id",
+    "category",
+    "severity",
+    "title",
+    "status",
+    "types",
+    "codes",
+    "patterns",
+    "not_patterns",
+    "fixes",
+    "docs",
 }
+
+
+@dataclass(frozen=True, slots=True)
+class Pattern:
+    """A compiled regex and the literals one of which must be in the text for it to match."""
+
+    regex: re.Pattern[str]
+    literals: frozenset[str] | None
+
+    def search(self, text: str, lowered: str) -> bool:
+        if self.literals is not None:
+            for literal in self.literals:
+                if literal in lowered:
+                    break
+            else:
+                return False
+        return self.regex.search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +74,17 @@ class Rule:
     status: frozenset[int]
     types: frozenset[str]
     codes: frozenset[str]
-    patterns: tuple[re.Pattern[str], ...]
-    not_patterns: tuple[re.Pattern[str], ...]
+    patterns: tuple[Pattern, ...]
+    not_patterns: tuple[Pattern, ...]
     fixes: tuple[str, ...]
     docs: tuple[str, ...]
+    # Every literal of every pattern; when none is in the text, no pattern can match. None when
+    # some pattern has no known literal.
+    triggers: tuple[str, ...] | None = None
 
-    def matches(self, text: str, status: int | None, error_type: str | None, code: str | None) -> bool:
+    def matches(
+        self, text: str, lowered: str, status: int | None, error_type: str | None, code: str | None
+    ) -> bool:
         """Filters (status, types) hold where the event shows them; then codes or patterns hit.
         A rule with neither codes nor patterns is a status fallback and needs the status shown."""
         if self.status and status is not None and status not in self.status:
@@ -50,14 +92,22 @@ class Rule:
         if self.types and error_type is not None and error_type not in self.types:
             return False
         if not self.codes and not self.patterns:
-            if status is None or not self.status:
+            if status is None or not self.status:  # a status fallback needs the status shown
                 return False
-        elif not (
-            (code is not None and code in self.codes)
-            or any(pattern.search(text) for pattern in self.patterns)
+        elif (code is None or code not in self.codes) and not (
+            self.patterns and self._patterns_hit(text, lowered)
         ):
             return False
-        return not any(pattern.search(text) for pattern in self.not_patterns)
+        return not any(pattern.search(text, lowered) for pattern in self.not_patterns)
+
+    def _patterns_hit(self, text: str, lowered: str) -> bool:
+        if self.triggers is not None:
+            for literal in self.triggers:
+                if literal in lowered:
+                    break
+            else:
+                return False
+        return any(pattern.search(text, lowered) for pattern in self.patterns)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +115,17 @@ class RuleTable:
     """Rules in priority order, plus what tells an OpenAI error from anybody else's."""
 
     rules: tuple[Rule, ...]
-    markers: tuple[str, ...]  # lower-case literals; an OpenAI error's text contains one
-    other_providers: re.Pattern[str]  # any hit: another provider's or service's error
+    prefilter: tuple[str, ...]  # lower-case literals; an event without any is never looked at
+    openai: tuple[Pattern, ...]  # at least one matches an OpenAI (or compatible) error
+    other_providers: tuple[Pattern, ...]  # any hit: another provider's or service's error
     class_status: Mapping[str, int]
 
-    def find(self, text: str, status: int | None, error_type: str | None, code: str | None) -> Rule | None:
-        """The first rule that matches, or None."""
+    def find(
+        self, text: str, lowered: str, status: int | None, error_type: str | None, code: str | None
+    ) -> Rule | None:
+        """The first rule that matches, or None (`lowered` is text.lower(), computed once)."""
         for rule in self.rules:
-            if rule.matches(text, status, error_type, code):
+            if rule.matches(text, lowered, status, error_type, code):
                 return rule
         return None
 
@@ -98,7 +151,9 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     for position, raw in enumerate(user_rules):
         rule_id = raw.get("id")
         if not isinstance(rule_id, str) or not rule_id:
-            problems.append(f"rules[{position}]: missing `id` (a user rule needs an id to add or override)")
+            problems.append(
+                f"rules[{position}]: missing `id` (a user rule needs an id to add or override)"
+            )
             continue
         if rule_id in by_id:
             builtin[by_id[rule_id]] = {**builtin[by_id[rule_id]], **raw}
@@ -115,8 +170,9 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     attribution = document["attribution"]
     return RuleTable(
         rules=tuple(compiled),
-        markers=tuple(marker.lower() for marker in attribution["openai_markers"]),
-        other_providers=re.compile("|".join(f"(?:{_scoped(p)})" for p in attribution["other_providers"])),
+        prefilter=tuple(literal.lower() for literal in attribution["prefilter"]),
+        openai=_compile_all(attribution["openai"], "openai"),
+        other_providers=_compile_all(attribution["other_providers"], "other_providers"),
         class_status=dict(document["exception_status"]),
     )
 
@@ -139,6 +195,13 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
     fixes = _list_of(raw, "fixes", str)
     if not fixes:
         raise ValueError("`fixes` must list at least one fix")
+    patterns = _compile_all(_list_of(raw, "patterns", str), "patterns")
+    known = [p.literals for p in patterns]
+    triggers = (
+        tuple(sorted({lit for literals in known if literals for lit in literals}))
+        if patterns and all(literals is not None for literals in known)
+        else None
+    )
     return Rule(
         id=raw["id"],
         category=raw["category"],
@@ -147,17 +210,12 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
         status=frozenset(status),
         types=frozenset(_list_of(raw, "types", str)),
         codes=frozenset(_list_of(raw, "codes", str)),
-        patterns=_compile_all(_list_of(raw, "patterns", str), "patterns"),
+        patterns=patterns,
         not_patterns=_compile_all(_list_of(raw, "not_patterns", str), "not_patterns"),
         fixes=tuple(fixes),
         docs=tuple(_list_of(raw, "docs", str)),
+        triggers=triggers,
     )
-
-
-def _scoped(pattern: str) -> str:
-    """'(?i)x' → '(?i:x)', so that patterns with their own flags can be joined into one."""
-    match = re.match(r"\(\?([aiLmsux]+)\)", pattern)
-    return f"(?{match.group(1)}:{pattern[match.end():]})" if match else pattern
 
 
 def _list_of(raw: Mapping[str, Any], key: str, kind: type) -> list[Any]:
@@ -169,11 +227,11 @@ def _list_of(raw: Mapping[str, Any], key: str, kind: type) -> list[Any]:
     return value
 
 
-def _compile_all(patterns: Iterable[str], key: str) -> tuple[re.Pattern[str], ...]:
+def _compile_all(patterns: Iterable[str], key: str) -> tuple[Pattern, ...]:
     compiled = []
     for pattern in patterns:
         try:
-            compiled.append(re.compile(pattern))
+            compiled.append(Pattern(re.compile(pattern), required_literals(pattern)))
         except re.error as exc:
             raise ValueError(f"`{key}` entry {pattern!r} is not a valid regex: {exc}") from None
     return tuple(compiled)
