@@ -82,3 +82,30 @@ class Finding:
             "fixes": list(self.fixes),
             "docs": list(self.docs),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class FileState:
+    """Where reading of one log file stands; what the state DB keeps per followed file.
+
+    A file is identified by device + inode and a digest of its first bytes (`head`, over
+    `head_len` bytes), so a reused inode is not mistaken for the file that had it before.
+    `offset` is the byte after the last line handed on, `line_no` the number of that line.
+    """
+
+    path: str
+    dev: int
+    ino: int
+    head: str
+    head_len: int
+    offset: int
+    line_no: int
+
+
+@dataclass(frozen=True, slots=True)
+class Read:
+    """What one poll of one file produced."""
+
+    file: FileState  # identity, and the position after these lines
+    lines: tuple[Line, ...]
+    finished: bool = False  # rotated away or deleted, and read to its end: forget this file
