@@ -88,6 +88,11 @@ class Assembler:
     def pending(self) -> bool:
         return bool(self._lines)
 
+    @property
+    def first_pending(self) -> Line | None:
+        """The first line of the event still being gathered: where to resume after a crash."""
+        return self._lines[0] if self._lines else None
+
     def feed(self, line: Line) -> list[Event]:
         """Take the next line; return the events it completed (zero or one)."""
         text = line.text

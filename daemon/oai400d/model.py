@@ -109,3 +109,113 @@ class Read:
     file: FileState  # identity, and the position after these lines
     lines: tuple[Line, ...]
     finished: bool = False  # rotated away or deleted, and read to its end: forget this file
+
+
+ALERT_STATES = ("pending", "open", "backlog", "resolved")
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One problem: every finding with the same fingerprint, counted, with its timing.
+
+    `state`: pending (gathering its first burst), open (announced), backlog (seen only in lines
+    caught up after a restart, summarised but not announced), resolved.
+    Times are seconds since the epoch.
+    """
+
+    fingerprint: str
+    category: str
+    rule: str
+    severity: str
+    title: str
+    state: str
+    count: int
+    first_seen: float
+    last_seen: float
+    files: tuple[str, ...]
+    message: str
+    excerpt: str
+    fixes: tuple[str, ...]
+    docs: tuple[str, ...]
+    status: int | None = None
+    error_type: str | None = None
+    error_code: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    notified_count: int = 0  # the count the last notification carried
+    last_notified: float | None = None
+    last_reminder: float | None = None
+    opened_at: float | None = None
+    resolved_at: float | None = None
+    source: str = "logs"  # "logs", or "probe" for a probe's alert
+
+
+NOTIFICATION_KINDS = ("opened", "updated", "repeated", "resolved", "backlog")
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message for a person about one alert (or, kind "backlog", a summary of many)."""
+
+    kind: str
+    fingerprint: str
+    category: str
+    severity: str
+    title: str
+    count: int
+    first_seen: str  # ISO 8601, UTC
+    last_seen: str
+    files: tuple[str, ...]
+    fixes: tuple[str, ...]
+    docs: tuple[str, ...]
+    excerpt: str
+    rule: str = ""
+    message: str = ""
+    status: int | None = None
+    error_code: str | None = None
+    model: str | None = None
+    request_id: str | None = None
+    new: int = 0  # findings since the previous notification about this alert
+    duration_s: float | None = None  # resolved: how long the problem lasted
+    host: str = ""
+    context: str = ""  # what probes said at the time (status page, key check)
+    items: tuple[dict[str, Any], ...] = ()  # backlog: one entry per alert it covers
+
+    def to_json(self) -> dict[str, Any]:
+        """The console JSON contract (DESIGN.md) first, then the extra fields."""
+        data: dict[str, Any] = {
+            "kind": self.kind,
+            "fingerprint": self.fingerprint,
+            "category": self.category,
+            "severity": self.severity,
+            "title": self.title,
+            "count": self.count,
+            "first_seen": self.first_seen,
+            "last_seen": self.last_seen,
+            "files": list(self.files),
+            "fixes": list(self.fixes),
+            "docs": list(self.docs),
+            "excerpt": self.excerpt,
+            "rule": self.rule,
+            "message": self.message,
+            "status": self.status,
+            "error_code": self.error_code,
+            "model": self.model,
+            "request_id": self.request_id,
+            "new": self.new,
+            "duration_s": self.duration_s,
+            "host": self.host,
+            "context": self.context,
+        }
+        if self.items:
+            data["items"] = [dict(item) for item in self.items]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Notification:
+        """Back from what to_json() wrote (the outbox stores notifications as JSON)."""
+        fields = dict(data)
+        for key in ("files", "fixes", "docs"):
+            fields[key] = tuple(fields.get(key) or ())
+        fields["items"] = tuple(fields.get("items") or ())
+        return cls(**fields)

@@ -1,0 +1,238 @@
+"""Findings → alerts: grouping by fingerprint, counting, and when to tell a person.
+
+The lifecycle of one alert, with the `[alerts]` settings:
+    pending ──group_wait──► open ──(more findings, every group_interval at most)──► updated
+       │                     │ ──(still happening after repeat_interval)────────► repeated
+       │                     └──(no finding for resolve_after)─────────────────► resolved
+    backlog: seen only in lines caught up after a restart: counted, summarised once, never
+    announced one by one; a live finding turns it into pending.
+Pure logic: the clock comes in as arguments, nothing here reads files or sends anything.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from oai400d.config import AlertsSettings
+from oai400d.model import Alert, Finding, Notification
+
+MAX_FILES_PER_ALERT = 20
+MAX_BACKLOG_ITEMS = 50
+
+
+def iso(seconds: float) -> str:
+    """Epoch seconds → '2026-11-25T10:00:01Z'."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Entry:
+    alert: Alert
+    dirty: bool = True
+
+
+class AlertBook:
+    """The alerts that are not resolved, and the notifications they are due."""
+
+    def __init__(
+        self, settings: AlertsSettings, alerts: Iterable[Alert] = (), host: str | None = None
+    ) -> None:
+        self.settings = settings
+        self.host = host if host is not None else socket.gethostname()
+        self._entries = {a.fingerprint: _Entry(a, dirty=False) for a in alerts}
+
+    def reconfigure(self, settings: AlertsSettings) -> None:
+        self.settings = settings
+
+    # --- input ------------------------------------------------------------------------------
+
+    def observe(self, finding: Finding, now: float, backlog: bool = False) -> None:
+        """Count one finding into its alert (creating it if it is new or was resolved)."""
+        entry = self._entries.get(finding.fingerprint)
+        alert = entry.alert if entry is not None else None
+        if alert is None or alert.state == "resolved":
+            alert = Alert(
+                fingerprint=finding.fingerprint,
+                category=finding.category,
+                rule=finding.rule,
+                severity=finding.severity,
+                title=finding.title,
+                state="backlog" if backlog else "pending",
+                count=0,
+                first_seen=now,
+                last_seen=now,
+                files=(),
+                message=finding.message,
+                excerpt=finding.excerpt,
+                fixes=finding.fixes,
+                docs=finding.docs,
+            )
+        elif alert.state == "backlog" and not backlog:
+            alert = replace(alert, state="pending", first_seen=now)
+        files = alert.files
+        if finding.path not in files and len(files) < MAX_FILES_PER_ALERT:
+            files = (*files, finding.path)
+        self._entries[finding.fingerprint] = _Entry(
+            replace(
+                alert,
+                count=alert.count + 1,
+                last_seen=max(alert.last_seen, now),
+                files=files,
+                status=finding.status,
+                error_type=finding.error_type,
+                error_code=finding.error_code,
+                model=finding.model or alert.model,
+                request_id=finding.request_id or alert.request_id,
+                message=finding.message or alert.message,
+            )
+        )
+
+    def add(self, alert: Alert) -> None:
+        """Put an alert made elsewhere (a probe's) under this book's lifecycle."""
+        self._entries[alert.fingerprint] = _Entry(alert)
+
+    # --- time -------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Notification]:
+        """The notifications due at `now`, applying the lifecycle to every alert."""
+        s = self.settings
+        due: list[Notification] = []
+        for fingerprint, entry in list(self._entries.items()):
+            a = entry.alert
+            quiet = now - a.last_seen
+            if a.state == "backlog":
+                if quiet >= s.resolve_after:
+                    self._set(fingerprint, replace(a, state="resolved", resolved_at=now))
+                continue
+            if a.state == "pending":
+                if now - a.first_seen >= s.group_wait:
+                    a = replace(
+                        a, state="open", opened_at=now, last_notified=now, last_reminder=now,
+                        notified_count=a.count,
+                    )
+                    self._set(fingerprint, a)
+                    due.append(self._notification("opened", a, a.count))
+                continue
+            if a.state != "open":
+                continue
+            if quiet >= s.resolve_after:
+                resolved = replace(a, state="resolved", resolved_at=now, notified_count=a.count)
+                self._set(fingerprint, resolved)
+                due.append(self._notification("resolved", resolved, a.count - a.notified_count))
+                continue
+            since_notice = now - (a.last_notified or a.first_seen)
+            since_reminder = now - (a.last_reminder or a.opened_at or a.first_seen)
+            if since_reminder >= s.repeat_interval and a.last_seen > (a.last_reminder or 0):
+                updated = replace(a, last_notified=now, last_reminder=now, notified_count=a.count)
+                self._set(fingerprint, updated)
+                due.append(self._notification("repeated", updated, a.count - a.notified_count))
+            elif a.count > a.notified_count and since_notice >= s.group_interval:
+                updated = replace(a, last_notified=now, notified_count=a.count)
+                self._set(fingerprint, updated)
+                due.append(self._notification("updated", updated, a.count - a.notified_count))
+        return due
+
+    def backlog_summary(self, now: float) -> Notification | None:
+        """One notification covering every backlog alert (after a catch-up), or None."""
+        backlog = sorted(
+            (e.alert for e in self._entries.values() if e.alert.state == "backlog"),
+            key=lambda a: (-a.count, a.fingerprint),
+        )
+        if not backlog:
+            return None
+        total = sum(a.count for a in backlog)
+        items = tuple(
+            {
+                "fingerprint": a.fingerprint, "category": a.category, "severity": a.severity,
+                "title": a.title, "count": a.count, "files": list(a.files),
+                "fix": a.fixes[0] if a.fixes else "",
+            }
+            for a in backlog[:MAX_BACKLOG_ITEMS]
+        )
+        worst = min(backlog, key=lambda a: ("critical", "warning", "info").index(a.severity))
+        files = tuple(sorted({f for a in backlog for f in a.files}))[:MAX_FILES_PER_ALERT]
+        return Notification(
+            kind="backlog",
+            fingerprint="backlog",
+            category=worst.category if len(backlog) == 1 else "backlog",
+            severity=worst.severity,
+            title=f"{total} OpenAI error(s) of {len(backlog)} kind(s) in lines caught up after a restart",
+            count=total,
+            first_seen=iso(min(a.first_seen for a in backlog)),
+            last_seen=iso(max(a.last_seen for a in backlog)),
+            files=files,
+            fixes=tuple(dict.fromkeys(a.fixes[0] for a in backlog if a.fixes))[:4],
+            docs=(),
+            excerpt=backlog[0].excerpt,
+            host=self.host,
+            items=items,
+        )
+
+    # --- output -----------------------------------------------------------------------------
+
+    def changed(self) -> list[Alert]:
+        """Alerts changed since the last call (to persist), and forget resolved ones."""
+        out = []
+        for fingerprint, entry in list(self._entries.items()):
+            if entry.dirty:
+                out.append(entry.alert)
+                entry.dirty = False
+            if entry.alert.state == "resolved":
+                del self._entries[fingerprint]
+        return out
+
+    def alerts(self) -> list[Alert]:
+        return [e.alert for e in self._entries.values()]
+
+    def get(self, fingerprint: str) -> Alert | None:
+        entry = self._entries.get(fingerprint)
+        return None if entry is None else entry.alert
+
+    def next_due(self, now: float) -> float:
+        """Seconds until tick() may have something to do (for the main loop's sleep)."""
+        s = self.settings
+        soonest = float("inf")
+        for entry in self._entries.values():
+            a = entry.alert
+            if a.state == "pending":
+                soonest = min(soonest, a.first_seen + s.group_wait)
+            elif a.state == "open":
+                soonest = min(soonest, a.last_seen + s.resolve_after)
+                if a.count > a.notified_count:
+                    soonest = min(soonest, (a.last_notified or a.first_seen) + s.group_interval)
+                soonest = min(soonest, (a.last_reminder or a.first_seen) + s.repeat_interval)
+            elif a.state == "backlog":
+                soonest = min(soonest, a.last_seen + s.resolve_after)
+        return max(0.0, soonest - now)
+
+    def _set(self, fingerprint: str, alert: Alert) -> None:
+        self._entries[fingerprint] = _Entry(alert)
+
+    def _notification(self, kind: str, a: Alert, new: int) -> Notification:
+        duration = (a.resolved_at or a.last_seen) - a.first_seen if kind == "resolved" else None
+        return Notification(
+            kind=kind,
+            fingerprint=a.fingerprint,
+            category=a.category,
+            severity=a.severity,
+            title=a.title,
+            count=a.count,
+            first_seen=iso(a.first_seen),
+            last_seen=iso(a.last_seen),
+            files=a.files,
+            fixes=a.fixes,
+            docs=a.docs,
+            excerpt=a.excerpt,
+            rule=a.rule,
+            message=a.message,
+            status=a.status,
+            error_code=a.error_code,
+            model=a.model,
+            request_id=a.request_id,
+            new=new,
+            duration_s=duration,
+            host=self.host,
+        )

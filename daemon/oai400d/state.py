@@ -1,0 +1,268 @@
+"""The SQLite state database: file positions, alerts, the notification outbox, probe results.
+
+Everything a batch changes is written in ONE transaction (`commit`), so after a crash the daemon
+resumes exactly where its last batch left it: no line read twice into an alert, none skipped,
+no notification lost. WAL mode lets `oai400d status` read while the daemon writes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from oai400d.errors import StateError
+from oai400d.model import Alert, FileState, Notification
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL,
+    head TEXT NOT NULL, head_len INTEGER NOT NULL,
+    offset INTEGER NOT NULL, line_no INTEGER NOT NULL, updated REAL NOT NULL,
+    PRIMARY KEY (path, dev, ino)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY, state TEXT NOT NULL, last_seen REAL NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS alerts_state ON alerts (state);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT,
+    delivered REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered, id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    fingerprint TEXT NOT NULL, target TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL,
+    PRIMARY KEY (fingerprint, target)
+);
+CREATE TABLE IF NOT EXISTS probes (
+    name TEXT PRIMARY KEY, status TEXT NOT NULL, summary TEXT NOT NULL, latency_ms INTEGER,
+    checked REAL NOT NULL, failures INTEGER NOT NULL, successes INTEGER NOT NULL, data TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A notification waiting for (or done with) delivery."""
+
+    id: int
+    notification: Notification
+    attempts: int
+    next_attempt: float
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeRecord:
+    """The latest result of one probe and its run of failures or successes."""
+
+    name: str
+    status: str
+    summary: str
+    latency_ms: int | None
+    checked: float
+    failures: int
+    successes: int
+    data: dict[str, Any]
+
+
+def _alert_from_row(data: str) -> Alert:
+    fields = json.loads(data)
+    for key in ("files", "fixes", "docs"):
+        fields[key] = tuple(fields[key])
+    return Alert(**fields)
+
+
+class State:
+    """One connection to the state DB; use one per thread."""
+
+    def __init__(self, path: str, readonly: bool = False) -> None:
+        self.path = path
+        try:
+            if readonly:
+                uri = f"{Path(path).resolve().as_uri()}?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, timeout=10, isolation_level=None)
+            else:
+                parent = Path(path).parent
+                parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
+                self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.execute("PRAGMA synchronous=NORMAL")
+                self._db.executescript(_SCHEMA)
+                self._db.execute(
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                )
+            self._db.execute("PRAGMA busy_timeout=10000")
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(
+                f"cannot open the state database {path}: {exc}; check state.path and that the "
+                "directory is writable by the oai400d user"
+            ) from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StateError(f"cannot write the state database {self.path}: {exc}") from exc
+
+    # --- one batch: positions, alerts and new notifications together -------------------------
+
+    def commit(
+        self,
+        files: Iterable[FileState] = (),
+        forget: Iterable[FileState] = (),
+        alerts: Iterable[Alert] = (),
+        notifications: Iterable[Notification] = (),
+        now: float | None = None,
+    ) -> None:
+        """Write a batch in one transaction."""
+        stamp = time.time() if now is None else now
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (f.path, f.dev, f.ino, f.head, f.head_len, f.offset, f.line_no, stamp)
+                    for f in files
+                ],
+            )
+            db.executemany(
+                "DELETE FROM files WHERE path = ? AND dev = ? AND ino = ?",
+                [(f.path, f.dev, f.ino) for f in forget],
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?)",
+                [(a.fingerprint, a.state, a.last_seen, json.dumps(asdict(a))) for a in alerts],
+            )
+            db.executemany(
+                "INSERT INTO outbox (fingerprint, kind, payload, created) VALUES (?, ?, ?, ?)",
+                [(n.fingerprint, n.kind, json.dumps(n.to_json()), stamp) for n in notifications],
+            )
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def files(self) -> list[FileState]:
+        rows = self._db.execute(
+            "SELECT path, dev, ino, head, head_len, offset, line_no FROM files ORDER BY path"
+        ).fetchall()
+        return [FileState(*row) for row in rows]
+
+    def alerts(self, states: Iterable[str] = ("pending", "open", "backlog")) -> list[Alert]:
+        wanted = tuple(states)
+        marks = ",".join("?" * len(wanted))
+        rows = self._db.execute(
+            f"SELECT data FROM alerts WHERE state IN ({marks}) ORDER BY last_seen DESC", wanted
+        ).fetchall()
+        return [_alert_from_row(row[0]) for row in rows]
+
+    def prune_resolved(self, older_than: float) -> None:
+        """Forget resolved alerts and delivered notifications older than a time."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM alerts WHERE state = 'resolved' AND last_seen < ?", (older_than,))
+            db.execute("DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (older_than,))
+
+    # --- outbox -----------------------------------------------------------------------------
+
+    def outbox_pending(self, limit: int = 100) -> list[OutboxEntry]:
+        """Undelivered notifications, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, payload, attempts, next_attempt, last_error FROM outbox "
+            "WHERE delivered IS NULL ORDER BY id LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [
+            OutboxEntry(row[0], Notification.from_json(json.loads(row[1])), row[2], row[3], row[4])
+            for row in rows
+        ]
+
+    def outbox_depth(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered IS NULL").fetchone()
+        return int(row[0])
+
+    def delivered(self, entry_id: int, now: float | None = None) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE outbox SET delivered = ?, last_error = NULL WHERE id = ?",
+                (time.time() if now is None else now, entry_id),
+            )
+
+    def delivery_failed(self, entry_id: int, error: str, next_attempt: float) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt = ? "
+                "WHERE id = ?",
+                (error, next_attempt, entry_id),
+            )
+
+    def delivery_target(self, fingerprint: str, target: str) -> tuple[str, str] | None:
+        """The (channel, ts) of the message that stands for an alert in a target, if any."""
+        row = self._db.execute(
+            "SELECT channel, ts FROM deliveries WHERE fingerprint = ? AND target = ?",
+            (fingerprint, target),
+        ).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def remember_delivery(self, fingerprint: str, target: str, channel: str, ts: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?)", (fingerprint, target, channel, ts)
+            )
+
+    def forget_delivery(self, fingerprint: str, target: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "DELETE FROM deliveries WHERE fingerprint = ? AND target = ?", (fingerprint, target)
+            )
+
+    # --- probes -----------------------------------------------------------------------------
+
+    def save_probe(self, record: ProbeRecord) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.name, record.status, record.summary, record.latency_ms, record.checked,
+                    record.failures, record.successes, json.dumps(record.data),
+                ),
+            )
+
+    def probes(self) -> list[ProbeRecord]:
+        rows = self._db.execute(
+            "SELECT name, status, summary, latency_ms, checked, failures, successes, data "
+            "FROM probes ORDER BY name"
+        ).fetchall()
+        return [ProbeRecord(*row[:7], json.loads(row[7])) for row in rows]
+
+    # --- meta -------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def state_exists(path: str) -> bool:
+    return os.path.exists(path)
