@@ -6,18 +6,28 @@ from oai400d.alerts import AlertBook
 from oai400d.config import AlertsSettings
 from oai400d.model import Finding
 
-SETTINGS = AlertsSettings(
-    group_wait=10, group_interval=60, repeat_interval=3600, resolve_after=900
-)
+SETTINGS = AlertsSettings(group_wait=10, group_interval=60, repeat_interval=3600, resolve_after=900)
 
 
 def finding(fingerprint: str = "fp1", path: str = "/var/log/app.log") -> Finding:
     return Finding(
-        path=path, line=1, end_line=1, category="auth.invalid_api_key", rule="openai.invalid_api_key",
-        severity="critical", title="OpenAI key rejected (401)", status=401,
-        error_type="invalid_request_error", error_code="invalid_api_key", param=None,
-        model="gpt-4o", request_id="req_123456", message="Incorrect API key provided: sk-…a1B2.",
-        fingerprint=fingerprint, fixes=("Rotate the key", "Check the env"), docs=("https://x",),
+        path=path,
+        line=1,
+        end_line=1,
+        category="auth.invalid_api_key",
+        rule="openai.invalid_api_key",
+        severity="critical",
+        title="OpenAI key rejected (401)",
+        status=401,
+        error_type="invalid_request_error",
+        error_code="invalid_api_key",
+        param=None,
+        model="gpt-4o",
+        request_id="req_123456",
+        message="Incorrect API key provided: sk-…a1B2.",
+        fingerprint=fingerprint,
+        fixes=("Rotate the key", "Check the env"),
+        docs=("https://x",),
         excerpt="openai.AuthenticationError: …",
     )
 
@@ -45,7 +55,11 @@ def test_updates_come_at_most_once_per_group_interval() -> None:
     for second in range(11, 200):
         book.observe(finding(), second)
         updates += [(second, n.kind, n.count, n.new) for n in book.tick(second)]
-    assert updates == [(70, "updated", 61, 60), (130, "updated", 121, 60), (190, "updated", 181, 60)]
+    assert updates == [
+        (70, "updated", 61, 60),
+        (130, "updated", 121, 60),
+        (190, "updated", 181, 60),
+    ]
 
 
 def test_no_update_without_new_findings() -> None:

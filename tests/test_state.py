@@ -13,17 +13,37 @@ from oai400d.state import State
 
 def alert(fp: str = "fp") -> Alert:
     return Alert(
-        fingerprint=fp, category="rate_limit", rule="openai.rate_limit_exceeded", severity="warning",
-        title="Rate limited", state="open", count=3, first_seen=1.0, last_seen=2.0, files=("a.log",),
-        message="m", excerpt="e", fixes=("f",), docs=("d",),
+        fingerprint=fp,
+        category="rate_limit",
+        rule="openai.rate_limit_exceeded",
+        severity="warning",
+        title="Rate limited",
+        state="open",
+        count=3,
+        first_seen=1.0,
+        last_seen=2.0,
+        files=("a.log",),
+        message="m",
+        excerpt="e",
+        fixes=("f",),
+        docs=("d",),
     )
 
 
 def note(fp: str = "fp", kind: str = "opened") -> Notification:
     return Notification(
-        kind=kind, fingerprint=fp, category="rate_limit", severity="warning", title="t", count=3,
-        first_seen="2026-11-25T10:00:00Z", last_seen="2026-11-25T10:00:01Z", files=("a.log",),
-        fixes=("f",), docs=("d",), excerpt="e",
+        kind=kind,
+        fingerprint=fp,
+        category="rate_limit",
+        severity="warning",
+        title="t",
+        count=3,
+        first_seen="2026-11-25T10:00:00Z",
+        last_seen="2026-11-25T10:00:01Z",
+        files=("a.log",),
+        fixes=("f",),
+        docs=("d",),
+        excerpt="e",
     )
 
 
@@ -46,7 +66,9 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
     bad = alert()
     object.__setattr__(bad, "files", {1, 2})  # not JSON-serialisable: the batch must fail
     with pytest.raises(TypeError):
-        state.commit(files=[FileState("/x", 1, 1, "h", 1, 1, 1)], alerts=[bad], notifications=[note()])
+        state.commit(
+            files=[FileState("/x", 1, 1, "h", 1, 1, 1)], alerts=[bad], notifications=[note()]
+        )
     assert state.files() == [] and state.outbox_depth() == 0
 
 
@@ -77,5 +99,5 @@ def test_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
     """A state path that cannot be created says which path and what to check."""
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with pytest.raises(StateError, match="state.path"):
+    with pytest.raises(StateError, match=r"state\.path"):
         State(str(blocker / "sub" / "state.db"))

@@ -110,7 +110,11 @@ class AlertBook:
             if a.state == "pending":
                 if now - a.first_seen >= s.group_wait:
                     a = replace(
-                        a, state="open", opened_at=now, last_notified=now, last_reminder=now,
+                        a,
+                        state="open",
+                        opened_at=now,
+                        last_notified=now,
+                        last_reminder=now,
                         notified_count=a.count,
                     )
                     self._set(fingerprint, a)
@@ -146,8 +150,12 @@ class AlertBook:
         total = sum(a.count for a in backlog)
         items = tuple(
             {
-                "fingerprint": a.fingerprint, "category": a.category, "severity": a.severity,
-                "title": a.title, "count": a.count, "files": list(a.files),
+                "fingerprint": a.fingerprint,
+                "category": a.category,
+                "severity": a.severity,
+                "title": a.title,
+                "count": a.count,
+                "files": list(a.files),
                 "fix": a.fixes[0] if a.fixes else "",
             }
             for a in backlog[:MAX_BACKLOG_ITEMS]
@@ -159,7 +167,9 @@ class AlertBook:
             fingerprint="backlog",
             category=worst.category if len(backlog) == 1 else "backlog",
             severity=worst.severity,
-            title=f"{total} OpenAI error(s) of {len(backlog)} kind(s) in lines caught up after a restart",
+            title=(
+                f"{total} OpenAI error(s) of {len(backlog)} kind(s) in lines caught up on restart"
+            ),
             count=total,
             first_seen=iso(min(a.first_seen for a in backlog)),
             last_seen=iso(max(a.last_seen for a in backlog)),

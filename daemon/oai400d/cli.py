@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import logging
 import os
 import stat
 import sys
@@ -12,17 +13,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from oai400d import __version__
-from oai400d.classify import Classifier, load_rules
+from oai400d.alerts import iso
+from oai400d.classify import Classifier, load_rules, redact
 from oai400d.config import LoadedConfig, load_config, public_view
-from oai400d.errors import ConfigError
+from oai400d.errors import ConfigError, StateError
 from oai400d.model import Finding
 from oai400d.scan import Scanner, scan_file
+from oai400d.service import Daemon
+from oai400d.state import State
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_STATE = 73  # EX_CANTCREAT: the state database cannot be opened
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keys on it
 
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
@@ -77,7 +82,123 @@ def _parser() -> argparse.ArgumentParser:
 
     check = command("check-config", "validate the config and print the resolved settings")
     check.set_defaults(handler=cmd_check_config)
+
+    run = command("run", "run the daemon in the foreground (systemd Type=notify)")
+    run.add_argument("-v", "--verbose", action="store_true", help="log debug details too")
+    run.set_defaults(handler=cmd_run)
+
+    status = command("status", "what the state DB says: files, open alerts, outbox, probes")
+    status.add_argument("--json", action="store_true", help="one JSON document")
+    status.set_defaults(handler=cmd_status)
     return parser
+
+
+class _RedactingFormatter(logging.Formatter):
+    """Log records pass through redaction: no secret reaches stderr or the journal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+def _setup_logging(verbose: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    # journald stamps each line itself; under a terminal the time helps.
+    stamp = "" if os.environ.get("JOURNAL_STREAM") else "%(asctime)s "
+    handler.setFormatter(_RedactingFormatter(f"{stamp}%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("watchdog", "httpx", "httpcore", "apscheduler", "slack_sdk", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _setup_logging(args.verbose)
+    loaded = _load(args)
+    load_rules(loaded.settings.rules)  # a broken user rule is a config error before anything starts
+    daemon = Daemon(loaded, config_arg=args.config)
+    daemon.install_signal_handlers()
+    try:
+        return daemon.run()
+    except StateError as exc:
+        print(f"oai400d: {exc}", file=sys.stderr)
+        return EXIT_STATE
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    loaded = _load(args)
+    path = loaded.settings.state.path
+    if not os.path.exists(path):
+        print(
+            f"oai400d: no state database at {path} yet; has `oai400d run` run with this config?",
+            file=sys.stderr,
+        )
+        return EXIT_OK if not args.json else _print_json_status(None)
+    state = State(path, readonly=True)
+    try:
+        report = status_report(state)
+    finally:
+        state.close()
+    if args.json:
+        return _print_json_status(report)
+    print(f"state: {path}")
+    print(f"files ({len(report['files'])}):")
+    for f in report["files"]:
+        print(f"  {f['path']}  offset {f['offset']:,}  line {f['line_no']:,}")
+    print(f"open alerts ({len(report['alerts'])}):")
+    for a in report["alerts"]:
+        print(
+            f"  [{a['state']}] {a['severity']} {a['title']}: {a['count']} since {a['first_seen']}"
+            f" (last {a['last_seen']}) {a['fingerprint']}"
+        )
+    print(f"outbox: {report['outbox_depth']} notification(s) waiting")
+    if report["probes"]:
+        print("probes:")
+        for p in report["probes"]:
+            print(f"  {p['name']}: {p['status']} - {p['summary']} ({p['checked']})")
+    return EXIT_OK
+
+
+def _print_json_status(report: dict[str, Any] | None) -> int:
+    print(
+        json.dumps(report or {"files": [], "alerts": [], "outbox_depth": 0, "probes": []}, indent=2)
+    )
+    return EXIT_OK
+
+
+def status_report(state: State) -> dict[str, Any]:
+    """What `status --json` prints."""
+    return {
+        "files": [
+            {"path": f.path, "offset": f.offset, "line_no": f.line_no, "dev": f.dev, "ino": f.ino}
+            for f in state.files()
+        ],
+        "alerts": [
+            {
+                "fingerprint": a.fingerprint,
+                "state": a.state,
+                "category": a.category,
+                "severity": a.severity,
+                "title": a.title,
+                "count": a.count,
+                "first_seen": iso(a.first_seen),
+                "last_seen": iso(a.last_seen),
+                "files": list(a.files),
+            }
+            for a in state.alerts()
+        ],
+        "outbox_depth": state.outbox_depth(),
+        "probes": [
+            {
+                "name": p.name,
+                "status": p.status,
+                "summary": p.summary,
+                "latency_ms": p.latency_ms,
+                "checked": iso(p.checked),
+            }
+            for p in state.probes()
+        ],
+    }
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:

@@ -101,7 +101,8 @@ class State:
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.executescript(_SCHEMA)
                 self._db.execute(
-                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+                    "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
                 )
             self._db.execute("PRAGMA busy_timeout=10000")
         except (sqlite3.Error, OSError) as exc:
@@ -139,16 +140,17 @@ class State:
         """Write a batch in one transaction."""
         stamp = time.time() if now is None else now
         with self._transaction() as db:
+            # Forgotten files first: a file forgotten and followed again in one batch stays.
+            db.executemany(
+                "DELETE FROM files WHERE path = ? AND dev = ? AND ino = ?",
+                [(f.path, f.dev, f.ino) for f in forget],
+            )
             db.executemany(
                 "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (f.path, f.dev, f.ino, f.head, f.head_len, f.offset, f.line_no, stamp)
                     for f in files
                 ],
-            )
-            db.executemany(
-                "DELETE FROM files WHERE path = ? AND dev = ? AND ino = ?",
-                [(f.path, f.dev, f.ino) for f in forget],
             )
             db.executemany(
                 "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?)",
@@ -178,8 +180,12 @@ class State:
     def prune_resolved(self, older_than: float) -> None:
         """Forget resolved alerts and delivered notifications older than a time."""
         with self._transaction() as db:
-            db.execute("DELETE FROM alerts WHERE state = 'resolved' AND last_seen < ?", (older_than,))
-            db.execute("DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (older_than,))
+            db.execute(
+                "DELETE FROM alerts WHERE state = 'resolved' AND last_seen < ?", (older_than,)
+            )
+            db.execute(
+                "DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (older_than,)
+            )
 
     # --- outbox -----------------------------------------------------------------------------
 
@@ -225,7 +231,8 @@ class State:
     def remember_delivery(self, fingerprint: str, target: str, channel: str, ts: str) -> None:
         with self._transaction() as db:
             db.execute(
-                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?)", (fingerprint, target, channel, ts)
+                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?)",
+                (fingerprint, target, channel, ts),
             )
 
     def forget_delivery(self, fingerprint: str, target: str) -> None:
@@ -241,8 +248,14 @@ class State:
             db.execute(
                 "INSERT OR REPLACE INTO probes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    record.name, record.status, record.summary, record.latency_ms, record.checked,
-                    record.failures, record.successes, json.dumps(record.data),
+                    record.name,
+                    record.status,
+                    record.summary,
+                    record.latency_ms,
+                    record.checked,
+                    record.failures,
+                    record.successes,
+                    json.dumps(record.data),
                 ),
             )
 
@@ -251,7 +264,10 @@ class State:
             "SELECT name, status, summary, latency_ms, checked, failures, successes, data "
             "FROM probes ORDER BY name"
         ).fetchall()
-        return [ProbeRecord(*row[:7], json.loads(row[7])) for row in rows]
+        return [
+            ProbeRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]))
+            for row in rows
+        ]
 
     # --- meta -------------------------------------------------------------------------------
 

@@ -8,8 +8,13 @@ from typing import TextIO
 
 from oai400d.model import Notification
 
-_MARK = {"opened": "OPENED", "updated": "UPDATE", "repeated": "STILL ", "resolved": "RESOLVED",
-         "backlog": "BACKLOG"}
+_MARK = {
+    "opened": "OPENED",
+    "updated": "UPDATE",
+    "repeated": "STILL ",
+    "resolved": "RESOLVED",
+    "backlog": "BACKLOG",
+}
 
 
 def _duration(seconds: float) -> str:
@@ -49,7 +54,10 @@ def render_text(n: Notification) -> str:
     if n.message:
         lines.append(f"  error: {n.message[:300]}")
     for item in n.items:
-        lines.append(f"  - {item['count']} × {item['title']} ({item['category']}) in {', '.join(item['files'])}")
+        lines.append(
+            f"  - {item['count']} × {item['title']} ({item['category']})"
+            f" in {', '.join(item['files'])}"
+        )
     if n.context:
         lines.append(f"  context: {n.context}")
     if n.kind != "resolved":

@@ -26,7 +26,7 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
     """Seconds before the next try: Retry-After when given, else exponential with jitter."""
     if retry_after is not None:
         return max(0.0, retry_after)
-    base = min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** min(attempts, 16))
+    base: float = min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** min(attempts, 16))
     return base * random.uniform(0.5, 1.0)
 
 
@@ -106,14 +106,20 @@ class OutboxWorker:
                 state.delivery_failed(entry.id, str(exc), self.clock() + delay)
                 blocked.add(fingerprint)
                 next_look = min(next_look, delay)
-                self._report_once(f"transient:{exc}", logging.WARNING,
-                                  f"delivery to {self.notifier.describe()} failed, will retry: {exc}")
+                self._report_once(
+                    f"transient:{exc}",
+                    logging.WARNING,
+                    f"delivery to {self.notifier.describe()} failed, will retry: {exc}",
+                )
                 continue
             except PermanentDeliveryError as exc:
                 # Retrying cannot help; keep the outbox moving and say what to do, once.
                 state.delivered(entry.id)
-                self._report_once(f"permanent:{exc}", logging.ERROR,
-                                  f"delivery to {self.notifier.describe()} failed: {exc}")
+                self._report_once(
+                    f"permanent:{exc}",
+                    logging.ERROR,
+                    f"delivery to {self.notifier.describe()} failed: {exc}",
+                )
                 continue
             except DeliveryError as exc:  # pragma: no cover - every notifier raises a subclass
                 state.delivery_failed(entry.id, str(exc), self.clock() + backoff(entry.attempts))

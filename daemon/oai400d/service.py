@@ -1,0 +1,315 @@
+"""The running daemon: wiring of every stage, the main loop, signals, sd_notify."""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import os
+import re
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import FrameType
+
+from oai400d.alerts import AlertBook
+from oai400d.assemble import Assembler
+from oai400d.classify import Classifier, load_rules
+from oai400d.config import LoadedConfig, Settings, load_config
+from oai400d.errors import ConfigError
+from oai400d.model import Event, FileState, Notification
+from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
+from oai400d.sources import Sources
+from oai400d.state import State
+
+log = logging.getLogger("oai400d")
+
+POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written this often at most
+LOOP_MAX_SLEEP = 1.0
+
+# A timestamp at the start of a log line (ISO 8601 and its common variants).
+_LEADING_TIME = re.compile(
+    r"^\W{0,12}(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:[.,]\d+)?\s?(Z|[+-]\d\d:?\d\d)?"
+)
+
+
+def event_time(text: str) -> float | None:
+    """The time a log line says it was written, if it starts with a recognisable timestamp."""
+    match = _LEADING_TIME.match(text[:80])
+    if not match:
+        return None
+    year, month, day, hour, minute, second, zone = match.groups()
+    try:
+        stamp = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
+    except ValueError:
+        return None
+    if zone is None:
+        return time.mktime(stamp.timetuple())  # no zone written: the host's local time
+    sign = 1 if zone[0] == "+" else -1
+    offset = 0 if zone == "Z" else sign * (int(zone[1:3]) * 3600 + int(zone[-2:]) * 60)
+    return calendar.timegm(stamp.timetuple()) - offset
+
+
+class SystemdNotify:
+    """sd_notify on a datagram socket ($NOTIFY_SOCKET); silent when not under systemd."""
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address if address is not None else os.environ.get("NOTIFY_SOCKET", "")
+        self._socket: socket.socket | None = None
+        if self.address:
+            self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self._socket.setblocking(False)
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID", "")
+        self.watchdog_interval: float | None = None
+        if usec.isdigit() and int(usec) > 0 and (not pid or pid == str(os.getpid())):
+            self.watchdog_interval = int(usec) / 1e6 / 2  # ping at half the deadline
+
+    def send(self, *fields: str) -> None:
+        if self._socket is None:
+            return
+        target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
+        try:
+            self._socket.sendto("\n".join(fields).encode(), target)
+        except OSError as exc:  # systemd gone or socket full: never fatal for the daemon
+            log.debug("sd_notify failed: %s", exc)
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+
+
+def make_notifier(settings: Settings) -> Notifier:
+    """Slack when a token or webhook is configured, else the console."""
+    return ConsoleNotifier(settings.console.format)
+
+
+@dataclass
+class _Followed:
+    """One followed file's assembler and the position that is safe to persist."""
+
+    assembler: Assembler
+    position: FileState
+    last_line_at: float = 0.0
+
+
+@dataclass
+class Daemon:
+    """`oai400d run`: follow the logs, classify, alert, until SIGTERM."""
+
+    loaded: LoadedConfig
+    config_arg: str | None = None
+    clock: Callable[[], float] = time.time
+    systemd: SystemdNotify = field(default_factory=SystemdNotify)
+
+    def __post_init__(self) -> None:
+        self.settings = self.loaded.settings
+        self._stop = threading.Event()
+        self._reload = threading.Event()
+        self._followed: dict[tuple[str, int, int], _Followed] = {}
+        self._forget: list[FileState] = []
+        self._dirty_positions = False
+        self._last_position_commit = 0.0
+        self._pending: list[Notification] = []
+
+    # --- signals ----------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop()
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self._reload.set()
+        self.sources.wake()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if hasattr(self, "sources"):
+            self.sources.wake()
+
+    # --- the main loop ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        s = self.settings
+        self.state = State(s.state.path)
+        self.classifier = Classifier(load_rules(s.rules))
+        self.book = AlertBook(s.alerts, self.state.alerts())
+        last_stop = self.state.get_meta("last_stop")
+        self._last_stop = float(last_stop) if last_stop else None
+        self.sources = self._make_sources(self.state.files())
+        self.worker = OutboxWorker(s.state.path, make_notifier(s))
+        self.worker.start()
+        self.sources.start()
+        self._catching_up = True
+        started = self.clock()
+        log.info(
+            "watching %s; state in %s; notifications to %s",
+            ", ".join(s.logs.paths),
+            s.state.path,
+            self.worker.notifier.describe(),
+        )
+        self.systemd.send("READY=1", f"STATUS={self._status_line()}")
+        next_ping = 0.0
+        next_reconcile = started + s.logs.reconcile_interval
+        try:
+            while not self._stop.is_set():
+                now = self.clock()
+                if self._reload.is_set():
+                    self._reload.clear()
+                    self._do_reload()
+                if now >= next_reconcile:
+                    self.sources.reconcile()
+                    next_reconcile = now + self.settings.logs.reconcile_interval
+                self._step(now)
+                if self.systemd.watchdog_interval and now >= next_ping:
+                    self.systemd.send("WATCHDOG=1", f"STATUS={self._status_line()}")
+                    next_ping = now + self.systemd.watchdog_interval
+                if not self.sources.more and not self._stop.is_set():
+                    self.sources.wait(self._sleep_for(now, next_ping, next_reconcile))
+        finally:
+            self._shutdown()
+        return 0
+
+    def _step(self, now: float) -> None:
+        """One pass: read what is new, classify, advance alerts, persist, hand to the outbox."""
+        events: list[tuple[Event, bool]] = []
+        for read in self.sources.poll():
+            key = (read.file.path, read.file.dev, read.file.ino)
+            followed = self._followed.get(key)
+            if followed is None:
+                followed = self._followed[key] = _Followed(Assembler(read.file.path), read.file)
+            backlog = self._catching_up
+            for line in read.lines:
+                for event in followed.assembler.feed(line):
+                    events.append((event, backlog))
+            if read.lines:
+                followed.last_line_at = now
+            followed.position = read.file
+            self._dirty_positions = True
+            if read.finished:
+                events.extend((event, backlog) for event in followed.assembler.flush())
+                self._forget.append(read.file)
+                del self._followed[key]
+        timeout = self.settings.logs.multiline_timeout
+        for followed in self._followed.values():
+            if followed.assembler.pending and now - followed.last_line_at >= timeout:
+                events.extend((event, False) for event in followed.assembler.flush())
+        for event, caught_up in events:
+            finding = self.classifier.classify(event)
+            if finding is not None:
+                self.book.observe(finding, now, backlog=caught_up and self._is_old(event, now))
+        if self._catching_up and not self.sources.more:
+            self._catching_up = False
+            summary = self.book.backlog_summary(now)
+            if summary is not None:
+                self._pending.append(summary)
+        self._pending.extend(self.book.tick(now))
+        self._commit(now)
+
+    def _is_old(self, event: Event, now: float) -> bool:
+        """A caught-up line older than the backlog window goes into the backlog summary."""
+        window = self.settings.alerts.backlog_window or self.settings.alerts.resolve_after
+        written = event_time(event.text)
+        if written is None:
+            written = self._last_stop  # unknown: it was written at some point after the last stop
+        return written is not None and now - written > window
+
+    def _commit(self, now: float, force: bool = False) -> None:
+        alerts = self.book.changed()
+        if not (alerts or self._pending or self._forget or force) and (
+            not self._dirty_positions or now - self._last_position_commit < POSITION_COMMIT_INTERVAL
+        ):
+            return
+        positions = [self._safe_position(f) for f in self._followed.values()]
+        self.state.commit(
+            files=positions,
+            forget=self._forget,
+            alerts=alerts,
+            notifications=self._pending,
+            now=now,
+        )
+        if self._pending:
+            self.worker.poke()
+        self._pending = []
+        self._forget = []
+        self._dirty_positions = False
+        self._last_position_commit = now
+
+    @staticmethod
+    def _safe_position(followed: _Followed) -> FileState:
+        """Where to resume after a crash: the start of an event still being gathered."""
+        first = followed.assembler.first_pending
+        if first is None:
+            return followed.position
+        p = followed.position
+        return FileState(p.path, p.dev, p.ino, p.head, p.head_len, first.offset, first.line_no - 1)
+
+    def _sleep_for(self, now: float, next_ping: float, next_reconcile: float) -> float:
+        deadlines = [now + LOOP_MAX_SLEEP, next_reconcile, now + self.book.next_due(now)]
+        if self.systemd.watchdog_interval:
+            deadlines.append(next_ping)
+        timeout = self.settings.logs.multiline_timeout
+        for followed in self._followed.values():
+            if followed.assembler.pending:
+                deadlines.append(followed.last_line_at + timeout)
+        if self._dirty_positions:
+            deadlines.append(self._last_position_commit + POSITION_COMMIT_INTERVAL)
+        return max(0.0, min(deadlines) - now)
+
+    # --- reload and shutdown ----------------------------------------------------------------
+
+    def _do_reload(self) -> None:
+        self.systemd.send("RELOADING=1", f"MONOTONIC_USEC={int(time.monotonic() * 1e6)}")
+        try:
+            loaded = load_config(self.config_arg)
+            classifier = Classifier(load_rules(loaded.settings.rules))
+        except ConfigError as exc:
+            log.error("reload failed, still running with the previous configuration: %s", exc)
+            self.systemd.send("READY=1", f"STATUS=reload failed; {self._status_line()}")
+            return
+        new = loaded.settings
+        if new.state.path != self.settings.state.path:
+            log.warning(
+                "state.path changed to %s: takes effect at the next restart", new.state.path
+            )
+        if new.logs != self.settings.logs:
+            self._commit(self.clock(), force=True)
+            self.sources.stop()
+            self.sources = self._make_sources(self.state.files(), settings=new)
+            self.sources.start()
+        self.classifier = classifier
+        self.book.reconfigure(new.alerts)
+        if new.console != self.settings.console or new.slack != self.settings.slack:
+            self.worker.set_notifier(make_notifier(new))
+        self.loaded = loaded
+        self.settings = new
+        log.info("configuration reloaded from %s", loaded.source)
+        self.systemd.send("READY=1", f"STATUS={self._status_line()}")
+
+    def _make_sources(self, saved: list[FileState], settings: Settings | None = None) -> Sources:
+        s = settings or self.settings
+        return Sources(s.logs.paths, saved, s.logs.read_from, s.logs.max_line, report=log.warning)
+
+    def _shutdown(self) -> None:
+        self.systemd.send("STOPPING=1")
+        try:
+            self._commit(self.clock(), force=True)
+            self.state.set_meta("last_stop", str(self.clock()))
+        finally:
+            self.sources.stop()
+            self.worker.stop()
+            self.state.close()
+            self.systemd.close()
+            log.info("stopped")
+
+    def _status_line(self) -> str:
+        files = len(self._followed) if self._followed else len(self.sources.files())
+        open_alerts = sum(1 for a in self.book.alerts() if a.state in ("pending", "open"))
+        return f"watching {files} file(s), {open_alerts} open alert(s)"

@@ -1,0 +1,192 @@
+"""Watchdog on the directories of the globs: it only marks paths dirty and wakes the reader."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+from watchdog.events import (
+    DirDeletedEvent,
+    DirMovedEvent,
+    FileAttribEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileDeletedEvent,
+    FileModifiedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
+
+# Opened/closed-without-write and access events are left out: our own reading would wake us.
+# DirModifiedEvent is left out too: it accompanies every create, move, delete and
+# close-after-write of a child, each of which comes with its own event naming the file.
+EVENTS: list[type[FileSystemEvent]] = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileClosedEvent,  # the last write before a writer closes the file
+    FileAttribEvent,  # chmod: an unreadable file may have become readable
+    FileMovedEvent,
+    FileDeletedEvent,
+    DirMovedEvent,
+    DirDeletedEvent,
+]
+STOP_TIMEOUT = 5.0
+
+
+class _QuietStopRace(logging.Filter):
+    """Drops watchdog's ERROR for an event that raced its own shutdown: nothing is wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "called when the thread is inactive" not in record.getMessage()
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_QuietStopRace())
+
+
+class Inbox(FileSystemEventHandler):
+    """What the watchdog thread tells the reader: which paths changed, and a wake-up."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._dirty: set[str] = set()
+        self._rewatch = False
+        self._woken = False  # no lock: wake() may run in a signal handler
+
+    def wake(self) -> None:
+        """Make the current or the next wait() return at once."""
+        self._woken = True
+        self.event.set()
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        """Mark the event's paths dirty and wake the reader; nothing slower runs here."""
+        paths = [os.fsdecode(path) for path in (event.src_path, event.dest_path) if path]
+        with self._lock:
+            self._dirty.update(paths)
+            # A watched directory that goes away ends its inotify watch: watch it again.
+            self._rewatch = self._rewatch or isinstance(event, DirDeletedEvent | DirMovedEvent)
+        self.event.set()
+
+    def take(self) -> tuple[set[str], bool]:
+        """The paths marked since the last take, and whether a directory went away."""
+        with self._lock:
+            dirty, rewatch = self._dirty, self._rewatch
+            self._dirty, self._rewatch = set(), False
+            # What woke us is taken now; a later event sets it again.
+            self.event.clear()
+        return dirty, rewatch
+
+    def wait(self, timeout: float) -> None:
+        """Block until something is marked, wake() is called, or `timeout` passes."""
+        with self._lock:
+            if self._dirty or self._rewatch:
+                return
+        if not self._woken:
+            self.event.wait(min(max(0.0, timeout), threading.TIMEOUT_MAX))
+        # A wake() during a poll (whose take() clears the event) still ends the next wait.
+        self._woken = False
+        # Clearing after waking is safe: the dirty set, not the event, is what poll reads.
+        self.event.clear()
+
+
+class Watcher:
+    """The watchdog observer and one watch per directory; problems go to `report`, once."""
+
+    def __init__(self, roots: list[tuple[str, bool]], report: Callable[[str], None]) -> None:
+        self.inbox = Inbox()
+        self._roots = roots
+        self._report = report
+        self._observer: BaseObserver | None = None
+        self._watches: dict[str, tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._reported: set[str] = set()
+
+    def start(self) -> None:
+        """Start the observer thread and watch every directory that exists."""
+        self._observer = Observer()
+        self._observer.start()
+        self.rewatch()
+
+    def stop(self) -> None:
+        """Stop the observer thread."""
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(STOP_TIMEOUT)
+        self._watches.clear()
+        self.inbox.event.set()
+
+    def rewatch(self) -> None:
+        """Watch directories that appeared or were replaced since they were last watched."""
+        if self._observer is None:
+            return
+        for root, recursive in self._roots:
+            try:
+                info = os.stat(root)
+            except OSError:
+                identity = None
+            else:
+                identity = (info.st_dev, info.st_ino)
+            current = self._watches.get(root)
+            if current is not None and current[1] == identity:
+                continue
+            if current is not None:
+                self._unwatch(root, current[0])
+            if identity is None:
+                self._report_once(
+                    root,
+                    f"{root} does not exist (yet); files there matching logs.paths are picked "
+                    "up once it appears",
+                )
+                continue
+            self._watch(root, recursive, identity)
+
+    def _watch(self, root: str, recursive: bool, identity: tuple[int, int]) -> None:
+        assert self._observer is not None
+        if not os.access(root, os.R_OK | os.X_OK):
+            # inotify silently refuses a directory we cannot read; glob sees nothing in it.
+            self._report_once(
+                root,
+                f"cannot list {root}: Permission denied; give the oai400d user read and "
+                "search (x) access to it",
+            )
+            return
+        try:
+            watch = self._observer.schedule(
+                self.inbox,
+                root,
+                recursive=recursive,
+                event_filter=EVENTS,
+                # Following the root itself lets a symlinked log directory work; below a
+                # recursive root a symlink loop would make watchdog walk forever.
+                follow_symlink=not recursive or os.path.islink(root),
+            )
+        except OSError as error:
+            self._report_once(
+                root,
+                f"cannot watch {root}: {error.strerror or error}; new lines there are only "
+                "noticed at each reconcile (raise fs.inotify.max_user_watches / "
+                "max_user_instances if the limit was reached)",
+            )
+            return
+        self._watches[root] = (watch, identity)
+        if root in self._reported:
+            self._reported.discard(root)
+            self._report(f"watching {root} again")
+
+    def _unwatch(self, root: str, watch: ObservedWatch) -> None:
+        assert self._observer is not None
+        del self._watches[root]
+        # Its emitter may have stopped already, when the directory went away.
+        with contextlib.suppress(KeyError, OSError):
+            self._observer.unschedule(watch)
+
+    def _report_once(self, root: str, message: str) -> None:
+        if root not in self._reported:
+            self._reported.add(root)
+            self._report(message)
