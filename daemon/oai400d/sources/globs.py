@@ -7,7 +7,6 @@ import glob
 import os
 from collections.abc import Iterable
 
-
 # Compressed rotations (app.log.2.gz) are finished files, not logs to follow: a glob such as
 # /var/log/app/* would otherwise feed their compressed bytes to the classifier as text.
 COMPRESSED = (".gz", ".bz2", ".xz", ".zst", ".lz4", ".zip")
