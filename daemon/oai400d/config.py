@@ -85,7 +85,7 @@ class LogsSettings(_Section):
     read_from: Literal["end", "beginning"] = "end"
     max_line: Size = 1024 * 1024
     reconcile_interval: Duration = 10.0
-    multiline_timeout: Duration = 0.5
+    multiline_timeout: Duration = 0.15
 
 
 class StateSettings(_Section):
