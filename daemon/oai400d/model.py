@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -219,3 +219,30 @@ class Notification:
             fields[key] = tuple(fields.get(key) or ())
         fields["items"] = tuple(fields.get("items") or ())
         return cls(**fields)
+
+
+PROBE_STATUSES = ("ok", "warning", "critical", "unknown")  # Nagios 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One run of one probe (`api_key`, `models`, `status_page`)."""
+
+    name: str
+    status: str  # one of PROBE_STATUSES
+    summary: str  # one line a person reads first, e.g. "key rejected: 401 invalid_api_key"
+    latency_ms: int | None = None
+    fixes: tuple[str, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
+    cause: str | None = None  # a taxonomy category when the failure has one (auth.invalid_api_key, …)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `probe --json` contract (DESIGN.md)."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "summary": self.summary,
+            "latency_ms": self.latency_ms,
+            "fixes": list(self.fixes),
+            "details": dict(self.details),
+        }
