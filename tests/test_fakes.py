@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -44,7 +45,7 @@ def test_slack_web_client_posts_updates_and_threads(fake_slack: FakeSlack) -> No
     ]
     posted = client.chat_postMessage(channel="#openai-alerts", text="key rejected", blocks=blocks)
     assert posted["ok"] and posted["channel"] == "C0ALERTS01"
-    assert posted["ts"] == "1700000000.000100"
+    assert abs(float(posted["ts"]) - time.time()) < 60  # epoch seconds, like Slack
     assert posted["message"]["blocks"] == blocks
 
     client.chat_update(channel=posted["channel"], ts=posted["ts"], text="resolved")

@@ -9,6 +9,7 @@ import logging
 import os
 import stat
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -19,13 +20,14 @@ from oai400d import __version__
 from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
 from oai400d.config import LoadedConfig, load_config, public_view
-from oai400d.errors import ConfigError, StateError
+from oai400d.errors import ConfigError, DeliveryError, StateError
 from oai400d.model import Finding
 from oai400d.scan import Scanner, scan_file
-from oai400d.service import Daemon
+from oai400d.service import Daemon, make_notifier, sample_notification
 from oai400d.state import State
 
 EXIT_OK = 0
+EXIT_WARNING = 1
 EXIT_USAGE = 2
 EXIT_STATE = 73  # EX_CANTCREAT: the state database cannot be opened
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keys on it
@@ -87,6 +89,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="log debug details too")
     run.set_defaults(handler=cmd_run)
 
+    test_alert = command("test-alert", "send one sample alert through the configured notifier")
+    test_alert.set_defaults(handler=cmd_test_alert)
+
     status = command("status", "what the state DB says: files, open alerts, outbox, probes")
     status.add_argument("--json", action="store_true", help="one JSON document")
     status.set_defaults(handler=cmd_status)
@@ -123,6 +128,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StateError as exc:
         print(f"oai400d: {exc}", file=sys.stderr)
         return EXIT_STATE
+
+
+def cmd_test_alert(args: argparse.Namespace) -> int:
+    """Send a sample alert and say plainly whether and where it arrived."""
+    loaded = _load(args)
+    notifier = make_notifier(loaded.settings)
+    print(f"sending a sample alert to {notifier.describe()}")
+    check = getattr(notifier, "check", None)
+    with tempfile.TemporaryDirectory(prefix="oai400d-test-alert-") as scratch:
+        state = State(os.path.join(scratch, "state.db"))
+        try:
+            if check is not None:
+                print(f"  token check: {check()}")
+            notifier.bind(state)
+            notifier.send(sample_notification(), f"test-alert-{int(time.time())}")
+        except DeliveryError as exc:
+            again = "retrying later may help" if exc.retryable else "retrying will not help"
+            print(f"NOT delivered: {exc} ({again})", file=sys.stderr)
+            return EXIT_WARNING
+        finally:
+            state.close()
+    where = notifier.describe()
+    print(f'delivered to {where}: look for "oai400d test alert" there')
+    return EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

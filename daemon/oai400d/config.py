@@ -111,6 +111,8 @@ class SlackSettings(_Section):
     bot_token: SecretStr | None = None
     webhook_url: SecretStr | None = None
     max_messages_per_second: float = Field(default=1.0, gt=0)
+    retry_max: Duration = 60.0
+    timeout: Duration = 10.0
 
     @field_validator("base_url")
     @classmethod

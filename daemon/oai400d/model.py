@@ -234,7 +234,7 @@ class ProbeResult:
     latency_ms: int | None = None
     fixes: tuple[str, ...] = ()
     details: dict[str, Any] = field(default_factory=dict)
-    cause: str | None = None  # a taxonomy category when the failure has one (auth.invalid_api_key, …)
+    cause: str | None = None  # the taxonomy category of a failure (auth.invalid_api_key, …)
 
     def to_json(self) -> dict[str, Any]:
         """The `probe --json` contract (DESIGN.md)."""

@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
 
-from oai400d.alerts import AlertBook
+from oai400d.alerts import AlertBook, iso
 from oai400d.assemble import Assembler
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
 from oai400d.model import Event, FileState, Notification
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
+from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.sources import Sources
 from oai400d.state import State
 
@@ -83,8 +84,44 @@ class SystemdNotify:
 
 
 def make_notifier(settings: Settings) -> Notifier:
-    """Slack when a token or webhook is configured, else the console."""
+    """Slack when a bot token or a webhook is configured (the token wins), else the console."""
+    slack = settings.slack
+    interval = 1.0 / slack.max_messages_per_second
+    if slack.bot_token is not None:
+        return SlackWebNotifier(
+            slack.bot_token.get_secret_value(),
+            slack.channel,
+            slack.base_url,
+            interval,
+            slack.timeout,
+        )
+    if slack.webhook_url is not None:
+        return SlackWebhookNotifier(slack.webhook_url.get_secret_value(), interval, slack.timeout)
     return ConsoleNotifier(settings.console.format)
+
+
+def sample_notification() -> Notification:
+    """The alert `oai400d test-alert` sends: realistic, and plainly a test."""
+    now = time.time()
+    return Notification(
+        kind="opened",
+        fingerprint=f"test-{int(now)}",
+        category="auth.invalid_api_key",
+        severity="info",
+        title="oai400d test alert: delivery works",
+        count=1,
+        first_seen=iso(now),
+        last_seen=iso(now),
+        files=("/var/log/example/app.log",),
+        fixes=("Nothing to do: this is what an alert from oai400d looks like.",),
+        docs=("https://platform.openai.com/docs/guides/error-codes",),
+        excerpt="openai.AuthenticationError: Error code: 401 - {'error': {'code': '…'}}",
+        rule="openai.invalid_api_key",
+        message="This is a test sent by `oai400d test-alert`.",
+        status=401,
+        error_code="invalid_api_key",
+        host=socket.gethostname(),
+    )
 
 
 @dataclass
@@ -144,7 +181,7 @@ class Daemon:
         last_stop = self.state.get_meta("last_stop")
         self._last_stop = float(last_stop) if last_stop else None
         self.sources = self._make_sources(self.state.files())
-        self.worker = OutboxWorker(s.state.path, make_notifier(s))
+        self.worker = OutboxWorker(s.state.path, make_notifier(s), retry_max=s.slack.retry_max)
         self.worker.start()
         self.sources.start()
         self._catching_up = True

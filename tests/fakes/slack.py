@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -92,6 +93,7 @@ class SlackMessage:
     reply_count: int = 0
     edited: bool = False
     history: tuple[SlackMessage, ...] = ()
+    metadata: Any = None
 
     @property
     def is_reply(self) -> bool:
@@ -256,6 +258,7 @@ class FakeSlack(FakeServer):
     ) -> None:
         super().__init__()
         self.token = token
+        self.history_scope = True  # False: conversations.history answers missing_scope
         self.team_id = team_id
         self.webhook_service = webhook_service
         self.webhook_secret = webhook_secret
@@ -271,7 +274,7 @@ class FakeSlack(FakeServer):
         self._channel_names: dict[str, str] = {v: k for k, v in self._channel_ids.items()}
         self._channel_names.setdefault(webhook_channel, "webhook-channel")
         self._messages: dict[str, list[SlackMessage]] = {}
-        self._ts_counter = itertools.count(1)
+        self._last_micros = 0
         self._channel_counter = itertools.count(1)
         self._req_counter = itertools.count(1)
 
@@ -463,6 +466,7 @@ class FakeSlack(FakeServer):
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
+            "conversations.history": self._history,
         }.get(endpoint)
         if handler is None:
             return self._api_reply(200, {"ok": False, "error": "unknown_method"})
@@ -489,8 +493,10 @@ class FakeSlack(FakeServer):
         }
 
     def _next_ts(self) -> str:
-        micros = next(self._ts_counter) * 100
-        return f"{1_700_000_000 + micros // 1_000_000}.{micros % 1_000_000:06d}"
+        """Like Slack: the epoch time of the message, made unique (strictly increasing)."""
+        micros = max(int(time.time() * 1_000_000), self._last_micros + 100)
+        self._last_micros = micros
+        return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
 
     def _resolve_channel(self, raw: Any) -> str | None:
         if not isinstance(raw, str) or not raw.strip():
@@ -527,7 +533,25 @@ class FakeSlack(FakeServer):
             out["reply_count"] = m.reply_count
         if m.edited:
             out["edited"] = {"user": self.bot_user_id, "ts": self._next_ts()}
+        if m.metadata:
+            out["metadata"] = m.metadata
         return out
+
+    def _history(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """conversations.history: top-level messages, newest first (needs channels:history)."""
+        if not self.history_scope:
+            return {"ok": False, "error": "missing_scope", "needed": "channels:history"}
+        channel = self._resolve_channel(params.get("channel"))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        oldest = float(params.get("oldest") or 0)
+        limit = int(params.get("limit") or 100)
+        found = [
+            self._message_json(m)
+            for m in reversed(self._messages.get(channel, []))
+            if not m.is_reply and float(m.ts) >= oldest
+        ]
+        return {"ok": True, "messages": found[:limit], "has_more": len(found) > limit}
 
     def _store(self, message: SlackMessage) -> None:
         self._messages.setdefault(message.channel, []).append(message)
@@ -557,6 +581,7 @@ class FakeSlack(FakeServer):
             attachments=_decode_json_arg(params.get("attachments"))[0],
             thread_ts=str(thread_ts) if thread_ts else None,
             via="api",
+            metadata=_decode_json_arg(params.get("metadata"))[0],
         )
         self._store(message)
         return {

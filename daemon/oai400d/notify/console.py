@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import TextIO
 
 from oai400d.model import Notification
+from oai400d.state import State
 
 _MARK = {
     "opened": "OPENED",
@@ -73,12 +75,21 @@ class ConsoleNotifier:
     """Writes to stdout (the one other writer to stdout besides the CLI)."""
 
     name = "console"
+    digest_threshold = 0
+    min_interval = 0.0
 
     def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
         self.format = fmt
         self.stream = stream if stream is not None else sys.stdout
 
-    def send(self, notification: Notification) -> None:
+    def bind(self, state: State) -> None:
+        """The console keeps no delivery bookkeeping."""
+
+    def send_digest(self, notifications: Sequence[Notification], ref: str) -> None:
+        for notification in notifications:
+            self.send(notification, ref)
+
+    def send(self, notification: Notification, ref: str = "") -> None:
         if self.format == "json":
             text = json.dumps(notification.to_json(), ensure_ascii=False) + "\n"
         else:

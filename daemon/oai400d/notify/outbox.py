@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from oai400d.notify.base import Notifier
-from oai400d.state import State
+from oai400d.state import OutboxEntry, State
 
 log = logging.getLogger("oai400d.notify")
 
@@ -22,11 +22,11 @@ BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 
 
-def backoff(attempts: int, retry_after: float | None = None) -> float:
+def backoff(attempts: int, retry_after: float | None = None, most: float = BACKOFF_MAX) -> float:
     """Seconds before the next try: Retry-After when given, else exponential with jitter."""
     if retry_after is not None:
         return max(0.0, retry_after)
-    base: float = min(BACKOFF_MAX, BACKOFF_FIRST * 2.0 ** min(attempts, 16))
+    base: float = min(most, BACKOFF_FIRST * 2.0 ** min(attempts, 16))
     return base * random.uniform(0.5, 1.0)
 
 
@@ -38,16 +38,17 @@ class OutboxWorker:
         state_path: str,
         notifier: Notifier,
         clock: Callable[[], float] = time.time,
-        min_interval: float = 0.0,
+        retry_max: float = BACKOFF_MAX,
     ) -> None:
         self.state_path = state_path
         self.notifier = notifier
         self.clock = clock
-        self.min_interval = min_interval  # at most one message this often (Slack: ~1/s)
+        self.retry_max = retry_max
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reported: set[str] = set()
+        self._last_sent = 0.0
         self.delivered = 0
 
     def start(self) -> None:
@@ -72,7 +73,11 @@ class OutboxWorker:
         state = State(self.state_path)
         try:
             while not self._stop.is_set():
-                wait = self.drain(state)
+                try:
+                    wait = self.drain(state)
+                except Exception:  # a bug must not silence every later notification
+                    log.exception("the outbox worker failed; retrying in 5 s")
+                    wait = 5.0
                 self._wake.wait(wait)
                 self._wake.clear()
         finally:
@@ -80,14 +85,14 @@ class OutboxWorker:
 
     def drain(self, state: State) -> float:
         """Deliver what is due; return how long to sleep before looking again."""
+        notifier = self.notifier
+        notifier.bind(state)
         now = self.clock()
         blocked: set[str] = set()  # alerts with an earlier notification still undelivered
         next_look = 60.0
-        last_sent = 0.0
-        batch = state.outbox_pending(limit=200)
+        batch = state.outbox_pending(limit=500)
+        due = []
         for entry in batch:
-            if self._stop.is_set():
-                break
             fingerprint = entry.notification.fingerprint
             if fingerprint in blocked:
                 continue
@@ -95,42 +100,73 @@ class OutboxWorker:
                 blocked.add(fingerprint)
                 next_look = min(next_look, entry.next_attempt - now)
                 continue
-            if self.min_interval and last_sent:
-                pause = last_sent + self.min_interval - self.clock()
-                if pause > 0 and self._stop.wait(pause):
-                    break
+            due.append(entry)
+        if notifier.digest_threshold and len(due) >= notifier.digest_threshold:
+            # A storm of distinct problems: one digest message instead of one message each.
+            self._pace(notifier)
+            ref = f"digest-{due[0].id}-{due[-1].id}"
             try:
-                self.notifier.send(entry.notification)
-            except TransientDeliveryError as exc:
-                delay = backoff(entry.attempts, exc.retry_after)
-                state.delivery_failed(entry.id, str(exc), self.clock() + delay)
-                blocked.add(fingerprint)
-                next_look = min(next_look, delay)
-                self._report_once(
-                    f"transient:{exc}",
-                    logging.WARNING,
-                    f"delivery to {self.notifier.describe()} failed, will retry: {exc}",
-                )
-                continue
-            except PermanentDeliveryError as exc:
-                # Retrying cannot help; keep the outbox moving and say what to do, once.
+                notifier.send_digest([e.notification for e in due], ref)
+            except DeliveryError as exc:
+                self._failed(state, due[0], exc)
+                return min(next_look, backoff(due[0].attempts, getattr(exc, "retry_after", None)))
+            for entry in due:
                 state.delivered(entry.id)
-                self._report_once(
-                    f"permanent:{exc}",
-                    logging.ERROR,
-                    f"delivery to {self.notifier.describe()} failed: {exc}",
-                )
+            self.delivered += len(due)
+            return 0.0
+        for entry in due:
+            if self._stop.is_set():
+                return 0.0
+            if entry.notification.fingerprint in blocked:
                 continue
-            except DeliveryError as exc:  # pragma: no cover - every notifier raises a subclass
-                state.delivery_failed(entry.id, str(exc), self.clock() + backoff(entry.attempts))
-                blocked.add(fingerprint)
+            self._pace(notifier)
+            try:
+                notifier.send(entry.notification, str(entry.id))
+            except DeliveryError as exc:
+                delay = self._failed(state, entry, exc)
+                if delay is not None:
+                    blocked.add(entry.notification.fingerprint)
+                    next_look = min(next_look, delay)
                 continue
+            self._last_sent = self.clock()
             state.delivered(entry.id)
             self.delivered += 1
-            last_sent = self.clock()
-        else:
-            return 0.0 if len(batch) == 200 and not blocked else next_look
-        return 0.0
+            self._recovered()
+        return 0.0 if len(batch) == 500 and not blocked else next_look
+
+    def _pace(self, notifier: Notifier) -> None:
+        """At most one message per notifier.min_interval (Slack: about one per second)."""
+        if notifier.min_interval and self._last_sent:
+            pause = self._last_sent + notifier.min_interval - self.clock()
+            if pause > 0:
+                self._stop.wait(pause)
+        self._last_sent = self.clock()
+
+    def _failed(self, state: State, entry: OutboxEntry, exc: DeliveryError) -> float | None:
+        """Book a failed delivery; the delay before its retry, or None when it was dropped."""
+        where = self.notifier.describe()
+        if isinstance(exc, PermanentDeliveryError):
+            # Retrying cannot help; keep the outbox moving and say what to do, once.
+            state.delivered(entry.id)
+            self._report_once(
+                f"permanent:{exc}", logging.ERROR, f"delivery to {where} failed: {exc}"
+            )
+            return None
+        retry_after = exc.retry_after if isinstance(exc, TransientDeliveryError) else None
+        delay = backoff(entry.attempts, retry_after, self.retry_max)
+        state.delivery_failed(entry.id, str(exc), self.clock() + delay)
+        self._report_once(
+            f"transient:{type(exc).__name__}",
+            logging.WARNING,
+            f"delivery to {where} failed, will retry (in {delay:.0f}s, then with backoff): {exc}",
+        )
+        return delay
+
+    def _recovered(self) -> None:
+        failing = {key for key in self._reported if key.startswith("transient:")}
+        if failing:
+            log.info("delivery to %s works again", self.notifier.describe())
+            self._reported -= failing
 
     def _report_once(self, key: str, level: int, message: str) -> None:
         if key not in self._reported:

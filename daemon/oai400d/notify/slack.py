@@ -1,0 +1,370 @@
+"""Slack delivery with slack-sdk: a bot token (Web API) or an incoming webhook.
+
+Bot token: one problem is one message in the channel. `opened` posts it, later notifications edit
+it (chat.update) and add a threaded reply for `repeated` and `resolved`. The posted message's ts
+is stored before the outbox entry is marked done, and an intent mark is stored before posting,
+so a restart neither loses the message nor posts it twice (an interrupted post is looked up in
+the channel's history by the metadata it carries).
+
+Webhook: new messages for opened / repeated / resolved; updates are folded into the reminders.
+Every slack-sdk error is translated here into a DeliveryError that says whether a retry can help.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import urllib.error
+from collections.abc import Sequence
+from http.client import HTTPException
+from typing import Any
+
+from slack_sdk import WebClient, WebhookClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+
+from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from oai400d.model import Notification
+from oai400d.notify.slack_blocks import (
+    SlackMessage,
+    render,
+    render_digest,
+    render_plain,
+    render_reply,
+)
+from oai400d.state import State
+
+log = logging.getLogger("oai400d.slack")
+
+TARGET = "slack"
+METADATA_EVENT = "oai400d_alert"
+# Fold the due notifications into one digest when sending them one by one would take longer
+# than this many messages (about as many seconds at Slack's pace): a storm, not a backlog.
+DIGEST_THRESHOLD = 30
+
+# Errors that retrying cannot fix, and what the person should do about each.
+PERMANENT: dict[str, str] = {
+    "invalid_auth": "the bot token is not valid: create a new one and update the credential",
+    "not_authed": "no bot token was sent: set SLACK_BOT_TOKEN or the slack-bot-token credential",
+    "account_inactive": "the token's user or app was deactivated: reinstall the Slack app",
+    "token_revoked": "the bot token was revoked: reinstall the app and update the credential",
+    "token_expired": "the bot token expired: reinstall the app and update the credential",
+    "no_permission": "the app lacks a permission: add the chat:write scope and reinstall",
+    "missing_scope": "the app lacks a scope: add chat:write and reinstall the app",
+    "channel_not_found": "the channel does not exist or is private: check slack.channel",
+    "not_in_channel": "the bot is not in the channel: /invite the app into it",
+    "is_archived": "the channel is archived: choose another slack.channel",
+    "restricted_action": "the workspace does not let this app post there: ask a Slack admin",
+    "invalid_blocks": "Slack rejected the message layout",
+    "invalid_blocks_format": "Slack rejected the message layout",
+    "msg_too_long": "the message was too long",
+    "no_text": "the message was empty",
+    # Webhook answers
+    "invalid_payload": "Slack rejected the message layout",
+    "invalid_token": "the webhook URL is no longer valid: create a new incoming webhook",
+    "no_service": "the webhook was removed: create a new incoming webhook",
+    "no_active_hooks": "the webhook was disabled: re-enable it or create a new one",
+    "channel_is_archived": "the webhook's channel is archived: create a webhook for another one",
+    "action_prohibited": "a workspace admin blocked this webhook",
+    "posting_to_general_channel_denied": "only admins may post to that channel",
+}
+LAYOUT_ERRORS = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "invalid_payload"}
+_NETWORK_ERRORS = (
+    urllib.error.URLError,
+    socket.timeout,
+    TimeoutError,
+    ConnectionError,
+    HTTPException,
+    OSError,
+)
+
+
+class LayoutRejected(PermanentDeliveryError):
+    """Slack refused the blocks: send the plain-text version instead."""
+
+
+def episode(n: Notification) -> str:
+    """One Slack message per alert episode: a problem that resolves and comes back is new."""
+    return f"{n.fingerprint}@{n.first_seen}"
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") or headers.get("retry-after")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def translate(exc: Exception, where: str) -> DeliveryError:
+    """A slack-sdk or network error → ours, saying whether a retry can help and what to do."""
+    if isinstance(exc, SlackApiError):
+        response = exc.response
+        status = response.status_code
+        error = str(response.get("error", "")) if isinstance(response.data, dict) else ""
+        if status == 429 or error == "ratelimited":
+            return TransientDeliveryError(
+                f"{where}: rate limited by Slack", _retry_after(response.headers)
+            )
+        if status >= 500:
+            return TransientDeliveryError(f"{where}: Slack answered HTTP {status}")
+        if error in LAYOUT_ERRORS:
+            return LayoutRejected(f"{where}: {error} ({PERMANENT[error]})")
+        if error in PERMANENT:
+            return PermanentDeliveryError(f"{where}: {error}: {PERMANENT[error]}")
+        return TransientDeliveryError(f"{where}: Slack error {error or status}")
+    if isinstance(exc, _NETWORK_ERRORS):
+        reason = getattr(exc, "reason", None) or exc
+        return TransientDeliveryError(
+            f"{where}: cannot reach Slack ({type(exc).__name__}: {reason})"
+        )
+    if isinstance(exc, SlackClientError):
+        return TransientDeliveryError(f"{where}: {type(exc).__name__}")
+    return TransientDeliveryError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+class SlackWebNotifier:
+    """Posts with a bot token through the Web API (chat.postMessage, chat.update)."""
+
+    name = "slack"
+    digest_threshold = DIGEST_THRESHOLD
+
+    def __init__(
+        self,
+        token: str,
+        channel: str,
+        base_url: str,
+        min_interval: float = 1.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.channel = channel
+        self.base_url = base_url
+        self.min_interval = min_interval
+        # One quick retry of a dropped connection inside slack-sdk; everything else is the
+        # outbox's job (backoff, order per alert).
+        self.client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=int(timeout),
+            retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+        )
+        self.state: State | None = None
+
+    def describe(self) -> str:
+        return f"Slack channel {self.channel} (bot token, {self.base_url})"
+
+    def bind(self, state: State) -> None:
+        self.state = state
+
+    # --- checks (`oai400d test-alert`) ------------------------------------------------------
+
+    def check(self) -> str:
+        """auth.test: which workspace and bot this token is; raises DeliveryError."""
+        try:
+            answer = self.client.auth_test()
+        except Exception as exc:
+            raise translate(exc, "auth.test") from None
+        return f"workspace {answer.get('team')} ({answer.get('url')}) as {answer.get('user')}"
+
+    # --- delivery ---------------------------------------------------------------------------
+
+    def send(self, notification: Notification, ref: str) -> None:
+        state = self._state()
+        key = episode(notification)
+        message = render(notification)
+        if notification.kind == "backlog":
+            self._post_once(ref, key, message)
+            return
+        existing = state.delivery_target(key, TARGET)
+        if existing is None:  # the first message of this episode (or its message is gone)
+            self._post_once(ref, key, message)
+            return
+        self._update(existing, message, notification, ref)
+        if notification.kind in ("repeated", "resolved"):
+            self._reply_once(ref, existing, render_reply(notification))
+
+    def send_digest(self, notifications: Sequence[Notification], ref: str) -> None:
+        self._post_once(ref, f"digest:{ref}", render_digest(notifications))
+
+    def _state(self) -> State:
+        if self.state is None:
+            raise RuntimeError("SlackWebNotifier.bind(state) was not called")
+        return self.state
+
+    def _post_once(self, ref: str, key: str, message: SlackMessage) -> None:
+        """Post, unless an interrupted earlier attempt of this entry already did."""
+        state = self._state()
+        intent = state.delivery_target(f"intent:{ref}", TARGET)
+        if intent is not None:
+            found = self._find_posted(intent[0], ref, since=float(intent[1]))
+            if found is not None:
+                state.remember_delivery(key, TARGET, found[0], found[1])
+                return
+        state.remember_delivery(f"intent:{ref}", TARGET, self._channel_id(), f"{time.time():.6f}")
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"ref": ref, "key": key}}
+        try:
+            answer = self.client.chat_postMessage(
+                channel=self.channel,
+                text=message.text,
+                blocks=list(message.blocks),
+                metadata=metadata,
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except Exception as exc:
+            error = translate(exc, "chat.postMessage")
+            if not isinstance(error, LayoutRejected):
+                raise error from None
+            log.warning("%s; sending the plain-text version", error)
+            try:
+                answer = self.client.chat_postMessage(
+                    channel=self.channel,
+                    text=render_plain_of(message),
+                    metadata=metadata,
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
+            except Exception as again:
+                raise translate(again, "chat.postMessage (plain text)") from None
+        channel, ts = str(answer["channel"]), str(answer["ts"])
+        state.remember_delivery(key, TARGET, channel, ts)
+        state.remember_delivery("channel-id", TARGET, channel, channel)
+
+    def _find_posted(self, channel: str, ref: str, since: float) -> tuple[str, str] | None:
+        """The message an interrupted attempt posted, found by its metadata (needs
+        channels:history; without it we post again and say so)."""
+        if not channel or channel.startswith("#"):
+            return None
+        try:
+            answer = self.client.conversations_history(
+                channel=channel, oldest=f"{since - 5:.6f}", limit=100, include_all_metadata=True
+            )
+        except SlackApiError as exc:
+            log.warning(
+                "cannot check whether an interrupted post reached Slack (%s): it may appear "
+                "twice; add the channels:history scope to avoid this",
+                exc.response.get("error", exc.response.status_code),
+            )
+            return None
+        except Exception as exc:
+            raise translate(exc, "conversations.history") from None
+        messages: list[dict[str, Any]] = answer.get("messages") or []
+        for item in messages:
+            payload = (item.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("ref") == ref:
+                return channel, str(item["ts"])
+        return None
+
+    def _channel_id(self) -> str:
+        known = self._state().delivery_target("channel-id", TARGET)
+        return known[0] if known else self.channel
+
+    def _update(
+        self, where: tuple[str, str], message: SlackMessage, n: Notification, ref: str
+    ) -> None:
+        channel, ts = where
+        try:
+            self.client.chat_update(
+                channel=channel, ts=ts, text=message.text, blocks=list(message.blocks)
+            )
+        except Exception as exc:
+            error = translate(exc, "chat.update")
+            if isinstance(error, LayoutRejected):
+                try:
+                    self.client.chat_update(channel=channel, ts=ts, text=render_plain(n), blocks=[])
+                except Exception as again:
+                    raise translate(again, "chat.update (plain text)") from None
+                return
+            if "message_not_found" in str(error) or "cant_update_message" in str(error):
+                self._state().forget_delivery(episode(n), TARGET)  # deleted in Slack: post anew
+                self._post_once(f"{ref}:repost", episode(n), message)
+                return
+            raise error from None
+
+    def _reply_once(self, ref: str, where: tuple[str, str], text: str) -> None:
+        state = self._state()
+        if state.delivery_target(f"reply:{ref}", TARGET) is not None:
+            return
+        channel, ts = where
+        try:
+            answer = self.client.chat_postMessage(
+                channel=channel, thread_ts=ts, text=text, unfurl_links=False, unfurl_media=False
+            )
+        except Exception as exc:
+            raise translate(exc, "chat.postMessage (thread reply)") from None
+        state.remember_delivery(f"reply:{ref}", TARGET, channel, str(answer["ts"]))
+
+
+def render_plain_of(message: SlackMessage) -> str:
+    """The plain-text fallback when only a rendered message is at hand."""
+    return message.text
+
+
+class SlackWebhookNotifier:
+    """Posts to an incoming webhook: new messages for opened / repeated / resolved."""
+
+    name = "slack-webhook"
+    digest_threshold = DIGEST_THRESHOLD
+
+    def __init__(self, url: str, min_interval: float = 1.0, timeout: float = 10.0) -> None:
+        self.client = WebhookClient(
+            url,
+            timeout=int(timeout),
+            retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
+        )
+        self.min_interval = min_interval
+
+    def describe(self) -> str:
+        return "a Slack incoming webhook"
+
+    def bind(self, state: State) -> None:
+        """Webhooks return no message id: nothing to keep."""
+
+    def check(self) -> str:
+        return "an incoming webhook (its channel was chosen when it was created)"
+
+    def send(self, notification: Notification, ref: str) -> None:
+        if notification.kind == "updated":
+            return  # folded into the next reminder: a webhook cannot edit its message
+        self._send(render(notification), render_plain(notification))
+
+    def send_digest(self, notifications: Sequence[Notification], ref: str) -> None:
+        message = render_digest(notifications)
+        self._send(message, message.text)
+
+    def _send(self, message: SlackMessage, plain: str) -> None:
+        status, body = self._post(text=message.text, blocks=list(message.blocks))
+        if status == 200:
+            return
+        error = self._error(status, body, {})
+        if isinstance(error, LayoutRejected):
+            status, body = self._post(text=plain, blocks=None)
+            if status == 200:
+                return
+            error = self._error(status, body, {})
+        raise error
+
+    def _post(self, text: str, blocks: list[dict[str, Any]] | None) -> tuple[int, str]:
+        try:
+            response = self.client.send(
+                text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
+            )
+        except Exception as exc:
+            raise translate(exc, "webhook") from None
+        self._last_headers = response.headers
+        return response.status_code, response.body or ""
+
+    def _error(self, status: int, body: str, headers: Any) -> DeliveryError:
+        error = body.strip()
+        if status == 429:
+            return TransientDeliveryError(
+                "webhook: rate limited by Slack", _retry_after(self._last_headers)
+            )
+        if status >= 500:
+            return TransientDeliveryError(f"webhook: Slack answered HTTP {status}")
+        if error in LAYOUT_ERRORS or error == "no_text":
+            return LayoutRejected(f"webhook: {error}")
+        if error in PERMANENT:
+            return PermanentDeliveryError(f"webhook: {error}: {PERMANENT[error]}")
+        return PermanentDeliveryError(f"webhook: Slack answered HTTP {status} {error[:100]}")

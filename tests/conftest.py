@@ -1,0 +1,3 @@
+"""The fake Slack, OpenAI API and status page servers as fixtures for every test module."""
+
+pytest_plugins = ["tests.fakes.fixtures"]
