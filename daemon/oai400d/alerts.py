@@ -12,12 +12,12 @@ Pure logic: the clock comes in as arguments, nothing here reads files or sends a
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from oai400d.config import AlertsSettings
-from oai400d.model import Alert, Finding, Notification
+from oai400d.model import Alert, Finding, Notification, ProbeResult
 
 MAX_FILES_PER_ALERT = 20
 MAX_BACKLOG_ITEMS = 50
@@ -43,6 +43,8 @@ class AlertBook:
         self.settings = settings
         self.host = host if host is not None else socket.gethostname()
         self._entries = {a.fingerprint: _Entry(a, dirty=False) for a in alerts}
+        # What the probes say about a category at the moment of a notification (correlation).
+        self.context: Callable[[str], str] | None = None
 
     def reconfigure(self, settings: AlertsSettings) -> None:
         self.settings = settings
@@ -90,9 +92,48 @@ class AlertBook:
             )
         )
 
-    def add(self, alert: Alert) -> None:
-        """Put an alert made elsewhere (a probe's) under this book's lifecycle."""
-        self._entries[alert.fingerprint] = _Entry(alert)
+    def probe_failed(self, result: ProbeResult, now: float) -> None:
+        """A probe failed `failure_threshold` times in a row: open (or count into) its alert.
+        It skips group_wait: the threshold already waited for the failure to persist."""
+        fingerprint = f"probe:{result.name}"
+        entry = self._entries.get(fingerprint)
+        alert = entry.alert if entry is not None else None
+        if alert is None or alert.state == "resolved":
+            alert = Alert(
+                fingerprint=fingerprint,
+                category=result.cause
+                or ("server.error" if result.name == "status_page" else "network"),
+                rule=f"probe.{result.name}",
+                severity="critical" if result.status == "critical" else "warning",
+                title=f"Probe {result.name}: {result.summary}"[:150],
+                state="pending",
+                count=0,
+                first_seen=now - self.settings.group_wait,
+                last_seen=now,
+                files=(),
+                message=result.summary,
+                excerpt="",
+                fixes=result.fixes,
+                docs=(),
+                source="probe",
+            )
+        self._entries[fingerprint] = _Entry(
+            replace(alert, count=alert.count + 1, last_seen=now, message=result.summary)
+        )
+
+    def probe_recovered(self, name: str, now: float) -> Notification | None:
+        """A probe passed `success_threshold` times in a row: resolve its alert, if open."""
+        fingerprint = f"probe:{name}"
+        entry = self._entries.get(fingerprint)
+        if entry is None or entry.alert.state == "resolved":
+            return None
+        a = entry.alert
+        if a.state != "open":
+            self._set(fingerprint, replace(a, state="resolved", resolved_at=now))
+            return None
+        resolved = replace(a, state="resolved", resolved_at=now, notified_count=a.count)
+        self._set(fingerprint, resolved)
+        return self._notification("resolved", resolved, a.count - a.notified_count)
 
     # --- time -------------------------------------------------------------------------------
 
@@ -121,6 +162,15 @@ class AlertBook:
                     due.append(self._notification("opened", a, a.count))
                 continue
             if a.state != "open":
+                continue
+            if a.source == "probe":
+                # Probe alerts resolve on probe successes, not on quiet time; they remind.
+                if now - (a.last_reminder or a.first_seen) >= s.repeat_interval:
+                    updated = replace(
+                        a, last_reminder=now, last_notified=now, notified_count=a.count
+                    )
+                    self._set(fingerprint, updated)
+                    due.append(self._notification("repeated", updated, a.count - a.notified_count))
                 continue
             if quiet >= s.resolve_after:
                 resolved = replace(a, state="resolved", resolved_at=now, notified_count=a.count)
@@ -245,4 +295,5 @@ class AlertBook:
             new=new,
             duration_s=duration,
             host=self.host,
+            context=self.context(a.category) if self.context is not None else "",
         )

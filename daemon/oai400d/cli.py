@@ -21,7 +21,8 @@ from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
 from oai400d.config import LoadedConfig, load_config, public_view
 from oai400d.errors import ConfigError, DeliveryError, StateError
-from oai400d.model import Finding
+from oai400d.model import Finding, ProbeResult
+from oai400d.probes import PROBES, overall, run_probes
 from oai400d.scan import Scanner, scan_file
 from oai400d.service import Daemon, make_notifier, sample_notification
 from oai400d.state import State
@@ -89,6 +90,18 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="log debug details too")
     run.set_defaults(handler=cmd_run)
 
+    probe = command("probe", "check the API key, the models and OpenAI's status page once")
+    probe.add_argument("--json", action="store_true", help="one JSON document (DESIGN.md)")
+    probe.add_argument("--nagios", action="store_true", help="one line for monitoring systems")
+    probe.add_argument(
+        "--check",
+        action="append",
+        choices=sorted(PROBES),
+        metavar="NAME",
+        help="run only this probe (api_key, models, status_page); repeatable",
+    )
+    probe.set_defaults(handler=cmd_probe)
+
     test_alert = command("test-alert", "send one sample alert through the configured notifier")
     test_alert.set_defaults(handler=cmd_test_alert)
 
@@ -128,6 +141,49 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StateError as exc:
         print(f"oai400d: {exc}", file=sys.stderr)
         return EXIT_STATE
+
+
+NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    """Run the probes once; exit 0/1/2/3 like a Nagios plugin."""
+    loaded = _load(args)
+    results = run_probes(loaded.settings, args.check)
+    worst = overall(results)
+    if args.json:
+        print(json.dumps({"status": worst, "checks": [r.to_json() for r in results]}, indent=2))
+    elif args.nagios:
+        print(nagios_line(worst, results))
+    else:
+        rows = [("CHECK", "STATUS", "LATENCY", "SUMMARY")]
+        for r in results:
+            latency = f"{r.latency_ms} ms" if r.latency_ms is not None else "-"
+            rows.append((r.name, r.status.upper(), latency, r.summary))
+        widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        for row in rows:
+            print(
+                "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+            )
+        for r in results:
+            for fix in r.fixes[:3]:
+                print(f"  {r.name}: fix: {fix}")
+        print(f"overall: {worst.upper()}")
+    return NAGIOS_EXIT[worst]
+
+
+def nagios_line(worst: str, results: Sequence[ProbeResult]) -> str:
+    """`OAI400D CRITICAL - api_key: key rejected … | api_key_latency=0.213s;;;0 …`"""
+    text = (
+        "; ".join(f"{r.name}: {r.summary}" for r in results if r.status == worst) or "all checks ok"
+    )
+    perf = " ".join(
+        f"{r.name}_latency={r.latency_ms / 1000:.3f}s;;;0"
+        for r in results
+        if r.latency_ms is not None
+    )
+    line = f"OAI400D {worst.upper()} - {text}".replace("|", "/")
+    return f"{line} | {perf}" if perf else line
 
 
 def cmd_test_alert(args: argparse.Namespace) -> int:

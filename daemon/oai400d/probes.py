@@ -43,8 +43,6 @@ EXIT_CODES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 NO_KEY = "no API key configured (OPENAI_API_KEY or credential openai-api-key)"
 
-DOCS_ERRORS = "https://platform.openai.com/docs/guides/error-codes"
-
 # -- fixes: what a person can do, per cause ------------------------------------------------------
 
 _FIX_NO_KEY = (
@@ -465,7 +463,10 @@ def _judge(error: _ApiError, api: _Api) -> _Verdict:
             )
         if "mismatched_project" in text or "project header should match" in text:
             return verdict(
-                "critical", "wrong project: 401 mismatched_project", "auth.organization", _FIX_PROJECT
+                "critical",
+                "wrong project: 401 mismatched_project",
+                "auth.organization",
+                _FIX_PROJECT,
             )
         if "account_deactivated" in text or "deactivated" in text:
             return verdict(
@@ -502,7 +503,7 @@ def _judge(error: _ApiError, api: _Api) -> _Verdict:
                 "auth.permission",
                 _FIX_REGION,
             )
-        if "ip_not_authorized" in text or "not authorized" in text and " ip" in text:
+        if "ip_not_authorized" in text or ("not authorized" in text and " ip" in text):
             return verdict(
                 "critical",
                 "this host's IP is not allowed: 403 ip_not_authorized",
@@ -514,7 +515,9 @@ def _judge(error: _ApiError, api: _Api) -> _Verdict:
             "critical", f"access denied: 403 {what}".rstrip(), "auth.permission", _FIX_FORBIDDEN
         )
     if status == 429:
-        if any(w in text for w in ("insufficient_quota", "billing_", "exceeded your current quota")):
+        if any(
+            w in text for w in ("insufficient_quota", "billing_", "exceeded your current quota")
+        ):
             return verdict(
                 "critical",
                 f"quota exhausted: 429 {code or 'insufficient_quota'}",
@@ -522,13 +525,13 @@ def _judge(error: _ApiError, api: _Api) -> _Verdict:
                 _FIX_QUOTA,
             )
         return verdict(
-            "warning", f"rate limited: 429 {code or 'rate_limit_exceeded'}{rid}", "rate_limit",
+            "warning",
+            f"rate limited: 429 {code or 'rate_limit_exceeded'}{rid}",
+            "rate_limit",
             _FIX_RATE_LIMIT,
         )
     if status >= 500:
-        return verdict(
-            "warning", f"OpenAI API answered {status}{rid}", "server.error", _FIX_SERVER
-        )
+        return verdict("warning", f"OpenAI API answered {status}{rid}", "server.error", _FIX_SERVER)
     if 300 <= status < 400:
         where = f" to {_public_url(error.location)}" if error.location else ""
         return verdict(
@@ -565,8 +568,10 @@ def _unsendable_result(name: str, api: _Api, prefix: str = "") -> ProbeResult:
         "critical",
         f"{prefix}the configured API key has whitespace or non-ASCII characters and cannot be sent",
         0,
-        ("Re-create the credential from the keys page; look for a pasted line break, a space or "
-         "typographic quotes inside the key.",),
+        (
+            "Re-create the credential from the keys page; look for a pasted line break, a space or "
+            "typographic quotes inside the key.",
+        ),
         {"key": _mask_key(api.key)},
         "auth.invalid_api_key",
     )
@@ -625,7 +630,7 @@ def _model_denied(error: _ApiError) -> bool:
     """A 403 saying the project may not use this model (it exists)."""
     text = error.message.lower()
     return error.status == 403 and (
-        "does not have access to model" in text or "not allowed to" in text and "model" in text
+        "does not have access to model" in text or ("not allowed to" in text and "model" in text)
     )
 
 
@@ -647,8 +652,12 @@ def probe_models(settings: Settings, client: httpx.Client) -> ProbeResult:
     elapsed = 0
     failure: _Verdict | None = None
     for model in models:
-        answer = _get(client, api.url(f"models/{quote(model, safe=':')}"), api.headers(),
-                      settings.probes.timeout)
+        answer = _get(
+            client,
+            api.url(f"models/{quote(model, safe=':')}"),
+            api.headers(),
+            settings.probes.timeout,
+        )
         elapsed += answer.elapsed_ms
         if answer.response is None:
             failure = _network_verdict(answer)
@@ -706,7 +715,8 @@ def probe_models(settings: Settings, client: httpx.Client) -> ProbeResult:
         return ProbeResult(
             name,
             "critical",
-            f"{len(denied)}/{total} configured models not allowed for this key: {', '.join(denied)}",
+            f"{len(denied)}/{total} configured models not allowed for this key: "
+            + ", ".join(denied),
             elapsed,
             _FIX_MODEL_DENIED,
             details,
@@ -832,13 +842,15 @@ def _parse_incidentio(summary: dict[str, Any]) -> tuple[list[_Component], list[_
 
 def _parse_status(doc: Any) -> tuple[str, list[_Component], list[_Incident]]:
     """Detect the format by content: (format name, components, incidents); else raise _Shape."""
-    if isinstance(doc, dict) and isinstance(doc.get("components"), list) and (
-        "page" in doc or "status" in doc
-    ):
-        return "statuspage", *_parse_statuspage(doc)
     summary = doc.get("summary") if isinstance(doc, dict) else None
-    if isinstance(summary, dict) and isinstance(summary.get("components"), list):
-        return "incident.io", *_parse_incidentio(summary)
+    try:
+        components = doc.get("components") if isinstance(doc, dict) else None
+        if isinstance(components, list) and ("page" in doc or "status" in doc):
+            return "statuspage", *_parse_statuspage(doc)
+        if isinstance(summary, dict) and isinstance(summary.get("components"), list):
+            return "incident.io", *_parse_incidentio(summary)
+    except (_Shape, AttributeError, TypeError) as exc:
+        raise _Shape(f"JSON of an unexpected shape ({exc})") from None
     keys = ", ".join(sorted(doc)[:6]) if isinstance(doc, dict) else type(doc).__name__
     raise _Shape(f"JSON of an unknown shape ({keys})")
 
@@ -852,9 +864,7 @@ def _is_api_component(c: _Component) -> bool:
     return c.name.lower() in _API_NAMES and group not in _CONSUMER_GROUPS
 
 
-def _watched(
-    components: list[_Component], wanted: list[str]
-) -> tuple[list[_Component], list[str]]:
+def _watched(components: list[_Component], wanted: list[str]) -> tuple[list[_Component], list[str]]:
     """The components to judge, and the configured names not found on the page."""
     if not wanted:
         return [c for c in components if _is_api_component(c)], []
@@ -897,8 +907,8 @@ def probe_status_page(settings: Settings, client: httpx.Client) -> ProbeResult:
         return unknown(f"status page answered {kind} ({content_type}), not JSON")
     try:
         source, components, incidents = _parse_status(doc)
-    except (_Shape, KeyError, AttributeError, TypeError) as exc:
-        return unknown(f"status page answered {exc if isinstance(exc, _Shape) else 'JSON of an unknown shape'}")
+    except _Shape as exc:
+        return unknown(f"status page answered {exc}")
     details["format"] = source
     watched, not_found = _watched(components, list(settings.probes.status_components))
     if not_found:
@@ -940,7 +950,9 @@ def probe_status_page(settings: Settings, client: httpx.Client) -> ProbeResult:
     # partial_outage is WARNING: some requests fail and the logs say whether ours do; only a
     # major (full) outage of an API component is CRITICAL on the status page's word alone.
     status = "critical" if worst >= 3 else "warning"
-    return ProbeResult(name, status, summary, answer.elapsed_ms, _FIX_OUTAGE, details, "server.error")
+    return ProbeResult(
+        name, status, summary, answer.elapsed_ms, _FIX_OUTAGE, details, "server.error"
+    )
 
 
 # -- running them -------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import calendar
 import logging
 import os
+import queue
 import re
 import signal
 import socket
@@ -15,16 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
 
+from apscheduler.schedulers.background import BackgroundScheduler
+
 from oai400d.alerts import AlertBook, iso
 from oai400d.assemble import Assembler
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
-from oai400d.model import Event, FileState, Notification
+from oai400d.model import Event, FileState, Notification, ProbeResult
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
+from oai400d.probes import run_probes
 from oai400d.sources import Sources
-from oai400d.state import State
+from oai400d.state import ProbeRecord, State
 
 log = logging.getLogger("oai400d")
 
@@ -124,6 +128,84 @@ def sample_notification() -> Notification:
     )
 
 
+class ProbeSchedule:
+    """The probes on their intervals (APScheduler 3), their streaks, and what they say.
+
+    Jobs run in the scheduler's thread; results go to the main loop through a queue, so the
+    alert book and the state DB are only ever touched by the main loop.
+    """
+
+    def __init__(self, settings: Settings, wake: Callable[[], None]) -> None:
+        self.settings = settings
+        self.results: queue.Queue[ProbeResult] = queue.Queue()
+        self.latest: dict[str, ProbeResult] = {}
+        self._wake = wake
+        self._scheduler: BackgroundScheduler | None = None
+
+    def start(self) -> None:
+        p = self.settings.probes
+        if not p.enabled:
+            return
+        scheduler = BackgroundScheduler(
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+            timezone="UTC",
+        )
+        first = datetime.now().astimezone()
+        for names, interval in (
+            (["api_key", "models"], p.api_key_interval),
+            (["status_page"], p.status_interval),
+        ):
+            scheduler.add_job(
+                self._run,
+                "interval",
+                args=[names],
+                seconds=interval,
+                jitter=min(30.0, interval / 10),
+                next_run_time=first,
+                id="+".join(names),
+            )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    def stop(self) -> None:
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+
+    def _run(self, names: list[str]) -> None:
+        try:
+            for result in run_probes(self.settings, names):
+                self.results.put(result)
+        except Exception:  # a bug in a probe must not stop the schedule
+            log.exception("probe %s failed unexpectedly", "+".join(names))
+        self._wake()
+
+    def context(self, category: str) -> str:
+        """What the probes said, for an alert of this category (correlation)."""
+        if category in ("server.error", "network"):
+            page = self.latest.get("status_page")
+            if page is None:
+                return ""
+            incidents = page.details.get("incidents") or []
+            links = "; ".join(
+                f"{i.get('name')} {i.get('url') or i.get('shortlink') or ''}".strip()
+                for i in incidents[:3]
+                if isinstance(i, dict)
+            )
+            return f"OpenAI status page: {page.summary}" + (f" ({links})" if links else "")
+        if category.startswith("auth."):
+            key = self.latest.get("api_key")
+            if key is None or key.status == "unknown":
+                return ""
+            if key.status == "ok":
+                return (
+                    "The configured key passes its probe: the application is probably using "
+                    "another key (check the environment of the failing process)."
+                )
+            return f"The configured key fails its probe too: {key.summary}"
+        return ""
+
+
 @dataclass
 class _Followed:
     """One followed file's assembler and the position that is safe to persist."""
@@ -184,6 +266,10 @@ class Daemon:
         self.worker = OutboxWorker(s.state.path, make_notifier(s), retry_max=s.slack.retry_max)
         self.worker.start()
         self.sources.start()
+        self._streaks = {p.name: (p.failures, p.successes) for p in self.state.probes()}
+        self.probes = ProbeSchedule(s, self.sources.wake)
+        self.book.context = self.probes.context
+        self.probes.start()
         self._catching_up = True
         started = self.clock()
         log.info(
@@ -247,8 +333,43 @@ class Daemon:
             summary = self.book.backlog_summary(now)
             if summary is not None:
                 self._pending.append(summary)
+        self._take_probe_results(now)
         self._pending.extend(self.book.tick(now))
         self._commit(now)
+
+    def _take_probe_results(self, now: float) -> None:
+        """Streaks, the state DB and probe alerts from what the probes reported."""
+        p = self.settings.probes
+        while True:
+            try:
+                result = self.probes.results.get_nowait()
+            except queue.Empty:
+                return
+            self.probes.latest[result.name] = result
+            failures, successes = self._streaks.get(result.name, (0, 0))
+            if result.status == "ok":
+                failures, successes = 0, successes + 1
+            elif result.status in ("warning", "critical"):
+                failures, successes = failures + 1, 0
+            self._streaks[result.name] = (failures, successes)
+            self.state.save_probe(
+                ProbeRecord(
+                    result.name,
+                    result.status,
+                    result.summary,
+                    result.latency_ms,
+                    now,
+                    failures,
+                    successes,
+                    result.to_json(),
+                )
+            )
+            if failures >= p.failure_threshold:
+                self.book.probe_failed(result, now)
+            elif successes >= p.success_threshold:
+                resolved = self.book.probe_recovered(result.name, now)
+                if resolved is not None:
+                    self._pending.append(resolved)
 
     def _is_old(self, event: Event, now: float) -> bool:
         """A caught-up line older than the backlog window goes into the backlog summary."""
@@ -325,6 +446,11 @@ class Daemon:
         self.book.reconfigure(new.alerts)
         if new.console != self.settings.console or new.slack != self.settings.slack:
             self.worker.set_notifier(make_notifier(new))
+        if new.probes != self.settings.probes or new.openai != self.settings.openai:
+            self.probes.stop()
+            self.probes = ProbeSchedule(new, self.sources.wake)
+            self.book.context = self.probes.context
+            self.probes.start()
         self.loaded = loaded
         self.settings = new
         log.info("configuration reloaded from %s", loaded.source)
@@ -340,6 +466,7 @@ class Daemon:
             self._commit(self.clock(), force=True)
             self.state.set_meta("last_stop", str(self.clock()))
         finally:
+            self.probes.stop()
             self.sources.stop()
             self.worker.stop()
             self.state.close()

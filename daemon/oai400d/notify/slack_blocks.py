@@ -390,7 +390,7 @@ def _resolved_text(n: Notification) -> str:
 
 
 def _fix_lines(fixes: Iterable[object]) -> list[str]:
-    """ "What to do" and a short bulleted list; none when there is nothing to advise."""
+    """The "What to do" heading and a short bulleted list; none when there is nothing to advise."""
     items = [f for f in (_str(x) for x in fixes) if f.strip()]
     if not items:
         return []
