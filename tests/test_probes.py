@@ -46,6 +46,7 @@ def make_settings(
     components: list[str] | None = None,
     timeout: str = "2s",
 ) -> Settings:
+    """Settings as a config file would give them; no environment, so no stray key."""
     openai: dict[str, Any] = {
         "base_url": base_url,
         "organization": organization,
@@ -66,27 +67,32 @@ def make_settings(
 
 
 def api_key(settings: Settings) -> ProbeResult:
+    """Run the api_key probe with a fresh client."""
     with make_client(settings) as client:
         return probe_api_key(settings, client)
 
 
 def models(settings: Settings) -> ProbeResult:
+    """Run the models probe with a fresh client."""
     with make_client(settings) as client:
         return probe_models(settings, client)
 
 
 def status(settings: Settings) -> ProbeResult:
+    """Run the status_page probe with a fresh client."""
     with make_client(settings) as client:
         return probe_status_page(settings, client)
 
 
 def assert_no_secret(result: ProbeResult, key: str) -> None:
+    """Neither the key nor its middle part is anywhere in the result."""
     text = json.dumps(result.to_json()) + str(result.cause)
     assert key not in text
     assert key[8:-4] not in text  # not even the middle of it
 
 
 def free_port() -> int:
+    """A port on 127.0.0.1 that nobody listens on (bound, then released)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -359,6 +365,20 @@ def test_models_one_missing_is_critical(fake_openai: FakeOpenAI) -> None:
     assert any("model_not_found" in fix for fix in result.fixes)
 
 
+def test_models_denied_model_is_critical_permission(fake_openai: FakeOpenAI) -> None:
+    """A 403 "does not have access to model" (code model_not_found) is auth.permission."""
+    body = openai_error(
+        "Project `proj_abc` does not have access to model `gpt-4o`",
+        "invalid_request_error",
+        "model_not_found",
+    )
+    fake_openai.respond_next(403, body)
+    result = models(make_settings(base_url=fake_openai.base_url, models=["gpt-4o"]))
+    assert result.status == "critical"
+    assert result.summary == "1/1 configured models not allowed for this key: gpt-4o"
+    assert result.cause == "auth.permission"
+
+
 def test_models_auth_failure_says_models_not_checked(fake_openai: FakeOpenAI) -> None:
     """A rejected key: the api_key verdict, but the summary says the models were not checked."""
     result = models(make_settings(base_url=fake_openai.base_url, key=WRONG))
@@ -380,7 +400,8 @@ def test_models_network_failure_is_warning() -> None:
 def test_models_without_key_is_unknown(fake_openai: FakeOpenAI) -> None:
     """No key: UNKNOWN, nothing sent."""
     result = models(make_settings(base_url=fake_openai.base_url, key=None))
-    assert result.status == "unknown" and result.summary.startswith("models not checked: no API key")
+    assert result.status == "unknown"
+    assert result.summary.startswith("models not checked: no API key")
     assert fake_openai.model_requests() == []
 
 
@@ -395,6 +416,7 @@ def test_models_none_configured_is_ok(fake_openai: FakeOpenAI) -> None:
 
 
 def status_url(page: FakeStatusPage, shape: str) -> str:
+    """The fake's URL for one of the two formats."""
     return page.summary_url if shape == "statuspage" else page.incidentio_url
 
 
@@ -453,6 +475,14 @@ def test_status_chatgpt_outage_only_is_ok(fake_status: FakeStatusPage, shape: st
     assert result.details["incidents"] == [] and result.details["other_incidents"] == 1
 
 
+def test_status_maintenance_is_ok_and_said(fake_status: FakeStatusPage) -> None:
+    """A component under maintenance is planned work: OK, and the summary names it."""
+    fake_status.set_components({"Batch": "under_maintenance"})
+    result = status(make_settings(status_url=fake_status.summary_url))
+    assert result.status == "ok"
+    assert result.summary == "11/12 API components operational, under maintenance: Batch"
+
+
 def test_status_statuspage_without_groups_still_finds_api_components() -> None:
     """Without group entries, API components are recognised by name; ChatGPT's are not."""
     with FakeStatusPage(statuspage_groups=False) as page:
@@ -477,6 +507,7 @@ def test_status_configured_components_not_on_page_is_unknown(fake_status: FakeSt
 
 
 def _assert_unknown_not_down(result: ProbeResult) -> None:
+    """UNKNOWN, pointing at probes.status_url, and never claiming an outage."""
     assert result.status == "unknown"
     assert "outage" not in result.summary.lower() and "down" not in result.summary.lower()
     assert result.cause is None
@@ -593,6 +624,7 @@ def test_run_probes_uses_the_given_transport(fake_openai: FakeOpenAI) -> None:
 
 
 def _result(status: str) -> ProbeResult:
+    """A bare result with this status."""
     return ProbeResult("x", status, "", 0)
 
 

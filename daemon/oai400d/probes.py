@@ -554,15 +554,17 @@ def _judge(error: _ApiError, api: _Api) -> _Verdict:
 
 def _network_verdict(answer: _Answer) -> _Verdict:
     """A transport failure talking to the API: WARNING, cause network."""
-    assert answer.failure is not None
-    return _Verdict("warning", answer.failure, "network", _FIX_TLS if answer.tls else _FIX_NETWORK)
+    fixes = _FIX_TLS if answer.tls else _FIX_NETWORK
+    return _Verdict("warning", answer.failure or "request failed", "network", fixes)
 
 
 def _no_key_result(name: str, prefix: str = "") -> ProbeResult:
+    """UNKNOWN: there is no key to check."""
     return ProbeResult(name, "unknown", f"{prefix}{NO_KEY}", 0, _FIX_NO_KEY, {}, None)
 
 
 def _unsendable_result(name: str, api: _Api, prefix: str = "") -> ProbeResult:
+    """CRITICAL: the key cannot even be put in a header (and must not reach httpx's errors)."""
     return ProbeResult(
         name,
         "critical",
@@ -732,6 +734,8 @@ def probe_models(settings: Settings, client: httpx.Client) -> ProbeResult:
 
 @dataclass(frozen=True, slots=True)
 class _Component:
+    """One status page component, with the name of its group (None: ungrouped)."""
+
     name: str
     status: str
     group: str | None
@@ -739,6 +743,8 @@ class _Component:
 
 @dataclass(frozen=True, slots=True)
 class _Incident:
+    """One unresolved incident and the names of the components it affects."""
+
     name: str
     impact: str
     status: str
@@ -751,12 +757,14 @@ class _Shape(ValueError):
 
 
 def _str(value: Any, what: str) -> str:
+    """value, when it is a string; else the document is of another shape."""
     if not isinstance(value, str):
         raise _Shape(f"{what} is not a string")
     return value
 
 
 def _list(value: Any, what: str) -> list[Any]:
+    """value, when it is a list; else the document is of another shape."""
     if not isinstance(value, list):
         raise _Shape(f"{what} is not a list")
     return value
