@@ -46,6 +46,14 @@ _RULE_KEYS = {
 }
 
 
+def any_in(literals: Iterable[str], lowered: str) -> bool:
+    """Whether one of the literals occurs in the (lower-cased) text: the cheap test before a regex."""
+    for literal in literals:
+        if literal in lowered:
+            return True
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Pattern:
     """A compiled regex and the literals one of which must be in the text for it to match."""
@@ -54,12 +62,8 @@ class Pattern:
     literals: frozenset[str] | None
 
     def search(self, text: str, lowered: str) -> bool:
-        if self.literals is not None:
-            for literal in self.literals:
-                if literal in lowered:
-                    break
-            else:
-                return False
+        if self.literals is not None and not any_in(self.literals, lowered):
+            return False
         return self.regex.search(text) is not None
 
 
@@ -101,12 +105,8 @@ class Rule:
         return not any(pattern.search(text, lowered) for pattern in self.not_patterns)
 
     def _patterns_hit(self, text: str, lowered: str) -> bool:
-        if self.triggers is not None:
-            for literal in self.triggers:
-                if literal in lowered:
-                    break
-            else:
-                return False
+        if self.triggers is not None and not any_in(self.triggers, lowered):
+            return False
         return any(pattern.search(text, lowered) for pattern in self.patterns)
 
 
