@@ -47,8 +47,9 @@ _RULE_KEYS = {
 
 
 def any_in(literals: Iterable[str], lowered: str) -> bool:
-    """Whether one of the literals occurs in the (lower-cased) text: the cheap test before a regex."""
-    for literal in literals:
+    """Whether one of the literals occurs in the lower-cased text (the test before a regex)."""
+    # A plain loop: on the scan's hot path it is about twice as fast as any() over a generator.
+    for literal in literals:  # noqa: SIM110
         if literal in lowered:
             return True
     return False
