@@ -21,11 +21,12 @@ from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
 from oai400d.config import LoadedConfig, load_config, public_view
 from oai400d.errors import ConfigError, DeliveryError, StateError
-from oai400d.model import Finding, ProbeResult
-from oai400d.probes import PROBES, overall, run_probes
+from oai400d.model import PROBE_NAMES, Finding, ProbeResult
 from oai400d.scan import Scanner, scan_file
-from oai400d.service import Daemon, make_notifier, sample_notification
 from oai400d.state import State
+
+# The daemon's and the probes' modules (APScheduler, slack-sdk, httpx) are imported by the
+# commands that use them: `classify` on a big file should not pay for them at start-up.
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -96,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     probe.add_argument(
         "--check",
         action="append",
-        choices=sorted(PROBES),
+        choices=PROBE_NAMES,
         metavar="NAME",
         help="run only this probe (api_key, models, status_page); repeatable",
     )
@@ -131,6 +132,8 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from oai400d.service import Daemon
+
     _setup_logging(args.verbose)
     loaded = _load(args)
     load_rules(loaded.settings.rules)  # a broken user rule is a config error before anything starts
@@ -148,6 +151,8 @@ NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 
 def cmd_probe(args: argparse.Namespace) -> int:
     """Run the probes once; exit 0/1/2/3 like a Nagios plugin."""
+    from oai400d.probes import overall, run_probes
+
     loaded = _load(args)
     results = run_probes(loaded.settings, args.check)
     worst = overall(results)
@@ -188,6 +193,8 @@ def nagios_line(worst: str, results: Sequence[ProbeResult]) -> str:
 
 def cmd_test_alert(args: argparse.Namespace) -> int:
     """Send a sample alert and say plainly whether and where it arrived."""
+    from oai400d.service import make_notifier, sample_notification
+
     loaded = _load(args)
     notifier = make_notifier(loaded.settings)
     print(f"sending a sample alert to {notifier.describe()}")

@@ -222,6 +222,7 @@ class Notification:
 
 
 PROBE_STATUSES = ("ok", "warning", "critical", "unknown")  # Nagios 0, 1, 2, 3
+PROBE_NAMES = ("api_key", "models", "status_page")
 
 
 @dataclass(frozen=True, slots=True)

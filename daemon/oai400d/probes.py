@@ -967,6 +967,7 @@ def probe_status_page(settings: Settings, client: httpx.Client) -> ProbeResult:
 
 Probe = Callable[[Settings, httpx.Client], ProbeResult]
 
+# Keyed by model.PROBE_NAMES (the CLI offers those names without importing this module).
 PROBES: dict[str, Probe] = {
     "api_key": probe_api_key,
     "models": probe_models,

@@ -298,27 +298,33 @@ def _parse_literal(snippet: str) -> Any:
         return None
 
 
+_BRACE_OR_QUOTE = re.compile(r"""[{}\[\]"'\\]""")
+
+
 def _matching_brace(text: str, start: int) -> int:
     """Index of the brace closing text[start], honouring quoted strings; -1 if none."""
     depth = 0
     quote = ""
-    index = start
+    escaped_at = -1
     limit = min(len(text), start + _MAX_BODY)
-    while index < limit:
+    # Jump from one interesting character to the next instead of looking at every one.
+    for match in _BRACE_OR_QUOTE.finditer(text, start, limit):
+        index = match.start()
         char = text[index]
+        if index == escaped_at:
+            continue
+        if char == "\\":
+            escaped_at = index + 1
+            continue
         if quote:
-            if char == "\\":
-                index += 2
-                continue
             if char == quote:
                 quote = ""
         elif char in "\"'":
             quote = char
         elif char in "{[":
             depth += 1
-        elif char in "}]":
+        else:
             depth -= 1
             if depth == 0:
                 return index
-        index += 1
     return -1
