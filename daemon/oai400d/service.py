@@ -246,7 +246,13 @@ class Daemon:
 
     def _on_reload(self, signum: int, frame: FrameType | None) -> None:
         self._reload.set()
-        self.sources.wake()
+        if hasattr(self, "sources"):
+            self.sources.wake()
+
+    def _wake_loop(self) -> None:
+        """Make the main loop look now (the sources object may be replaced by a reload)."""
+        if hasattr(self, "sources"):
+            self.sources.wake()
 
     def stop(self) -> None:
         self._stop.set()
@@ -267,7 +273,7 @@ class Daemon:
         self.worker.start()
         self.sources.start()
         self._streaks = {p.name: (p.failures, p.successes) for p in self.state.probes()}
-        self.probes = ProbeSchedule(s, self.sources.wake)
+        self.probes = ProbeSchedule(s, self._wake_loop)
         self.book.context = self.probes.context
         self.probes.start()
         self._catching_up = True
@@ -448,7 +454,7 @@ class Daemon:
             self.worker.set_notifier(make_notifier(new))
         if new.probes != self.settings.probes or new.openai != self.settings.openai:
             self.probes.stop()
-            self.probes = ProbeSchedule(new, self.sources.wake)
+            self.probes = ProbeSchedule(new, self._wake_loop)
             self.book.context = self.probes.context
             self.probes.start()
         self.loaded = loaded
