@@ -710,3 +710,14 @@ def test_any_story_loses_and_repeats_nothing(steps: list[int]) -> None:
     """Hypothesis explores other orders of the same steps."""
     with tempfile.TemporaryDirectory() as directory:
         scenario(Path(directory), steps)
+
+
+def test_missing_directory_is_noticed_as_soon_as_it_is_created(tmp_path: Path) -> None:
+    """A log directory that does not exist yet is picked up through watchdog when it appears
+    (even two levels down), without waiting for a reconcile."""
+    later = tmp_path / "srv" / "app"
+    with running(later) as run:
+        run.drain()
+        later.mkdir(parents=True)
+        append(later / "app.log", "first\n")
+        run.until(lambda: run.texts() == ["first"], "the new directory's file, without reconcile")

@@ -153,9 +153,10 @@ class Sources:
         if self._stopped:
             raise RuntimeError("Sources.poll() after stop()")
         dirty, rewatch = self._watcher.inbox.take()
-        if rewatch:
-            self._watcher.rewatch()
         candidates = {path for path in dirty if self._matches(path)}
+        if rewatch and self._watcher.rewatch():
+            # A directory watched from now on may already hold matching files.
+            candidates.update(globs.expand(self._patterns))
         for tail in self._tails:
             if tail.path in dirty:
                 tail.dirty = True

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from watchdog.events import (
+    DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
     FileAttribEvent,
@@ -35,6 +36,7 @@ EVENTS: list[type[FileSystemEvent]] = [
     FileDeletedEvent,
     DirMovedEvent,
     DirDeletedEvent,
+    DirCreatedEvent,  # a log directory that did not exist yet may be this one
 ]
 STOP_TIMEOUT = 5.0
 
@@ -70,7 +72,10 @@ class Inbox(FileSystemEventHandler):
         with self._lock:
             self._dirty.update(paths)
             # A watched directory that goes away ends its inotify watch: watch it again.
-            self._rewatch = self._rewatch or isinstance(event, DirDeletedEvent | DirMovedEvent)
+            # A directory that appears may be a missing log directory (or on its way to one).
+            self._rewatch = self._rewatch or isinstance(
+                event, DirDeletedEvent | DirMovedEvent | DirCreatedEvent
+            )
         self.event.set()
 
     def take(self) -> tuple[set[str], bool]:
@@ -104,6 +109,9 @@ class Watcher:
         self._report = report
         self._observer: BaseObserver | None = None
         self._watches: dict[str, tuple[ObservedWatch, tuple[int, int]]] = {}
+        # For a log directory that does not exist yet: a watch on its nearest existing
+        # ancestor, so that its creation is noticed at once rather than at the next reconcile.
+        self._ancestors: dict[str, ObservedWatch] = {}
         self._reported: set[str] = set()
 
     def start(self) -> None:
@@ -119,12 +127,16 @@ class Watcher:
             observer.stop()
             observer.join(STOP_TIMEOUT)
         self._watches.clear()
+        self._ancestors.clear()
         self.inbox.event.set()
 
-    def rewatch(self) -> None:
-        """Watch directories that appeared or were replaced since they were last watched."""
+    def rewatch(self) -> bool:
+        """Watch directories that appeared or were replaced since they were last watched;
+        True when a directory is newly watched (files may already be in it)."""
         if self._observer is None:
-            return
+            return False
+        waiting_on: set[str] = set()
+        newly = False
         for root, recursive in self._roots:
             try:
                 info = os.stat(root)
@@ -143,8 +155,23 @@ class Watcher:
                     f"{root} does not exist (yet); files there matching logs.paths are picked "
                     "up once it appears",
                 )
+                waiting_on.add(_nearest_existing(root))
                 continue
             self._watch(root, recursive, identity)
+            newly = newly or root in self._watches
+        self._watch_ancestors(waiting_on)
+        return newly
+
+    def _watch_ancestors(self, wanted: set[str]) -> None:
+        assert self._observer is not None
+        for path in set(self._ancestors) - wanted:
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(self._ancestors.pop(path))
+        for path in wanted - set(self._ancestors) - set(self._watches):
+            with contextlib.suppress(OSError):
+                self._ancestors[path] = self._observer.schedule(
+                    self.inbox, path, recursive=False, event_filter=[DirCreatedEvent, DirMovedEvent]
+                )
 
     def _watch(self, root: str, recursive: bool, identity: tuple[int, int]) -> None:
         assert self._observer is not None
@@ -190,3 +217,11 @@ class Watcher:
         if root not in self._reported:
             self._reported.add(root)
             self._report(message)
+
+
+def _nearest_existing(path: str) -> str:
+    """The closest ancestor of `path` that exists (at worst the root directory)."""
+    parent = os.path.dirname(path)
+    while parent and not os.path.isdir(parent) and parent != os.path.dirname(parent):
+        parent = os.path.dirname(parent)
+    return parent or os.sep
