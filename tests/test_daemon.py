@@ -335,3 +335,26 @@ def test_bad_config_exits_78(tmp_path: Path) -> None:
     assert daemon.proc.wait(30) == 78
     daemon.stop()
     assert "alerts.resolve_after" in daemon.log()
+
+
+def test_an_httpx_status_line_joins_the_detailed_error_that_follows(tmp_path: Path) -> None:
+    """openai-python logs `HTTP/1.1 400 Bad Request` just before the exception: one alert with
+    the exception's cause, not a second one saying only "400"; a status line alone still alerts."""
+    config = write_config(tmp_path)
+    log = tmp_path / "logs" / "app.log"
+    daemon = DaemonProcess(config)
+    request = (
+        '2026-11-25 10:00:01,100 INFO httpx: HTTP Request: POST https://api.openai.com/v1/chat/'
+        'completions "HTTP/1.1 {status}"'
+    )
+    try:
+        daemon.wait_ready()
+        append(log, request.format(status="401 Unauthorized"), ERROR_LINE)
+        daemon.wait_for(opened)
+        append(log, request.format(status="429 Too Many Requests"))
+        (alone,) = daemon.wait_for(lambda n: n["category"] == "rate_limit", timeout=5)
+        assert alone["kind"] == "opened"
+    finally:
+        daemon.stop()
+    assert [n["category"] for n in daemon.notifications()] == ["auth.invalid_api_key", "rate_limit"]
+    assert counted(config, "auth.invalid_api_key") == 1

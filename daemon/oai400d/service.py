@@ -23,7 +23,7 @@ from oai400d.assemble import Assembler
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
-from oai400d.model import Event, FileState, Notification, ProbeResult
+from oai400d.model import Event, FileState, Finding, Notification, ProbeResult
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.probes import run_probes
@@ -33,6 +33,11 @@ from oai400d.state import ProbeRecord, State
 log = logging.getLogger("oai400d")
 
 POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written this often at most
+# A finding that rests on a status alone (`HTTP/1.1 400 Bad Request` from httpx) waits this long
+# for the detailed error of the same request, which it then joins instead of being an alert of
+# its own with a vaguer cause.
+STATUS_ONLY_HOLD = 1.0
+STATUS_ONLY_LINES = 50  # how far after the status line that detailed error may start
 LOOP_MAX_SLEEP = 1.0
 
 # A timestamp at the start of a log line (ISO 8601 and its common variants).
@@ -233,6 +238,8 @@ class Daemon:
         self._dirty_positions = False
         self._last_position_commit = 0.0
         self._pending: list[Notification] = []
+        self._held: list[tuple[Finding, float, bool]] = []  # status-only findings waiting
+        self._recent: list[tuple[Finding, float]] = []  # detailed findings of the last seconds
 
     # --- signals ----------------------------------------------------------------------------
 
@@ -332,8 +339,15 @@ class Daemon:
                 events.extend((event, False) for event in followed.assembler.flush())
         for event, caught_up in events:
             finding = self.classifier.classify(event)
-            if finding is not None:
-                self.book.observe(finding, now, backlog=caught_up and self._is_old(event, now))
+            if finding is None:
+                continue
+            backlog = caught_up and self._is_old(event, now)
+            if self.classifier.status_only(finding):
+                self._held.append((finding, now, backlog))
+            else:
+                self._recent.append((finding, now))
+                self.book.observe(finding, now, backlog=backlog)
+        self._release_held(now)
         if self._catching_up and not self.sources.more:
             self._catching_up = False
             summary = self.book.backlog_summary(now)
@@ -376,6 +390,25 @@ class Daemon:
                 resolved = self.book.probe_recovered(result.name, now)
                 if resolved is not None:
                     self._pending.append(resolved)
+
+    def _release_held(self, now: float) -> None:
+        """Status-only findings: dropped when a detailed error of the same request followed
+        them, counted as findings of their own once they have waited long enough."""
+        self._recent = [(f, t) for f, t in self._recent if now - t <= 2 * STATUS_ONLY_HOLD]
+        still: list[tuple[Finding, float, bool]] = []
+        for finding, held_at, backlog in self._held:
+            if any(
+                d.path == finding.path
+                and d.status == finding.status
+                and 0 < d.line - finding.end_line <= STATUS_ONLY_LINES
+                for d, _ in self._recent
+            ):
+                continue  # the same failure, told better by the detailed finding
+            if now - held_at >= STATUS_ONLY_HOLD or self._stop.is_set():
+                self.book.observe(finding, now, backlog=backlog)
+            else:
+                still.append((finding, held_at, backlog))
+        self._held = still
 
     def _is_old(self, event: Event, now: float) -> bool:
         """A caught-up line older than the backlog window goes into the backlog summary."""
@@ -425,6 +458,7 @@ class Daemon:
                 deadlines.append(followed.last_line_at + timeout)
         if self._dirty_positions:
             deadlines.append(self._last_position_commit + POSITION_COMMIT_INTERVAL)
+        deadlines.extend(held_at + STATUS_ONLY_HOLD for _, held_at, _ in self._held)
         return max(0.0, min(deadlines) - now)
 
     # --- reload and shutdown ----------------------------------------------------------------
@@ -469,6 +503,7 @@ class Daemon:
     def _shutdown(self) -> None:
         self.systemd.send("STOPPING=1")
         try:
+            self._release_held(self.clock())  # stopping: held findings count now
             self._commit(self.clock(), force=True)
             self.state.set_meta("last_stop", str(self.clock()))
         finally:

@@ -70,6 +70,13 @@ class Classifier:
     def __init__(self, table: RuleTable | None = None) -> None:
         self.table = table if table is not None else load_rules()
         self._prefilter = self.table.prefilter
+        rules = self.table.rules
+        self._status_only = frozenset(r.id for r in rules if not r.codes and not r.patterns)
+
+    def status_only(self, finding: Finding) -> bool:
+        """Whether the finding rests on an HTTP status alone (a status fallback rule): the
+        weakest evidence, e.g. an httpx request line logged just before the real exception."""
+        return finding.rule in self._status_only
 
     def is_candidate(self, lowered: str) -> bool:
         """The cheap test: does the lower-cased text contain any prefilter literal at all?"""
