@@ -127,3 +127,11 @@ def test_alerts_carry_what_the_probes_said(
         assert "passes its probe" in auth["context"] and "another key" in auth["context"]
     finally:
         daemon.stop()
+
+
+def test_the_cli_offers_exactly_the_probes_that_exist() -> None:
+    """`--check` choices (model.PROBE_NAMES, known without importing httpx) match probes.PROBES."""
+    from oai400d.model import PROBE_NAMES
+    from oai400d.probes import PROBES
+
+    assert tuple(PROBES) == PROBE_NAMES
