@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -38,6 +37,7 @@ POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written t
 # its own with a vaguer cause.
 STATUS_ONLY_HOLD = 1.0
 STATUS_ONLY_LINES = 50  # how far after the status line that detailed error may start
+HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 LOOP_MAX_SLEEP = 1.0
 
 # A timestamp at the start of a log line (ISO 8601 and its common variants).
@@ -244,17 +244,21 @@ class Daemon:
     # --- signals ----------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGINT, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_reload)
+        """SIGTERM/SIGINT stop, SIGHUP reloads. The signals are blocked in every thread and
+        taken by one thread with sigwait(): a Python-level handler would run in the main thread
+        between two bytecodes, possibly while it holds the lock of the very Event the handler
+        sets, and hang the daemon. Call this before any other thread starts."""
+        signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        threading.Thread(target=self._take_signals, name="oai400d-signals", daemon=True).start()
 
-    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stop()
-
-    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
-        self._reload.set()
-        if hasattr(self, "sources"):
-            self.sources.wake()
+    def _take_signals(self) -> None:
+        while True:
+            signum = signal.sigwait(HANDLED_SIGNALS)
+            if signum == signal.SIGHUP:
+                self._reload.set()
+                self._wake_loop()
+            else:
+                self.stop()
 
     def _wake_loop(self) -> None:
         """Make the main loop look now (the sources object may be replaced by a reload)."""

@@ -59,7 +59,7 @@ class OutboxWorker:
         """New notifications were committed: look now."""
         self._wake.set()
 
-    def stop(self, timeout: float = 3.0) -> None:
+    def stop(self, timeout: float = 2.0) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
