@@ -190,6 +190,20 @@ class Daemon:
             thread.start()
             self._threads.append(thread)
 
+    def boot(self, files: int) -> bool:
+        """Start, wait for "watching" and until `status --json` lists `files` files; say so."""
+        self.start()
+        if not self.wait_ready():
+            print(f"ERROR: the daemon did not log {READY_TEXT!r} within 60 s")
+            return False
+        assert self.ready_at is not None
+        print(f"daemon pid {self.pid} ready in {self.ready_at - self.started_at:.2f} s")
+        ok, listed, waited = self.wait_files(files, timeout=60.0)
+        print(f"status --json lists {listed}/{files} files after {waited:.2f} s")
+        if not ok:
+            print("ERROR: not every file was listed within 60 s")
+        return ok
+
     def alive(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 

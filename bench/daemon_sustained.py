@@ -49,7 +49,6 @@ import gen_log
 from benchlib import DEFAULT_WORK_DIR, git_revision
 from daemon_latency import (
     MIB,
-    READY_TEXT,
     Daemon,
     clean_work_dir,
     common_arguments,
@@ -286,18 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     drain_s: float | None = None
     alerts: list[dict[str, Any]] = []
     try:
-        daemon.start()
-        if not daemon.wait_ready():
-            print(f"ERROR: the daemon did not log {READY_TEXT!r} within 60 s")
-            failed = True
-        else:
-            assert daemon.ready_at is not None
-            print(f"daemon pid {daemon.pid} ready in {daemon.ready_at - daemon.started_at:.2f} s")
-            ok, listed, waited = daemon.wait_files(args.files, timeout=60.0)
-            print(f"status --json lists {listed}/{args.files} files after {waited:.2f} s")
-            if not ok:
-                print("ERROR: not every file was listed within 60 s")
-                failed = True
+        failed = not daemon.boot(args.files)
         if not failed:
             time.sleep(1.0)
             sizes0 = sizes_of(paths)
