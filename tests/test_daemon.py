@@ -358,3 +358,28 @@ def test_an_httpx_status_line_joins_the_detailed_error_that_follows(tmp_path: Pa
         daemon.stop()
     assert [n["category"] for n in daemon.notifications()] == ["auth.invalid_api_key", "rate_limit"]
     assert counted(config, "auth.invalid_api_key") == 1
+
+
+def test_old_lines_caught_up_after_a_restart_become_one_summary(tmp_path: Path) -> None:
+    """Errors written long ago (older than the backlog window) and read after a restart are
+    counted into one "backlog" summary, not announced as a flood of new alerts."""
+    config = write_config(tmp_path)
+    log = tmp_path / "logs" / "app.log"
+    append(log, NOISE)
+    daemon = DaemonProcess(config)
+    daemon.wait_ready()
+    wait_until(lambda: status(config)["files"], what="the file to be followed")
+    assert daemon.stop() == 0
+    old = [line.replace("2026-11-25 10:00", "2020-01-02 03:04") for line in (ERROR_LINE, OTHER_ERROR)]
+    append(log, *(old * 3))
+    again = DaemonProcess(config)
+    try:
+        again.wait_ready()
+        (summary,) = again.wait_for(lambda n: n["kind"] == "backlog")
+        assert summary["count"] == 6 and len(summary["items"]) == 2
+        append(log, ERROR_LINE.replace("2026-11-25 10:00", "2999-01-01 00:00"))  # happening now
+        (live,) = again.wait_for(opened)
+        assert live["category"] == "auth.invalid_api_key" and live["count"] == 4
+    finally:
+        again.stop()
+    assert [n["kind"] for n in again.notifications()] == ["backlog", "opened"]

@@ -218,6 +218,7 @@ class _Followed:
     assembler: Assembler
     position: FileState
     last_line_at: float = 0.0
+    caught_up: bool = False  # the lines being gathered were read while catching up
 
 
 @dataclass
@@ -288,6 +289,7 @@ class Daemon:
         self.book.context = self.probes.context
         self.probes.start()
         self._catching_up = True
+        self._summary_due = True
         started = self.clock()
         log.info(
             "watching %s; state in %s; notifications to %s",
@@ -331,6 +333,7 @@ class Daemon:
                     events.append((event, backlog))
             if read.lines:
                 followed.last_line_at = now
+                followed.caught_up = backlog
             followed.position = read.file
             self._dirty_positions = True
             if read.finished:
@@ -340,7 +343,7 @@ class Daemon:
         timeout = self.settings.logs.multiline_timeout
         for followed in self._followed.values():
             if followed.assembler.pending and now - followed.last_line_at >= timeout:
-                events.extend((event, False) for event in followed.assembler.flush())
+                events.extend((e, followed.caught_up) for e in followed.assembler.flush())
         for event, caught_up in events:
             finding = self.classifier.classify(event)
             if finding is None:
@@ -353,7 +356,12 @@ class Daemon:
                 self.book.observe(finding, now, backlog=backlog)
         self._release_held(now)
         if self._catching_up and not self.sources.more:
-            self._catching_up = False
+            self._catching_up = False  # lines read from now on are live
+        if self._summary_due and not self._catching_up and not any(
+            f.caught_up and f.assembler.pending for f in self._followed.values()
+        ):
+            # Every caught-up line has been classified: one summary for all of them.
+            self._summary_due = False
             summary = self.book.backlog_summary(now)
             if summary is not None:
                 self._pending.append(summary)
