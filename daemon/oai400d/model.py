@@ -111,9 +111,6 @@ class Read:
     finished: bool = False  # rotated away or deleted, and read to its end: forget this file
 
 
-ALERT_STATES = ("pending", "open", "backlog", "resolved")
-
-
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One problem: every finding with the same fingerprint, counted, with its timing.
@@ -148,9 +145,6 @@ class Alert:
     opened_at: float | None = None
     resolved_at: float | None = None
     source: str = "logs"  # "logs", or "probe" for a probe's alert
-
-
-NOTIFICATION_KINDS = ("opened", "updated", "repeated", "resolved", "backlog")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ no notification lost. WAL mode lets `oai400d status` read while the daemon write
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
@@ -278,7 +277,3 @@ class State:
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
-
-
-def state_exists(path: str) -> bool:
-    return os.path.exists(path)

@@ -220,7 +220,7 @@ class SlackWebNotifier:
             try:
                 answer = self.client.chat_postMessage(
                     channel=self.channel,
-                    text=render_plain_of(message),
+                    text=message.text,  # the fallback text stands alone
                     metadata=metadata,
                     unfurl_links=False,
                     unfurl_media=False,
@@ -296,11 +296,6 @@ class SlackWebNotifier:
         state.remember_delivery(f"reply:{ref}", TARGET, channel, str(answer["ts"]))
 
 
-def render_plain_of(message: SlackMessage) -> str:
-    """The plain-text fallback when only a rendered message is at hand."""
-    return message.text
-
-
 class SlackWebhookNotifier:
     """Posts to an incoming webhook: new messages for opened / repeated / resolved."""
 
@@ -334,33 +329,28 @@ class SlackWebhookNotifier:
         self._send(message, message.text)
 
     def _send(self, message: SlackMessage, plain: str) -> None:
-        status, body = self._post(text=message.text, blocks=list(message.blocks))
-        if status == 200:
-            return
-        error = self._error(status, body, {})
+        error = self._post(text=message.text, blocks=list(message.blocks))
         if isinstance(error, LayoutRejected):
-            status, body = self._post(text=plain, blocks=None)
-            if status == 200:
-                return
-            error = self._error(status, body, {})
-        raise error
+            error = self._post(text=plain, blocks=None)
+        if error is not None:
+            raise error
 
-    def _post(self, text: str, blocks: list[dict[str, Any]] | None) -> tuple[int, str]:
+    def _post(self, text: str, blocks: list[dict[str, Any]] | None) -> DeliveryError | None:
+        """Send once; None when Slack answered ok, else what went wrong."""
         try:
             response = self.client.send(
                 text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
             )
         except Exception as exc:
             raise translate(exc, "webhook") from None
-        self._last_headers = response.headers
-        return response.status_code, response.body or ""
+        if response.status_code == 200:
+            return None
+        return self._error(response.status_code, response.body or "", response.headers)
 
     def _error(self, status: int, body: str, headers: Any) -> DeliveryError:
         error = body.strip()
         if status == 429:
-            return TransientDeliveryError(
-                "webhook: rate limited by Slack", _retry_after(self._last_headers)
-            )
+            return TransientDeliveryError("webhook: rate limited by Slack", _retry_after(headers))
         if status >= 500:
             return TransientDeliveryError(f"webhook: Slack answered HTTP {status}")
         if error in LAYOUT_ERRORS or error == "no_text":
