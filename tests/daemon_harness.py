@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -153,19 +154,23 @@ def status(config: Path) -> dict[str, Any]:
     return data
 
 
+# Lines stamped with the time the tests run: a caught-up line with an old leading timestamp goes
+# into the backlog summary instead of opening an alert, so a fixed date would rot.
+STAMP = datetime.now(UTC).strftime("%Y-%m-%d %H:%M")
+
 ERROR_LINE = (
-    "2026-11-25 10:00:01,123 ERROR worker: openai.AuthenticationError: Error code: 401 - {'error': "
+    f"{STAMP}:01,123 ERROR worker: openai.AuthenticationError: Error code: 401 - {{'error': "
     "{'message': 'Incorrect API key provided: sk-proj-****************************abcd. You can "
     "find your API key at https://platform.openai.com/account/api-keys.', 'type': "
     "'invalid_request_error', 'param': None, 'code': 'invalid_api_key'}}"
 )
 OTHER_ERROR = (
-    "2026-11-25 10:00:02,000 ERROR worker: openai.RateLimitError: Error code: 429 - {'error': "
+    f"{STAMP}:02,000 ERROR worker: openai.RateLimitError: Error code: 429 - {{'error': "
     "{'message': 'Rate limit reached for gpt-4o in organization org-abcdef123456 on tokens per min "
     "(TPM): Limit 30000, Used 29500, Requested 900. Please try again in 1.2s.', 'type': 'tokens', "
     "'param': None, 'code': 'rate_limit_exceeded'}}"
 )
-NOISE = "2026-11-25 10:00:00,000 INFO web: GET /health 200 1ms"
+NOISE = f"{STAMP}:00,000 INFO web: GET /health 200 1ms"
 
 
 def append(path: Path, *lines: str) -> None:

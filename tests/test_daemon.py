@@ -12,6 +12,7 @@ from .daemon_harness import (
     ERROR_LINE,
     NOISE,
     OTHER_ERROR,
+    STAMP,
     DaemonProcess,
     append,
     status,
@@ -344,7 +345,7 @@ def test_an_httpx_status_line_joins_the_detailed_error_that_follows(tmp_path: Pa
     log = tmp_path / "logs" / "app.log"
     daemon = DaemonProcess(config)
     request = (
-        '2026-11-25 10:00:01,100 INFO httpx: HTTP Request: POST https://api.openai.com/v1/chat/'
+        f'{STAMP}:01,100 INFO httpx: HTTP Request: POST https://api.openai.com/v1/chat/'
         'completions "HTTP/1.1 {status}"'
     )
     try:
@@ -370,14 +371,14 @@ def test_old_lines_caught_up_after_a_restart_become_one_summary(tmp_path: Path) 
     daemon.wait_ready()
     wait_until(lambda: status(config)["files"], what="the file to be followed")
     assert daemon.stop() == 0
-    old = [line.replace("2026-11-25 10:00", "2020-01-02 03:04") for line in (ERROR_LINE, OTHER_ERROR)]
+    old = [line.replace(STAMP, "2020-01-02 03:04") for line in (ERROR_LINE, OTHER_ERROR)]
     append(log, *(old * 3))
     again = DaemonProcess(config)
     try:
         again.wait_ready()
         (summary,) = again.wait_for(lambda n: n["kind"] == "backlog")
         assert summary["count"] == 6 and len(summary["items"]) == 2
-        append(log, ERROR_LINE.replace("2026-11-25 10:00", "2999-01-01 00:00"))  # happening now
+        append(log, ERROR_LINE.replace(STAMP, "2999-01-01 00:00"))  # happening now
         (live,) = again.wait_for(opened)
         assert live["category"] == "auth.invalid_api_key" and live["count"] == 4
     finally:

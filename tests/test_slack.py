@@ -7,7 +7,7 @@ import json
 import time
 from pathlib import Path
 
-from .daemon_harness import DaemonProcess, append, status, wait_until, write_config
+from .daemon_harness import STAMP, DaemonProcess, append, status, wait_until, write_config
 from .fakes.slack import FakeSlack
 from .support import oai400d
 
@@ -17,7 +17,7 @@ SECRET = "sk-proj-" + "S3CR3T" * 7 + "zq9X"
 def model_error(model: str, extra: str = "") -> str:
     """An error line whose fingerprint differs per model (one alert per model)."""
     return (
-        "2026-11-25 10:00:01,123 ERROR worker: openai.NotFoundError: Error code: 404 - {'error': "
+        f"{STAMP}:01,123 ERROR worker: openai.NotFoundError: Error code: 404 - {{'error': "
         f"{{'message': 'The model `{model}` does not exist or you do not have access to it.{extra}', "
         "'type': 'invalid_request_error', 'param': None, 'code': 'model_not_found'}}"
     )

@@ -1,12 +1,51 @@
 """Joins lines into events: a Python traceback, an indented dump or a multi-line JSON body is one
-event; every other line is an event of its own."""
+event; every other line is an event of its own.
+
+Where an event ends comes from the log's own structure: a line that starts a new log record
+(a leading timestamp, a level prefix, a one-line JSON object) always ends the pending event,
+whatever brackets or quotes are still open in it. A body that a logger cut at a length limit
+therefore swallows nothing after it. Size limits bound whatever the structure does not.
+"""
 
 from __future__ import annotations
 
-from oai400d.model import Event, Line
+import re
 
-MAX_EVENT_LINES = 400
-MAX_EVENT_CHARS = 256 * 1024
+from oai400d.model import Event, EventLimits, Line
+
+# A new log record: a timestamp (ISO, Go's log, syslog, a bare time, epoch seconds, glog), a level
+# prefix (`ERROR:`, `[WARN]`, `INFO `, `level=`, `time=`), or a whole JSON object on one line.
+_RECORD_START = re.compile(
+    r"""
+    (?:\[[\w.:-]{1,32}\]\s?|[\w.-]{1,32}\s+\|\s)?        # [bot] / web_1  | (a source tag first)
+    (?:
+    \[?\d{4}[-/]\d\d[-/]\d\d[T\s_]\d\d:\d\d          # 2024-05-01 12:00 / [2024/05/01 12:00
+    | \[?\d{4}-\d\d-\d\d\]                           # [2024-05-01]
+    | \[?\d\d:\d\d:\d\d(?:[.,]\d+)?\b                  # 12:00:01.123
+    | \[?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s[\s\d]\d\s\d\d:\d\d  # syslog
+    | \[?\d{10}(?:\.\d+)?\b                           # epoch seconds
+    | [IWEF]\d{4}\s\d\d:\d\d:\d\d                       # glog
+    | \[?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL|PANIC)
+      (?:\]|:|\s|\||$)                                # a level prefix
+    | (?:level|lvl|time|ts|timestamp|severity)=         # logfmt
+    | \{"[^"\n]{1,40}":.*\}\s*$                          # a JSON-lines record
+    )
+    """,
+    re.VERBOSE,
+)
+
+
+def starts_record(text: str) -> bool:
+    """Whether this line begins a new log record, so it can continue no pending event."""
+    return _RECORD_START.match(text) is not None
+
+
+def continues_body(text: str) -> bool:
+    """Whether a line can be part of an open JSON/dict body: indented, or a key, bracket or quote
+    first (unindented JSON). Anything else (a stack, an exception line) ends a cut body."""
+    return text[:1] in (" ", "\t", '"', "'", "{", "}", "[", "]", "(", ")", ",") or (
+        text[:1].isdigit()
+    )
 
 TRACEBACK_START = "Traceback (most recent call last):"
 CHAIN_MARKERS = (
@@ -74,8 +113,9 @@ class Assembler:
     (end of input, or the caller's multi-line timeout in a quiet file).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, limits: EventLimits | None = None) -> None:
         self.path = path
+        self.limits = limits if limits is not None else EventLimits()
         self._lines: list[Line] = []
         self._chars = 0
         self._depth = 0  # open brackets of a multi-line body
@@ -100,25 +140,37 @@ class Assembler:
             if text.strip():
                 self._start(line)
             return []
-        if self._depth <= 0 and not self._in_html and not text.strip():
-            if self._in_traceback or self._after_exception:
-                self._blanks.append(line)  # a chained traceback may follow
-                return []
-            return self.flush()
-        if self._blanks:
-            if not (is_chain_marker(text) or (is_traceback_start(text) and self._after_marker())):
-                done = self.flush()
-                self._start(line)
-                return done
-            for blank in self._blanks:
+        if not text.strip():
+            if not (self._inside or self._in_traceback or self._after_exception):
+                return self.flush()
+            self._blanks.append(line)  # a chained traceback, or more of the body, may follow
+            return []
+        if starts_record(text):
+            done = self.flush()
+            self._start(line)
+            return done
+        if self._blanks and not (
+            self._inside
+            or is_chain_marker(text)
+            or (is_traceback_start(text) and self._after_marker())
+        ):
+            done = self.flush()
+            self._start(line)
+            return done
+        if self._belongs(text):
+            for blank in self._blanks:  # blank lines count only when the event goes on after them
                 self._append(blank)
             self._blanks.clear()
-        if self._belongs(text):
             self._append(line)
             return self.flush() if self._full() else []
         done = self.flush()
         self._start(line)
         return done
+
+    @property
+    def _inside(self) -> bool:
+        """Within an open body or HTML page, where blank lines do not end the event."""
+        return self._depth > 0 or self._in_html
 
     def _after_marker(self) -> bool:
         last = next((x.text for x in reversed(self._lines) if x.text.strip()), "")
@@ -158,12 +210,16 @@ class Assembler:
             self._depth = max(0, self._depth + bracket_delta(text))
 
     def _full(self) -> bool:
-        return len(self._lines) >= MAX_EVENT_LINES or self._chars >= MAX_EVENT_CHARS
+        return len(self._lines) >= self.limits.lines or self._chars >= self.limits.chars
 
     def _belongs(self, text: str) -> bool:
         """Whether this non-blank line continues the pending event."""
-        if self._depth > 0 or self._in_html or is_indented(text):
+        if self._in_html or is_indented(text):
             return True
+        if self._depth > 0:
+            if continues_body(text):
+                return True
+            self._depth = 0  # a cut body: what follows is not part of it
         if is_chain_marker(text):
             if self._after_exception:
                 self._in_traceback, self._after_exception = True, False

@@ -320,7 +320,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
     for path in args.paths:
         try:
             with _open_input(path) as (stream, size):
-                scanner = Scanner(classifier, max_line=loaded.settings.logs.max_line)
+                scanner = Scanner(
+                    classifier,
+                    max_line=loaded.settings.logs.max_line,
+                    limits=loaded.settings.logs.event_limits,
+                )
                 with _progress(path, size) as progress:
                     scanner.progress = progress
                     findings = (

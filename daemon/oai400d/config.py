@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from oai400d.errors import ConfigError
+from oai400d.model import EventLimits
 
 DEFAULT_CONFIG_PATH = "/etc/oai400d/config.toml"
 CONFIG_ENV = "OAI400D_CONFIG"
@@ -86,6 +87,12 @@ class LogsSettings(_Section):
     max_line: Size = 1024 * 1024
     reconcile_interval: Duration = 10.0
     multiline_timeout: Duration = 0.15
+    max_event_lines: int = Field(default=400, ge=1, le=100_000)
+    max_event_bytes: Size = 256 * 1024
+
+    @property
+    def event_limits(self) -> EventLimits:
+        return EventLimits(self.max_event_lines, self.max_event_bytes)
 
 
 class StateSettings(_Section):

@@ -17,6 +17,14 @@ class Line:
 
 
 @dataclass(frozen=True, slots=True)
+class EventLimits:
+    """The most lines and characters one event may gather (`logs.max_event_lines`/`_bytes`)."""
+
+    lines: int = 400
+    chars: int = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One log record: a single line, or a traceback / JSON body joined from several."""
 

@@ -18,15 +18,16 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from oai400d.assemble import (
-    MAX_EVENT_LINES,
     Assembler,
+    continues_body,
     is_chain_marker,
     is_closing,
     is_indented,
     is_traceback_start,
+    starts_record,
 )
 from oai400d.classify import Classifier
-from oai400d.model import Event, Finding, Line
+from oai400d.model import Event, EventLimits, Finding, Line
 
 CHUNK_SIZE = 4 * 1024 * 1024
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this a second process costs more than it saves
@@ -142,6 +143,7 @@ class Scanner:
     chunk_size: int = CHUNK_SIZE
     progress: Callable[[int], None] | None = None
     stats: ScanStats = field(default_factory=ScanStats)
+    limits: EventLimits = field(default_factory=EventLimits)
 
     def __post_init__(self) -> None:
         self._prefilter = Prefilter(self.classifier.table.prefilter)
@@ -222,11 +224,13 @@ class Scanner:
         dump or body, found by walking back over frames, continuation lines and chain markers."""
         floor = max(window.emitted_end, hit - LOOKBACK_BYTES, 0)
         current = hit
-        for _ in range(MAX_EVENT_LINES):
+        for _ in range(self.limits.lines):
             if current <= floor:
                 return max(current, floor)
-            previous = window.line_start(current - 1)
             text = self._line_text(window, current)
+            if starts_record(text):
+                return current  # nothing before a new record can belong to its event
+            previous = window.line_start(current - 1)
             before = self._line_text(window, previous)
             if is_traceback_start(text):
                 marker_at = self._chain_marker_before(window, previous, floor)
@@ -234,15 +238,17 @@ class Scanner:
                     current = marker_at
                     continue
                 if before.strip() and not is_indented(before):
-                    return previous  # logger.exception's header line
+                    current = previous  # a header line (logger.exception), or what it continues
+                    continue
                 return current
             if (
                 is_indented(text)
                 or is_closing(text)
-                or text[:1] in ('"', "'")  # a key of a JSON body printed without indentation
+                or continues_body(text)  # a bracket or key of a body printed without indentation
                 or is_chain_marker(text)
                 or not text.strip()
                 or is_indented(before)
+                or is_traceback_start(before)
             ):
                 current = previous
                 continue
@@ -264,7 +270,7 @@ class Scanner:
         self, window: _Window, region: int, end: int, eof: bool, hit_line: int, path: str
     ) -> tuple[list[Event], bool]:
         """Events from `region` through the one holding `hit_line`; False if it runs past end."""
-        assembler = Assembler(path)
+        assembler = Assembler(path, self.limits)
         line_no = window.line_no(region)
         position = region
         events: list[Event] = []
@@ -363,7 +369,9 @@ def scan_file(
         with open(path, "rb") as handle:
             yield from scanner.scan(handle, path)
         return
-    helper = Scanner(scanner.classifier, scanner.max_line, scanner.chunk_size)
+    helper = Scanner(
+        scanner.classifier, scanner.max_line, scanner.chunk_size, limits=scanner.limits
+    )
     report = scanner.progress
     if report is not None:  # this process reads the first part only; show the whole file's pace
         scanner.progress = lambda count: report(count * size // split)

@@ -326,7 +326,9 @@ class Daemon:
             key = (read.file.path, read.file.dev, read.file.ino)
             followed = self._followed.get(key)
             if followed is None:
-                followed = self._followed[key] = _Followed(Assembler(read.file.path), read.file)
+                followed = self._followed[key] = _Followed(
+                    Assembler(read.file.path, self.settings.logs.event_limits), read.file
+                )
             backlog = self._catching_up
             for line in read.lines:
                 for event in followed.assembler.feed(line):
