@@ -43,9 +43,44 @@ def starts_record(text: str) -> bool:
 def continues_body(text: str) -> bool:
     """Whether a line can be part of an open JSON/dict body: indented, or a key, bracket or quote
     first (unindented JSON). Anything else (a stack, an exception line) ends a cut body."""
-    return text[:1] in (" ", "\t", '"', "'", "{", "}", "[", "]", "(", ")", ",") or (
-        text[:1].isdigit()
+    return text[:1] in (" ", "\t", '"', "'", "{", "}", "[", "]", "(", ")", ",")
+
+# Lines at column 0 that continue the exception above them: Java's cause chain and unindented
+# frames, .NET's RequestFailedException / HttpOperationException blocks and inner exceptions.
+_CONTINUATION = re.compile(
+    r"(?:Caused by: |Suppressed: |Status: \d{3}\b|ErrorCode: |Content:\s*$|Headers:\s*$"
+    r"|Parameter: |Detail: |StackTrace:|---> |--- End of |at [\w$.<>/]+\(|\.\.\. \d+ more)"
+)
+# One `Name: value` line of the header block that follows .NET's `Headers:`.
+_HEADER = re.compile(r"[A-Za-z][\w-]{0,60}: \S")
+
+
+def continues_record(text: str) -> bool:
+    """A column-0 line that continues the exception before it (`Caused by:`, `Status: 404`…)."""
+    return _CONTINUATION.match(text) is not None
+
+
+def opens_content(text: str) -> bool:
+    """.NET's `Content:` line: the next line is the response body, even a one-line JSON object."""
+    return text.rstrip() == "Content:"
+
+
+def is_header_line(text: str) -> bool:
+    return _HEADER.match(text) is not None
+
+
+def may_continue(text: str) -> bool:
+    """Whether a line could continue an event begun above it, in any state of the Assembler:
+    what the scanner walks back over to find where the event holding a hit begins."""
+    return (
+        not text.strip()
+        or continues_body(text)
+        or continues_record(text)
+        or is_header_line(text)
+        or is_chain_marker(text)
+        or text[:1] == "<"  # a line of an HTML page
     )
+
 
 TRACEBACK_START = "Traceback (most recent call last):"
 CHAIN_MARKERS = (
@@ -123,6 +158,8 @@ class Assembler:
         self._after_exception = False  # the exception line has been seen
         self._blanks: list[Line] = []  # blank lines that may still lead to a chained traceback
         self._in_html = False  # inside an HTML page that a message carries
+        self._in_headers = False  # inside .NET's `Headers:` block
+        self._body_next = False  # the line after .NET's `Content:` is its body
 
     @property
     def pending(self) -> bool:
@@ -145,12 +182,13 @@ class Assembler:
                 return self.flush()
             self._blanks.append(line)  # a chained traceback, or more of the body, may follow
             return []
-        if starts_record(text):
+        if starts_record(text) and not self._body_next:
             done = self.flush()
             self._start(line)
             return done
         if self._blanks and not (
             self._inside
+            or continues_record(text)
             or is_chain_marker(text)
             or (is_traceback_start(text) and self._after_marker())
         ):
@@ -172,6 +210,12 @@ class Assembler:
         """Within an open body or HTML page, where blank lines do not end the event."""
         return self._depth > 0 or self._in_html
 
+    def _is_header(self) -> bool:
+        """A lone record line that a traceback right after it belongs to (logger.exception)."""
+        return len(self._lines) == 1 and not self._in_traceback and not is_indented(
+            self._lines[0].text
+        )
+
     def _after_marker(self) -> bool:
         last = next((x.text for x in reversed(self._lines) if x.text.strip()), "")
         return is_chain_marker(last)
@@ -190,6 +234,7 @@ class Assembler:
         self._chars = 0
         self._depth = 0
         self._in_traceback = self._after_exception = self._in_html = False
+        self._in_headers = self._body_next = False
         return [event]
 
     def _start(self, line: Line) -> None:
@@ -200,6 +245,11 @@ class Assembler:
         self._lines.append(line)
         self._chars += len(line.text)
         text = line.text
+        self._body_next = opens_content(text)
+        if not text.strip():
+            self._in_headers = False
+        elif text.rstrip() == "Headers:":
+            self._in_headers = True
         if self._in_traceback and not self._after_exception and len(self._lines) > 1:
             return  # source lines in frames (`x = [`) are code, not a body to balance
         if self._in_html:
@@ -214,7 +264,9 @@ class Assembler:
 
     def _belongs(self, text: str) -> bool:
         """Whether this non-blank line continues the pending event."""
-        if self._in_html or is_indented(text):
+        if self._in_html or is_indented(text) or self._body_next:
+            return True
+        if continues_record(text) or (self._in_headers and is_header_line(text)):
             return True
         if self._depth > 0:
             if continues_body(text):
@@ -226,7 +278,7 @@ class Assembler:
                 return True
             return False
         if is_traceback_start(text):
-            if self._after_marker() or (len(self._lines) == 1 and not self._in_traceback):
+            if self._after_marker() or self._is_header():
                 self._in_traceback = True  # a chained traceback, or logger.exception's header
                 return True
             return False

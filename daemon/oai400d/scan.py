@@ -19,11 +19,12 @@ from typing import Protocol
 
 from oai400d.assemble import (
     Assembler,
-    continues_body,
     is_chain_marker,
     is_closing,
     is_indented,
     is_traceback_start,
+    may_continue,
+    opens_content,
     starts_record,
 )
 from oai400d.classify import Classifier
@@ -228,10 +229,13 @@ class Scanner:
             if current <= floor:
                 return max(current, floor)
             text = self._line_text(window, current)
-            if starts_record(text):
-                return current  # nothing before a new record can belong to its event
             previous = window.line_start(current - 1)
             before = self._line_text(window, previous)
+            if opens_content(before):
+                current = previous  # a .NET response body belongs to its exception
+                continue
+            if starts_record(text):
+                return current  # nothing before a new record can belong to its event
             if is_traceback_start(text):
                 marker_at = self._chain_marker_before(window, previous, floor)
                 if marker_at is not None:
@@ -241,15 +245,7 @@ class Scanner:
                     current = previous  # a header line (logger.exception), or what it continues
                     continue
                 return current
-            if (
-                is_indented(text)
-                or is_closing(text)
-                or continues_body(text)  # a bracket or key of a body printed without indentation
-                or is_chain_marker(text)
-                or not text.strip()
-                or is_indented(before)
-                or is_traceback_start(before)
-            ):
+            if may_continue(text) or may_continue(before) or is_traceback_start(before):
                 current = previous
                 continue
             return current

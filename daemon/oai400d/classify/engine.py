@@ -88,7 +88,9 @@ class Classifier:
         lowered = text.lower()
         if not self.is_candidate(lowered):
             return None
-        if not any(pattern.search(text, lowered) for pattern in self.table.openai):
+        if not any(pattern.search(text, lowered) for pattern in self.table.openai) and not any(
+            pattern.search(text, lowered) for pattern in self.table.signatures
+        ):
             return None
         if any(pattern.search(text, lowered) for pattern in self.table.other_providers):
             return None

@@ -40,6 +40,7 @@ _RULE_KEYS = {
     "types",
     "codes",
     "patterns",
+    "messages",
     "not_patterns",
     "fixes",
     "docs",
@@ -79,10 +80,13 @@ class Rule:
     status: frozenset[int]
     types: frozenset[str]
     codes: frozenset[str]
-    patterns: tuple[Pattern, ...]
+    patterns: tuple[Pattern, ...]  # OpenAI's own wording (`messages`) first, then the rest
     not_patterns: tuple[Pattern, ...]
     fixes: tuple[str, ...]
     docs: tuple[str, ...]
+    # OpenAI's own message texts for this error: each is evidence by itself that the text is an
+    # OpenAI (or verbatim-compatible) error, bare or quoted inside any other tool's message.
+    messages: tuple[Pattern, ...] = ()
     # Every literal of every pattern; when none is in the text, no pattern can match. None when
     # some pattern has no known literal.
     triggers: tuple[str, ...] | None = None
@@ -117,7 +121,8 @@ class RuleTable:
 
     rules: tuple[Rule, ...]
     prefilter: tuple[str, ...]  # lower-case literals; an event without any is never looked at
-    openai: tuple[Pattern, ...]  # at least one matches an OpenAI (or compatible) error
+    openai: tuple[Pattern, ...]  # at least one matches an OpenAI (or compatible) error …
+    signatures: tuple[Pattern, ...]  # … or one of OpenAI's own messages (every rule's `messages`)
     other_providers: tuple[Pattern, ...]  # any hit: another provider's or service's error
     class_status: Mapping[str, int]
 
@@ -169,13 +174,29 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     if problems:
         raise ConfigError(problems)
     attribution = document["attribution"]
+    signatures = tuple(pattern for rule in compiled for pattern in rule.messages)
     return RuleTable(
         rules=tuple(compiled),
-        prefilter=tuple(literal.lower() for literal in attribution["prefilter"]),
+        prefilter=prefilter_literals(attribution["prefilter"], signatures),
         openai=_compile_all(attribution["openai"], "openai"),
+        signatures=signatures,
         other_providers=_compile_all(attribution["other_providers"], "other_providers"),
         class_status=dict(document["exception_status"]),
     )
+
+
+def prefilter_literals(listed: Iterable[str], signatures: Iterable[Pattern]) -> tuple[str, ...]:
+    """The attribution's literals plus those of every message signature, lower-cased, without
+    any literal that contains another one (finding the shorter one already finds it)."""
+    literals = {literal.lower() for literal in listed}
+    for pattern in signatures:
+        literals |= pattern.literals or set()
+    ordered = sorted(literals, key=lambda lit: (len(lit), lit))
+    kept: list[str] = []
+    for literal in ordered:
+        if not any(shorter in literal for shorter in kept):
+            kept.append(literal)
+    return tuple(kept)
 
 
 def compile_rule(raw: Mapping[str, Any]) -> Rule:
@@ -196,7 +217,15 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
     fixes = _list_of(raw, "fixes", str)
     if not fixes:
         raise ValueError("`fixes` must list at least one fix")
-    patterns = _compile_all(_list_of(raw, "patterns", str), "patterns")
+    messages = _compile_all(_list_of(raw, "messages", str), "messages")
+    for pattern in messages:
+        if pattern.literals is None:
+            raise ValueError(
+                f"`messages` entry {pattern.regex.pattern!r} has no literal text of 3 or more "
+                "characters that every match contains (the prefilter looks for it): spell out "
+                "a fixed part of the message"
+            )
+    patterns = messages + _compile_all(_list_of(raw, "patterns", str), "patterns")
     known = [p.literals for p in patterns]
     triggers = (
         tuple(sorted({lit for literals in known if literals for lit in literals}))
@@ -215,6 +244,7 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
         not_patterns=_compile_all(_list_of(raw, "not_patterns", str), "not_patterns"),
         fixes=tuple(fixes),
         docs=tuple(_list_of(raw, "docs", str)),
+        messages=messages,
         triggers=triggers,
     )
 
