@@ -1,16 +1,19 @@
 #!/usr/bin/env python3
-"""Throughput of `oai400d classify --json FILE` against a grep baseline on a 1 GiB mixed log.
+"""Throughput of `oai400d classify --json FILE` against a grep baseline, per corpus shape.
 
-Generates the log with gen_log.py when it is missing, reads it once so that both tools read
-from the page cache, then runs each tool --runs times (best run reported):
+For each shape (mixed, openai-heavy, jsonl; see gen_log.py) it generates the log when it is
+missing (/tmp/oai400d-bench/<shape>-<size>.log), reads it once so that both tools read from the
+page cache, then runs each tool --runs times (best run reported):
 
   grep     LC_ALL=C grep -E -c with one -e pattern per taxonomy category, a single process,
            stdout to a pipe (never /dev/null: GNU grep then stops at the first match);
   oai400d  the command under test, stdout to a pipe whose lines this script counts.
 
-Wall time, MB/s (10**6 bytes), CPU time and peak RSS (os.wait4 rusage of that child) per run.
+Wall time, MB/s (10**6 bytes), CPU time and peak RSS per run; the oai400d/grep ratio; and the
+findings per category against the intended counts in PATH.meta.json (mismatches listed, exit 1).
 
-    python bench/classify_throughput.py                       # 1 GiB, oai400d from PATH/.venv
+    python bench/classify_throughput.py                       # all shapes, 1 GiB each
+    python bench/classify_throughput.py --shape openai-heavy --size 100M
     python bench/classify_throughput.py --size 50M --grep-only
     OAI400D_CMD="python -m oai400d.cli" python bench/classify_throughput.py
 """
@@ -22,14 +25,13 @@ import json
 import os
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import gen_log
 from benchlib import (
-    DEFAULT_WORK_DIR,
     Measured,
     command_available,
     cpu_model,
@@ -44,7 +46,7 @@ from benchlib import (
     warm_page_cache,
 )
 
-DEFAULT_LOG = DEFAULT_WORK_DIR / "mixed-1g.log"
+SHAPE_CHOICES = [*gen_log.SHAPES, "all"]
 
 # One extended regex per taxonomy category (shared/taxonomy.md), from its "typical evidence".
 # The baseline a user would otherwise write: cheap, but it cannot assemble tracebacks, tell
@@ -137,31 +139,203 @@ def measure(name: str, argv: list[str], env: dict[str, str], runs: int, timeout:
     return Best(name, done)
 
 
-def ensure_log(path: Path, size_text: str, seed: int, regenerate: bool) -> dict[str, Any]:
-    """Generate the log when missing (or asked to); return its meta (empty if none)."""
+def ensure_log(
+    path: Path, shape: str, size_text: str, seed: int, regenerate: bool
+) -> dict[str, Any]:
+    """Generate the log when missing (or asked to, or its meta names another shape or seed);
+    return its meta (empty if none)."""
     meta_file = gen_log.meta_path(path)
-    if regenerate or not path.exists():
-        print(f"generating {path} ({size_text}, seed {seed}) ...", flush=True)
-        gen_log.main(["--size", size_text, "--out", str(path), "--seed", str(seed)])
+    meta: dict[str, Any] = {}
+    if meta_file.exists():
+        meta = dict(json.loads(meta_file.read_text()))
+    stale = bool(meta) and (meta.get("shape", "mixed"), meta.get("seed")) != (shape, seed)
+    if regenerate or stale or not path.exists():
+        why = "regenerating" if path.exists() else "generating"
+        print(f"{why} {path} (shape {shape}, {size_text}, seed {seed}) ...", flush=True)
+        argv = ["--shape", shape, "--size", size_text, "--out", str(path), "--seed", str(seed)]
+        gen_log.main(argv)
         print()
+        meta = dict(json.loads(meta_file.read_text()))
     else:
         print(f"using existing {path} (pass --regenerate to rebuild it)")
-    if meta_file.exists():
-        meta = json.loads(meta_file.read_text())
-        if meta.get("bytes") == path.stat().st_size:
-            return dict(meta)
+    if meta and meta.get("bytes") != path.stat().st_size:
         print(f"note: {meta_file} does not describe {path} (size differs); ignoring it")
-    return {}
+        return {}
+    return meta
+
+
+@dataclass
+class ShapeResult:
+    shape: str
+    log: Path
+    size: int
+    meta: dict[str, Any]
+    grep: Best
+    grep_count: int
+    oai: Best | None = None
+    found: Counter[str] = field(default_factory=Counter)
+    mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        if self.oai is None or self.grep.best.wall_s <= 0:
+            return float("nan")
+        return self.oai.best.wall_s / self.grep.best.wall_s
+
+    @property
+    def failed(self) -> bool:
+        o = self.oai.best if self.oai else None
+        return o is not None and (o.returncode != 0 or o.timed_out)
+
+
+def compare(found: Counter[str], want: dict[str, int]) -> list[str]:
+    """One line per category whose number of findings differs from the intended count."""
+    out = []
+    for cat in sorted(set(found) | set(want)):
+        got, exp = found.get(cat, 0), want.get(cat, 0)
+        if got != exp:
+            out.append(f"{cat}: {got:,} findings, {exp:,} intended ({got - exp:+,})")
+    return out
+
+
+def run_shape(shape: str, log: Path, args: argparse.Namespace, cmd: list[str]) -> ShapeResult:
+    print(f"=== shape {shape}")
+    meta = ensure_log(log, shape, args.size, args.seed, args.regenerate)
+    size = log.stat().st_size
+    avail = mem_available()
+    if avail is not None and avail < size * 1.2:
+        print(
+            f"warning: {human_bytes(size)} file, {human_bytes(avail)} available memory: "
+            "runs may read from disk rather than the page cache"
+        )
+    secs = warm_page_cache(log)
+    print(f"warm-up read: {human_bytes(size)} in {secs:.2f} s")
+
+    env_c = {**os.environ, "LC_ALL": "C"}
+    grep = measure("grep", grep_argv(log), env_c, args.runs, args.timeout)
+    g = grep.best
+    grep_count = int(g.stdout.strip() or b"-1") if g.returncode in (0, 1) else -1
+    res = ShapeResult(shape, log, size, meta, grep, grep_count)
+    if not args.grep_only:
+        argv = [*cmd, "classify", "--json", str(log)]
+        res.oai = measure("oai400d", argv, dict(os.environ), args.runs, args.timeout)
+        res.found = categories(res.oai.best.stdout)
+        if meta:
+            res.mismatches = compare(res.found, meta.get("evidence_by_category", {}))
+    report_shape(res)
+    return res
+
+
+def report_shape(r: ShapeResult) -> None:
+    print()
+    print(f"file: {r.log} ({r.size:,} bytes, {human_bytes(r.size)})")
+    if r.meta:
+        print(
+            f"generated content: {r.meta['lines']:,} lines, {r.meta['evidence_events']:,} OpenAI "
+            f"error events, {r.meta['lookalike_events']:,} look-alike events"
+        )
+        shares = r.meta.get("lines_with_literal_percent")
+        if shares:
+            text = ", ".join(f"{k!r} {v:.1f} %" for k, v in shares.items())
+            print(f"lines containing: {text}")
+    print(
+        f"{'tool':<9} {'wall s':>8} {'MB/s':>9} {'CPU s':>8} {'peak RSS':>11} {'exit':>5}  output"
+    )
+    tools = [r.grep] + ([r.oai] if r.oai else [])
+    for t in tools:
+        b = t.best
+        out = f"{r.grep_count:,} matching lines" if t is r.grep else f"{b.stdout_lines:,} findings"
+        print(
+            f"{t.name:<9} {b.wall_s:>8.2f} {mb_per_s(r.size, b.wall_s):>9.1f} {b.cpu_s:>8.2f} "
+            f"{b.max_rss_kib / 1024:>7.1f} MiB {b.returncode:>5}  {out}"
+        )
+    if r.oai is None:
+        print()
+        return
+    o = r.oai.best
+    print(f"ratio oai400d/grep (wall): {r.ratio:.1f}x")
+    want: dict[str, int] = r.meta.get("evidence_by_category", {})
+    if r.found or want:
+        print(f"  {'category':30} {'findings':>9} {'intended':>9}")
+        for cat in sorted(set(r.found) | set(want)):
+            flag = "" if r.found.get(cat, 0) == want.get(cat, 0) else "  MISMATCH"
+            print(f"  {cat:30} {r.found.get(cat, 0):>9,} {want.get(cat, 0):>9,}{flag}")
+    if r.meta:
+        verdict = "yes" if not r.mismatches else f"NO, {len(r.mismatches)} categories differ"
+        print(
+            f"findings {o.stdout_lines:,} vs intended OpenAI error events "
+            f"{r.meta['evidence_events']:,}: per-category match {verdict}"
+        )
+        for line in r.mismatches:
+            print(f"  mismatch: {line}")
+    else:
+        print("no meta file: findings not compared")
+    if r.failed:
+        print(f"oai400d exit {o.returncode}; stderr tail:\n{tail(o.stderr)}")
+    else:
+        own = [ln for ln in o.stderr.splitlines() if ln.startswith("oai400d:")]
+        print(f"oai400d's summary: {own[-1] if own else tail(o.stderr, 1)}")
+    print()
+
+
+def markdown(r: ShapeResult) -> str:
+    g = r.grep.best
+    grep_md = (
+        f"grep -E ({len(CATEGORY_PATTERNS)} patterns) {g.wall_s:.2f} s, "
+        f"{mb_per_s(r.size, g.wall_s):.0f} MB/s, {g.max_rss_kib / 1024:.1f} MiB RSS"
+    )
+    where = f"{r.log.name} ({human_bytes(r.size)}, shape {r.shape})"
+    if r.oai is None:
+        return f"- {date.today()}, {where}: {grep_md}; oai400d not run"
+    o = r.oai.best
+    found = f", {o.stdout_lines:,} findings"
+    if r.meta:
+        match = "match" if not r.mismatches else f"{len(r.mismatches)} categories differ"
+        found += f" / {r.meta['evidence_events']:,} intended ({match})"
+    return (
+        f"- {date.today()}, {git_revision()}, {where}, {os.cpu_count()} CPUs: "
+        f"oai400d classify --json {o.wall_s:.2f} s, {mb_per_s(r.size, o.wall_s):.1f} MB/s, "
+        f"{o.max_rss_kib / 1024:.0f} MiB RSS{found}; {grep_md}; "
+        f"oai400d/grep = {r.ratio:.1f}x"
+    )
+
+
+def summary(results: list[ShapeResult]) -> None:
+    print("=== summary")
+    print(
+        f"{'shape':<13} {'size':>10} {'grep s':>7} {'grep MB/s':>9} {'oai s':>8} {'oai MB/s':>8} "
+        f"{'oai CPU s':>9} {'oai RSS':>8} {'ratio':>7}  findings/intended"
+    )
+    for r in results:
+        g = r.grep.best
+        o = r.oai.best if r.oai else None
+        if o is None:
+            tail_cols = f"{'-':>8} {'-':>8} {'-':>9} {'-':>8} {'-':>7}  -"
+        else:
+            intended = f"{r.meta['evidence_events']:,}" if r.meta else "?"
+            ok = "" if not r.meta else (" ok" if not r.mismatches else " MISMATCH")
+            tail_cols = (
+                f"{o.wall_s:>8.2f} {mb_per_s(r.size, o.wall_s):>8.1f} {o.cpu_s:>9.2f} "
+                f"{o.max_rss_kib / 1024:>4.0f} MiB {r.ratio:>6.1f}x  "
+                f"{o.stdout_lines:,}/{intended}{ok}"
+            )
+        print(
+            f"{r.shape:<13} {human_bytes(r.size):>10} {g.wall_s:>7.2f} "
+            f"{mb_per_s(r.size, g.wall_s):>9.0f} {tail_cols}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument(
-        "--log", type=Path, help=f"log file (default {DEFAULT_LOG}, or mixed-<size>.log)"
+        "--shape", choices=SHAPE_CHOICES, default="all", help="corpus shape (default all)"
     )
-    ap.add_argument("--size", default="1G", help="size when generating the log (default 1G)")
+    ap.add_argument(
+        "--log", type=Path, help="log file (one shape only; default <work dir>/<shape>-<size>.log)"
+    )
+    ap.add_argument("--size", default="1G", help="size of each generated log (default 1G)")
     ap.add_argument("--seed", type=int, default=gen_log.DEFAULT_SEED)
-    ap.add_argument("--regenerate", action="store_true", help="rebuild the log even if present")
+    ap.add_argument("--regenerate", action="store_true", help="rebuild the logs even if present")
     ap.add_argument("--runs", type=int, default=2, help="timed runs per tool (default 2)")
     ap.add_argument(
         "--cmd", help="command under test (default: $OAI400D_CMD, oai400d on PATH, .venv)"
@@ -175,7 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(str(e))
     if args.runs < 1:
         ap.error("--runs must be at least 1")
-    log: Path = args.log or gen_log.default_out(args.size)
+    shapes = list(gen_log.SHAPES) if args.shape == "all" else [args.shape]
+    if args.log and len(shapes) > 1:
+        ap.error("--log needs a single --shape")
 
     cmd = resolve_command(args.cmd)
     if not args.grep_only and not command_available(cmd):
@@ -185,95 +361,20 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-
-    meta = ensure_log(log, args.size, args.seed, args.regenerate)
-    size = log.stat().st_size
-    avail = mem_available()
-    if avail is not None and avail < size * 1.2:
-        print(
-            f"warning: {human_bytes(size)} file, {human_bytes(avail)} available memory: "
-            "runs may read from disk rather than the page cache"
-        )
-    secs = warm_page_cache(log)
-    print(f"warm-up read: {human_bytes(size)} in {secs:.2f} s")
-    print(f"host: {cpu_model()}, {os.cpu_count()} CPUs")
-
-    env_c = {**os.environ, "LC_ALL": "C"}
-    grep = measure("grep", grep_argv(log), env_c, args.runs, args.timeout)
-    g = grep.best
-    grep_count = int(g.stdout.strip() or b"-1") if g.returncode in (0, 1) else -1
-
-    results = [grep]
-    oai: Best | None = None
-    if not args.grep_only:
-        oai = measure(
-            "oai400d",
-            [*cmd, "classify", "--json", str(log)],
-            dict(os.environ),
-            args.runs,
-            args.timeout,
-        )
-        results.append(oai)
-
+    print(f"host: {cpu_model()}, {os.cpu_count()} CPUs; command: {' '.join(cmd)}")
     print()
-    print(f"file: {log} ({size:,} bytes, {human_bytes(size)})")
-    if meta:
-        print(
-            f"generated content: {meta['lines']:,} lines, {meta['evidence_events']:,} OpenAI "
-            f"error events, {meta['lookalike_events']:,} look-alike events"
-        )
-    print(
-        f"{'tool':<9} {'wall s':>8} {'MB/s':>9} {'CPU s':>8} {'peak RSS':>11} {'exit':>5}  output"
-    )
-    for r in results:
-        b = r.best
-        out = f"{grep_count:,} matching lines" if r is grep else f"{b.stdout_lines:,} findings"
-        print(
-            f"{r.name:<9} {b.wall_s:>8.2f} {mb_per_s(size, b.wall_s):>9.1f} {b.cpu_s:>8.2f} "
-            f"{b.max_rss_kib / 1024:>7.1f} MiB {b.returncode:>5}  {out}"
-        )
 
-    grep_md = (
-        f"grep -E ({len(CATEGORY_PATTERNS)} patterns) {g.wall_s:.2f} s, "
-        f"{mb_per_s(size, g.wall_s):.0f} MB/s, {g.max_rss_kib / 1024:.1f} MiB RSS"
-    )
-    status = 0
-    if oai is None:
-        md = f"- {date.today()}, {log.name} ({human_bytes(size)}): {grep_md}; oai400d not run"
-    else:
-        o = oai.best
-        ratio = o.wall_s / g.wall_s if g.wall_s > 0 else float("inf")
-        print(f"ratio oai400d/grep (wall): {ratio:.1f}x")
-        cats = categories(o.stdout)
-        want: dict[str, int] = meta.get("evidence_by_category", {})
-        if cats or want:
-            print(f"{'category':32} {'findings':>9} {'generated':>10}")
-            for cat in sorted(set(cats) | set(want)):
-                print(f"  {cat:30} {cats.get(cat, 0):>9,} {want.get(cat, 0):>10,}")
-        if meta:
-            print(
-                f"findings {o.stdout_lines:,} vs generated OpenAI error events "
-                f"{meta['evidence_events']:,}"
-            )
-        if o.returncode != 0 or o.timed_out:
-            status = 1
-            print(f"oai400d exit {o.returncode}; stderr tail:\n{tail(o.stderr)}")
-        else:
-            print(f"oai400d stderr summary (tail):\n{tail(o.stderr)}")
-        found = f", {o.stdout_lines:,} findings" + (
-            f" / {meta['evidence_events']:,} generated events" if meta else ""
-        )
-        md = (
-            f"- {date.today()}, {git_revision()}, {log.name} ({human_bytes(size)}), "
-            f"{os.cpu_count()} CPUs: "
-            f"oai400d classify --json {o.wall_s:.2f} s, {mb_per_s(size, o.wall_s):.1f} MB/s, "
-            f"{o.max_rss_kib / 1024:.0f} MiB RSS{found}; {grep_md}; "
-            f"oai400d/grep = {ratio:.1f}x"
-        )
+    results = []
+    for shape in shapes:
+        log: Path = args.log or gen_log.default_out(args.size, shape)
+        results.append(run_shape(shape, log, args, cmd))
+
+    summary(results)
     print()
     print("Markdown for BENCHMARKS.md:")
-    print(md)
-    return status
+    for r in results:
+        print(markdown(r))
+    return 1 if any(r.failed or r.mismatches for r in results) else 0
 
 
 def categories(stdout: bytes) -> Counter[str]:

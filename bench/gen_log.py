@@ -1,17 +1,29 @@
 #!/usr/bin/env python3
-"""Generate a deterministic mixed application log for benchmarking `oai400d classify`.
+"""Generate a deterministic application log for benchmarking `oai400d classify`.
 
-The same --seed and --size give the same bytes on every run, and a smaller file is a prefix
-(up to the last whole record) of a bigger one. Memory stays bounded: the log is written in
-chunks of RECORDS_PER_CHUNK records picked from pools of pre-rendered records, and only the
-timestamps are substituted per chunk (one simulated second per chunk).
+The same --shape, --seed and --size give the same bytes on every run, and a smaller file is a
+prefix (up to the last whole record) of a bigger one. Memory stays bounded: the log is written in
+chunks of records picked from pools of pre-rendered records, and only the timestamps are
+substituted per chunk (one simulated second per chunk).
 
-Per chunk of 1000 records: exactly 1 OpenAI error event (0.1 %) in one of many formats and
-5 look-alike events (0.5 %) from other services or harmless OpenAI mentions; the rest are
-ordinary web-app lines. Each OpenAI error event is written so that it should give exactly one
-finding. A sidecar PATH.meta.json records the counts (by intended category and by format).
+Shapes (--shape):
+  mixed         (default) per chunk of 1000 records: 1 OpenAI error event (0.1 %) in one of
+                many formats, 5 look-alikes (0.5 %), the rest ordinary web-app lines.
+  openai-heavy  an OpenAI-heavy Python service: ~9 % httpx INFO request lines to api.openai.com,
+                ~20 % structlog JSON records (llm.call, request logs), ~27 % openai._base_client
+                and httpcore DEBUG chatter, retry INFO lines, app lines; per chunk of 750 records
+                (~1000 lines) 1 OpenAI error event and 4 look-alikes (Stripe, Anthropic, Groq,
+                Gemini, DeepSeek, nginx, unrelated tracebacks).
+  jsonl         JSON lines only (structlog, pino, zap, winston, python-json-logger, Cloud
+                Logging): per 1000 records 1 whose nested field holds an OpenAI error (error
+                string, err object, escaped body or traceback) and 5 error-level look-alikes.
+
+Each OpenAI error event is written so that it should give exactly one finding. A sidecar
+PATH.meta.json records the counts (by intended category and by format) and the share of lines
+by kind and containing the literals "openai", "error", "_error".
 
     python bench/gen_log.py --size 1G --out /tmp/oai400d-bench/mixed-1g.log
+    python bench/gen_log.py --shape openai-heavy --size 1G  # openai-heavy-1g.log in the work dir
 """
 
 from __future__ import annotations
@@ -20,17 +32,19 @@ import argparse
 import json
 import os
 import random
+import re
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from benchlib import DEFAULT_WORK_DIR, human_bytes, mb_per_s, parse_size
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: --shape (openai-heavy, jsonl); mixed output unchanged since 1
 DEFAULT_SEED = 400
 RECORDS_PER_CHUNK = 1000
 LOOKALIKES_PER_CHUNK = 5
@@ -44,7 +58,7 @@ CLF_TS = "@C@"  # 01/May/2024:12:00:03 +0000  (nginx access log)
 NGX_TS = "@N@"  # 2024/05/01 12:00:03          (nginx error log)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: counted per chunk
 class Record:
     data: bytes  # one or more complete lines, with placeholders
     category: str  # intended taxonomy category ("" for normal lines, "not_openai" look-alikes)
@@ -665,19 +679,1280 @@ def lines_to_bytes(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+# =========================================================================== other shapes
+#
+# `openai-heavy` and `jsonl` reuse the helpers and the error events above, with pools of their
+# own. Each shape has its own random stream (seeded with "<shape>:<seed>"), so adding a shape
+# never changes the bytes of another.
+
+EPOCH_TS = "@E@"  # 1714521603                    (Unix seconds: pino appends ms, zap ".mmm")
+HTTP_DATE = "@H@"  # Wed, 01 May 2024 00:00:03 GMT (HTTP Date response header)
+_NUM = "#num#"  # a JSON string value starting with this is written as a bare number
+_NUM_RE = re.compile(r'"#num#([^"]*)"')
+
+
+def as_number(text: str) -> str:
+    return _NUM + text
+
+
+def dumps(rec: dict[str, Any], compact: bool = True) -> str:
+    text = json.dumps(rec, separators=(",", ":")) if compact else json.dumps(rec)
+    return _NUM_RE.sub(r"\1", text)
+
+
+def uuid4ish(rng: random.Random) -> str:
+    return f"{hexid(rng, 8)}-{hexid(rng, 4)}-4{hexid(rng, 3)}-a{hexid(rng, 3)}-{hexid(rng, 12)}"
+
+
+def req_id(rng: random.Random) -> str:
+    return f"req_{hexid(rng, 32)}"
+
+
+# (method, path under /v1, weight): what an OpenAI-heavy service calls
+OPENAI_ENDPOINTS = [
+    ("POST", "chat/completions", 50),
+    ("POST", "embeddings", 20),
+    ("POST", "responses", 15),
+    ("POST", "images/generations", 4),
+    ("POST", "audio/transcriptions", 5),
+    ("GET", "models", 2),
+]
+ENDPOINT_MODELS = {
+    "chat/completions": ["gpt-4o-mini", "gpt-4o", "gpt-4.1-mini", "gpt-4.1", "o3-mini"],
+    "embeddings": ["text-embedding-3-small", "text-embedding-3-large"],
+    "responses": ["gpt-4.1-mini", "gpt-4o", "o4-mini", "gpt-5-mini"],
+    "images/generations": ["gpt-image-1", "dall-e-3"],
+    "audio/transcriptions": ["whisper-1", "gpt-4o-transcribe"],
+    "models": [""],
+}
+SYSTEM_PROMPTS = [
+    "You are a concise assistant. Answer in at most three sentences.",
+    "You are a support agent for Acme. Use the knowledge base excerpts below and cite them.",
+    "Extract the invoice fields as JSON with keys vendor, date, total, currency.",
+    "Classify the ticket into one of: billing, bug, feature_request, account, other.",
+    "Summarize the conversation for the next agent. Keep names and order numbers.",
+]
+USER_PROMPTS = [
+    "Summarize the attached release notes.",
+    "Where is my order 48213? It was supposed to arrive on Monday.",
+    "Explain this error to a non-technical user: KeyError 'totals' in checkout.",
+    "Draft a polite reply: the customer was charged twice for invoice INV-2291.",
+    "What does clause 7.2 of the attached contract say about termination?",
+    "Translate to German: Your password was changed. If this wasn't you, contact support.",
+    "Write a product description for a 2-person ultralight tent, 1.2 kg, 3 seasons.",
+    "List the action items from this meeting transcript with owners and due dates.",
+]
+DOC_SNIPPETS = [
+    "Returns are accepted within 30 days of delivery if the item is unused.",
+    "To reset your password, open Settings > Security and choose Reset password.",
+    "Orders over 50 EUR ship free within the EU; other orders cost 4.90 EUR.",
+    "The Pro plan includes 10 seats, SSO and priority support.",
+    "Refunds are issued to the original payment method within 5 business days.",
+]
+RAW_HEADERS = (
+    "(b'Content-Type', b'application/json'), (b'Transfer-Encoding', b'chunked'), "
+    "(b'Connection', b'keep-alive'), (b'access-control-expose-headers', b'X-Request-ID'), "
+    "(b'openai-organization', b'user-{org}'), (b'openai-processing-ms', b'{ms}'), "
+    "(b'openai-version', b'2020-10-01'), (b'x-ratelimit-limit-requests', b'10000'), "
+    "(b'x-ratelimit-limit-tokens', b'30000000'), (b'x-ratelimit-remaining-requests', "
+    "b'{rem_req}'), (b'x-ratelimit-remaining-tokens', b'{rem_tok}'), "
+    "(b'x-ratelimit-reset-requests', b'6ms'), (b'x-ratelimit-reset-tokens', b'1ms'), "
+    "(b'x-request-id', b'{rid}'), (b'strict-transport-security', b'max-age=31536000; "
+    "includeSubDomains; preload'), (b'CF-Cache-Status', b'DYNAMIC'), (b'Server', "
+    "b'cloudflare'), (b'CF-RAY', b'{ray}-SJC'), (b'Content-Encoding', b'gzip'), (b'alt-svc', "
+    "b'h3=\":443\"; ma=86400')"
+)
+
+
+def openai_endpoint(rng: random.Random) -> tuple[str, str]:
+    method, path, _ = rng.choices(OPENAI_ENDPOINTS, weights=[w for *_, w in OPENAI_ENDPOINTS])[0]
+    return method, path
+
+
+def request_options(rng: random.Random, method: str, path: str, model: str) -> str:
+    """openai-python's DEBUG `Request options:` line (a dict repr of the request)."""
+    files = "None"
+    data: dict[str, Any]
+    if path == "chat/completions":
+        data = {
+            "messages": [
+                {"role": "system", "content": rng.choice(SYSTEM_PROMPTS)},
+                {"role": "user", "content": rng.choice(USER_PROMPTS)},
+            ],
+            "model": model,
+        }
+        if rng.random() < 0.5:
+            data["temperature"] = rng.choice([0, 0.2, 0.7])
+        if rng.random() < 0.3:
+            data["response_format"] = {"type": "json_object"}
+    elif path == "embeddings":
+        data = {
+            "input": [rng.choice(DOC_SNIPPETS) for _ in range(rng.randrange(1, 4))],
+            "model": model,
+            "encoding_format": "base64",
+        }
+    elif path == "responses":
+        data = {
+            "input": rng.choice(USER_PROMPTS),
+            "model": model,
+            "instructions": rng.choice(SYSTEM_PROMPTS),
+        }
+    elif path == "images/generations":
+        data = {"prompt": rng.choice(USER_PROMPTS[6:]), "model": model, "size": "1024x1024"}
+    elif path == "audio/transcriptions":
+        name = f"upl_{rng.randrange(1000, 9999)}.m4a"
+        files = f"[('file', ('{name}', <_io.BufferedReader name='/tmp/{name}'>, 'audio/m4a'))]"
+        data = {"model": model, "response_format": "json"}
+    else:
+        opts = {"method": method.lower(), "url": f"/{path}"}
+        return f"{py_head(rng, 'DEBUG', 'openai._base_client')} Request options: {opts!r}"
+    opts = {
+        "method": method.lower(),
+        "url": f"/{path}",
+        "files": "@FILES@",
+        "idempotency_key": f"stainless-python-retry-{uuid4ish(rng)}",
+        "json_data": data,
+    }
+    text = repr(opts).replace("'@FILES@'", files)
+    return f"{py_head(rng, 'DEBUG', 'openai._base_client')} Request options: {text}"
+
+
+def httpx_ok_line(rng: random.Random, method: str, path: str) -> str:
+    return (
+        f"{py_head(rng, 'INFO', 'httpx')} HTTP Request: {method} https://api.openai.com/v1/"
+        f'{path} "HTTP/1.1 200 OK"'
+    )
+
+
+def debug_call(rng: random.Random) -> list[str]:
+    """One successful call as openai-python, httpx and httpcore log it at DEBUG."""
+    method, path = openai_endpoint(rng)
+    model = rng.choice(ENDPOINT_MODELS[path])
+    url = f"https://api.openai.com/v1/{path}"
+    rid = req_id(rng)
+
+    def oa() -> str:
+        return py_head(rng, "DEBUG", "openai._base_client")
+
+    def h11() -> str:
+        return py_head(rng, "DEBUG", "httpcore.http11")
+
+    def conn() -> str:
+        return py_head(rng, "DEBUG", "httpcore.connection")
+
+    req = f"request=<Request [b'{method}']>"
+    lines = [
+        request_options(rng, method, path, model),
+        f"{oa()} Sending HTTP Request: {method} {url}",
+    ]
+    if rng.random() < 0.2:  # a new connection (most calls reuse the pool's)
+        obj = f"0x7f{hexid(rng, 10)}"
+        lines += [
+            f"{conn()} connect_tcp.started host='api.openai.com' port=443 local_address=None "
+            "timeout=600.0 socket_options=None",
+            f"{conn()} connect_tcp.complete return_value=<httpcore._backends.sync.SyncStream "
+            f"object at {obj}>",
+            f"{conn()} start_tls.started ssl_context=<ssl.SSLContext object at 0x7f{hexid(rng, 10)}"
+            "> server_hostname='api.openai.com' timeout=600.0",
+            f"{conn()} start_tls.complete return_value=<httpcore._backends.sync.SyncStream object "
+            f"at 0x7f{hexid(rng, 10)}>",
+        ]
+    lines += [
+        f"{h11()} send_request_headers.started {req}",
+        f"{h11()} send_request_headers.complete",
+    ]
+    if method == "POST":
+        lines += [f"{h11()} send_request_body.started {req}", f"{h11()} send_request_body.complete"]
+    ms = rng.randrange(80, 6000)
+    headers = RAW_HEADERS.format(
+        org=alnum(rng, 24).lower(),
+        ms=ms,
+        rem_req=rng.randrange(9000, 10000),
+        rem_tok=rng.randrange(29_000_000, 30_000_000),
+        rid=rid,
+        ray=hexid(rng, 16),
+    )
+    lines += [
+        f"{h11()} receive_response_headers.started {req}",
+        f"{h11()} receive_response_headers.complete return_value=(b'HTTP/1.1', 200, b'OK', "
+        f"[(b'Date', b'{HTTP_DATE}'), {headers}])",
+        httpx_ok_line(rng, method, path),
+        f"{h11()} receive_response_body.started {req}",
+        f"{h11()} receive_response_body.complete",
+        f"{h11()} response_closed.started",
+        f"{h11()} response_closed.complete",
+        f"{oa()} HTTP Response: {method} {url} \"200 OK\" Headers({{'date': '{HTTP_DATE}', "
+        "'content-type': 'application/json', 'transfer-encoding': 'chunked', 'connection': "
+        f"'keep-alive', 'openai-organization': 'user-{alnum(rng, 24).lower()}', "
+        f"'openai-processing-ms': '{ms}', 'openai-version': '2020-10-01', "
+        f"'x-ratelimit-remaining-requests': '{rng.randrange(9000, 10000)}', "
+        f"'x-request-id': '{rid}', 'server': 'cloudflare', 'content-encoding': 'gzip'}})",
+        f"{oa()} request_id: {rid}",
+    ]
+    return lines
+
+
+def retry_info_line(rng: random.Random) -> str:
+    path = rng.choice(["chat/completions", "chat/completions", "embeddings", "responses"])
+    return (
+        f"{py_head(rng, 'INFO', 'openai._base_client')} Retrying request to /{path} in "
+        f"{rng.uniform(0.3, 8):.6f} seconds"
+    )
+
+
+def llm_app_line(rng: random.Random) -> str:
+    """An ordinary INFO/WARNING line of an LLM app that names OpenAI, models, tokens, errors."""
+    m = rng.choice(ENDPOINT_MODELS["chat/completions"])
+    lg = rng.choice(APP_LOGGERS)
+    n = rng.randrange(1, 99999)
+    return rng.choice(
+        [
+            f"{py_head(rng, 'INFO', lg)} summarized ticket {n} with {m} in "
+            f"{rng.uniform(0.4, 9):.2f}s (prompt_tokens={rng.randrange(200, 9000)}, "
+            f"completion_tokens={rng.randrange(20, 900)})",
+            f"{py_head(rng, 'INFO', lg)} embedded {rng.randrange(1, 64)} chunks of doc d_{n} "
+            "with text-embedding-3-small",
+            f"{py_head(rng, 'INFO', lg)} openai client ready model={m} timeout=60s max_retries=2 "
+            "base_url=https://api.openai.com/v1",
+            f"{py_head(rng, 'INFO', lg)} job {n} done: 0 errors, {rng.randrange(1, 40)} items, "
+            f"openai cost ${rng.uniform(0.001, 0.4):.4f}",
+            f"{py_head(rng, 'WARNING', lg)} completion for doc d_{n} stopped early: "
+            "finish_reason=length (max_tokens=512, completion_tokens=512)",
+            f"{py_head(rng, 'INFO', lg)} moderation check passed for post p_{n} "
+            "(flagged=False, error_rate_1h=0.0%)",
+            f"{py_head(rng, 'DEBUG', lg)} prompt for ticket {n}: {rng.randrange(900, 12000)} "
+            f"tokens, context budget 100000, model {m}",
+            f"{py_head(rng, 'INFO', lg)} tool call get_order_status(order_id={n}) returned in "
+            f"{rng.randrange(5, 900)}ms",
+            f"{py_head(rng, 'INFO', 'app.metrics')} llm stats 60s: calls={rng.randrange(40, 900)}"
+            f" openai_errors=0 rate_limit_errors=0 timeout_errors=0 p95_ms="
+            f"{rng.randrange(400, 9000)}",
+            f"{py_head(rng, 'DEBUG', lg)} llm wrapper config: provider=openai model={m} "
+            "retry_on_error=True max_retries=2 on_error=fallback",
+        ]
+    )
+
+
+def app_line(rng: random.Random) -> str:
+    """An ordinary web-app line from the mixed shape, without its JSON-lines records."""
+    while True:
+        line = normal_record(rng)
+        if not line.startswith("{"):
+            return line
+
+
+# --------------------------------------------------------------------------- JSON records
+
+JSON_SERVICES = ["chat-api", "summarizer", "ingest-worker", "agent-api", "support-bot"]
+GO_CALLERS = ["llm/client.go:61", "llm/client.go:88", "api/handler.go:142", "worker/run.go:77"]
+PINO_LEVEL = {"debug": 20, "info": 30, "warning": 40, "error": 50}
+NODE_LEVEL = {"debug": "debug", "info": "info", "warning": "warn", "error": "error"}
+
+
+def json_line(rng: random.Random, style: str, level: str, msg: str, fields: dict[str, Any]) -> str:
+    """One structured log record in the given style: structlog (JSONRenderer), structlog-ts
+    (compact, "ts"), python-json-logger, pino, zap, winston or Google Cloud Logging."""
+    svc = rng.choice(JSON_SERVICES)
+    if style == "structlog":
+        return dumps(
+            {
+                "event": msg,
+                **fields,
+                "level": level,
+                "logger": f"{svc.replace('-', '_')}.{rng.choice(['llm', 'api', 'jobs'])}",
+                "timestamp": f"{ISO_TS}.{rng.randrange(10**6):06d}Z",
+            },
+            compact=False,
+        )
+    if style == "structlog-ts":
+        return dumps({"ts": iso(rng), "level": level, "event": msg, **fields})
+    if style == "python-json-logger":
+        return dumps(
+            {
+                "asctime": f"{PY_TS},{rng.randrange(1000):03d}",
+                "levelname": level.upper(),
+                "name": rng.choice(APP_LOGGERS),
+                "message": msg,
+                **fields,
+            },
+            compact=False,
+        )
+    if style == "pino":
+        return dumps(
+            {
+                "level": PINO_LEVEL[level],
+                "time": as_number(f"{EPOCH_TS}{rng.randrange(1000):03d}"),
+                "pid": rng.randrange(7, 90),
+                "hostname": f"{svc}-{hexid(rng, 5)}",
+                **fields,
+                "msg": msg,
+            }
+        )
+    if style == "zap":
+        return dumps(
+            {
+                "level": NODE_LEVEL[level],
+                "ts": as_number(f"{EPOCH_TS}.{rng.randrange(1000):03d}"),
+                "caller": rng.choice(GO_CALLERS),
+                "msg": msg,
+                **fields,
+            }
+        )
+    if style == "winston":
+        return dumps(
+            {
+                "level": NODE_LEVEL[level],
+                "message": msg,
+                **fields,
+                "service": svc,
+                "timestamp": iso(rng),
+            }
+        )
+    assert style == "cloud", style
+    return dumps(
+        {
+            "severity": level.upper(),
+            "message": msg,
+            **fields,
+            "timestamp": iso(rng),
+            "logging.googleapis.com/trace": f"projects/acme-prod/traces/{hexid(rng, 32)}",
+            "logging.googleapis.com/spanId": hexid(rng, 16),
+            "logging.googleapis.com/sourceLocation": {
+                "file": f"app/{rng.choice(['llm', 'views', 'tasks'])}.py",
+                "line": str(rng.randrange(20, 400)),
+                "function": rng.choice(["complete", "handle", "run"]),
+            },
+        }
+    )
+
+
+JSONL_STYLES = ["structlog", "structlog-ts", "pino", "zap", "winston", "cloud"]
+JSONL_STYLE_WEIGHTS = [20, 10, 25, 15, 15, 15]
+
+
+def json_style(rng: random.Random) -> str:
+    return rng.choices(JSONL_STYLES, weights=JSONL_STYLE_WEIGHTS)[0]
+
+
+def llm_call_json(rng: random.Random, style: str) -> str:
+    _, path = openai_endpoint(rng)
+    model = rng.choice(ENDPOINT_MODELS[path])
+    prompt = rng.randrange(40, 12000)
+    done = 0 if path in ("embeddings", "models") else rng.randrange(1, 1200)
+    fields: dict[str, Any] = {"model": model, "provider": "openai"}
+    if rng.random() < 0.5:
+        fields["endpoint"] = f"/v1/{path}"
+        fields["status"] = 200
+    fields["latency_ms"] = rng.randrange(40, 9000)
+    if rng.random() < 0.5:
+        fields["tokens"] = prompt + done
+    else:
+        fields["prompt_tokens"] = prompt
+        fields["completion_tokens"] = done
+    if rng.random() < 0.3:
+        fields["request_id"] = req_id(rng)
+    if path in ("chat/completions", "responses") and rng.random() < 0.4:
+        fields["finish_reason"] = rng.choice(["stop", "stop", "stop", "tool_calls", "length"])
+    if rng.random() < 0.7:  # wrappers that always log the error fields, empty on success
+        fields["error"] = None
+        fields["is_error"] = False
+    msg = rng.choice(["llm.call", "llm.call", "openai response", "chat completion", "llm_call"])
+    return json_line(rng, style, "info", msg, fields)
+
+
+def request_json(rng: random.Random, style: str) -> str:
+    status = rng.choices([200, 201, 204, 304, 404], weights=[84, 5, 4, 4, 3])[0]
+    method = rng.choice(["GET", "GET", "POST", "POST", "PATCH"])
+    path = rng.choice(["/api/v1/chat", "/api/v1/assist", "/v2/summarize", "/api/v1/search"])
+    if rng.random() < 0.4:
+        path = url_path(rng)
+    ms = rng.randrange(1, 4000)
+    if style == "pino":
+        fields: dict[str, Any] = {
+            "req": {"id": f"req-{rng.randrange(1, 99999)}", "method": method, "url": path},
+            "res": {"statusCode": status},
+            "responseTime": ms,
+        }
+        return json_line(rng, style, "info", "request completed", fields)
+    if style == "cloud":
+        fields = {
+            "httpRequest": {
+                "requestMethod": method,
+                "requestUrl": path,
+                "status": status,
+                "latency": f"{ms / 1000:.3f}s",
+                "remoteIp": ip(rng),
+                "userAgent": rng.choice(["Mozilla/5.0 (X11; Linux x86_64)", "okhttp/4.12.0"]),
+            }
+        }
+        return json_line(rng, style, "info", f"{method} {path} {status}", fields)
+    fields = {
+        "method": method,
+        "path": path,
+        "status": status,
+        "duration_ms": ms,
+        "request_id": hexid(rng, 16),
+    }
+    return json_line(rng, style, "info", rng.choice(["request", "request_finished"]), fields)
+
+
+def app_event_json(rng: random.Random, style: str) -> str:
+    n = rng.randrange(1, 99999)
+    level, msg, fields = rng.choice(
+        [
+            ("info", "job finished", {"job": "weekly-report", "tenant": "acme", "errors": 0}),
+            ("info", "cache refreshed", {"key": f"kb:{n}", "entries": rng.randrange(10, 900)}),
+            (
+                "info",
+                "embedding batch indexed",
+                {
+                    "batch": n % 400,
+                    "model": "text-embedding-3-small",
+                    "provider": "openai",
+                    "chunks": rng.randrange(8, 128),
+                },
+            ),
+            (
+                "info",
+                "vector store sync finished",
+                {"store": f"vs_{alnum(rng, 10)}", "ok": 3, "failed": 0},
+            ),
+            (
+                "info",
+                "openai client initialised",
+                {"base_url": "https://api.openai.com/v1", "max_retries": 2, "timeout": 60},
+            ),
+            (
+                "info",
+                "moderation result",
+                {"endpoint": "/v1/moderations", "flagged": False, "post": f"p_{n}"},
+            ),
+            (
+                "debug",
+                "prompt built",
+                {
+                    "tokens": rng.randrange(300, 30000),
+                    "budget": 100000,
+                    "model": rng.choice(ENDPOINT_MODELS["responses"]),
+                },
+            ),
+            (
+                "info",
+                "agent turn ended",
+                {
+                    "turn": rng.randrange(1, 12),
+                    "status": "ok",
+                    "tool_calls": rng.randrange(0, 5),
+                    "error_count": 0,
+                },
+            ),
+            (
+                "warning",
+                "llm output truncated",
+                {
+                    "finish_reason": "length",
+                    "max_tokens": 512,
+                    "model": "gpt-4o-mini",
+                    "provider": "openai",
+                },
+            ),
+            (
+                "warning",
+                "openai retry scheduled",
+                {
+                    "attempt": 1,
+                    "retry_in_ms": rng.randrange(200, 8000),
+                    "endpoint": "/v1/chat/completions",
+                },
+            ),
+            (
+                "warning",
+                "slow request",
+                {"path": url_path(rng), "duration_ms": rng.randrange(2000, 9000)},
+            ),
+            (
+                "info",
+                "webhook delivered",
+                {"endpoint": f"https://hooks.example.com/{hexid(rng, 8)}", "status": 200},
+            ),
+        ]
+    )
+    return json_line(rng, style, level, msg, fields)
+
+
+def normal_json(rng: random.Random, style: str) -> str:
+    kind = rng.choices(["llm", "request", "app"], weights=[40, 32, 28])[0]
+    if kind == "llm":
+        return llm_call_json(rng, style)
+    if kind == "request":
+        return request_json(rng, style)
+    return app_event_json(rng, style)
+
+
+# --------------------------------------------------------------------------- JSON error records
+
+NODE_FRAMES = (
+    "    at APIError.generate (/srv/node_modules/openai/error.js:48:20)\n"
+    "    at OpenAI.makeStatusError (/srv/node_modules/openai/core.js:302:33)\n"
+    "    at OpenAI.makeRequest (/srv/node_modules/openai/core.js:346:30)\n"
+    "    at process.processTicksAndRejections (node:internal/process/task_queues:95:5)"
+)
+
+
+def err_url(rng: random.Random, err: ApiError) -> str:
+    if err.azure:
+        res = rng.choice(["contoso-eastus", "acme-prod-swe", "fabrikam-ai"])
+        return (
+            f"https://{res}.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions"
+            "?api-version=2024-06-01"
+        )
+    return f"https://api.openai.com/v1/{rng.choice(['chat/completions', 'responses'])}"
+
+
+def jsonl_error_lines(rng: random.Random, err: ApiError) -> list[tuple[str, str]]:
+    """One OpenAI API error as each JSON logger would record it: (format, line)."""
+    model = rng.choice(ENDPOINT_MODELS["chat/completions"])
+    py_msg = f"Error code: {err.status} - {body_dict(err)!r}"
+    node_msg = f"{err.status} {err.message}"
+    node_cls = NODE_CLS[err.status]
+    tb = "\n".join([*py_frames(rng), py_exc_line(err)])
+    rid = req_id(rng)
+    msg = rng.choice(["llm call failed", "openai call failed", "chat completion failed"])
+    url = err_url(rng, err)
+    body = body_dict(err)
+    return [
+        (
+            "structlog error string",
+            json_line(
+                rng,
+                "structlog",
+                "error",
+                msg,
+                {"model": model, "provider": "openai", "error": py_msg, "error_type": err.py_cls},
+            ),
+        ),
+        (
+            "structlog exception traceback",
+            json_line(rng, "structlog", "error", msg, {"model": model, "exception": tb}),
+        ),
+        (
+            "python-json-logger exc_info",
+            json_line(rng, "python-json-logger", "error", msg, {"exc_info": tb, "model": model}),
+        ),
+        (
+            "err object, Python message",
+            json_line(
+                rng,
+                "structlog-ts",
+                "error",
+                msg,
+                {
+                    "err": {"type": err.py_cls, "message": py_msg},
+                    "model": model,
+                    "provider": "openai",
+                },
+            ),
+        ),
+        (
+            "pino err (openai-node)",
+            json_line(
+                rng,
+                "pino",
+                "error",
+                msg,
+                {
+                    "reqId": f"r-{hexid(rng, 3)}",
+                    "err": {
+                        "type": node_cls,
+                        "message": node_msg,
+                        "stack": f"{node_cls}: {node_msg}\n{NODE_FRAMES}",
+                        "status": err.status,
+                        "headers": {"x-request-id": rid},
+                        "request_id": rid,
+                        "error": body["error"],
+                        "code": err.code,
+                        "param": err.param,
+                    },
+                },
+            ),
+        ),
+        (
+            "winston error + escaped body",
+            json_line(
+                rng,
+                "winston",
+                "error",
+                "OpenAI request failed",
+                {
+                    "model": model,
+                    "error": {
+                        "name": node_cls,
+                        "status": err.status,
+                        "message": node_msg,
+                        "body": json.dumps(body, separators=(",", ":")),
+                    },
+                    "url": url,
+                },
+            ),
+        ),
+        (
+            "zap go-openai error",
+            json_line(
+                rng,
+                "zap",
+                "error",
+                "openai request failed",
+                {
+                    "model": model,
+                    "url": url,
+                    "error": f"error, status code: {err.status}, status: {err.status} "
+                    f"{REASON[err.status]}, message: {err.message}",
+                },
+            ),
+        ),
+        (
+            "zap escaped pretty body",
+            json_line(
+                rng,
+                "zap",
+                "error",
+                "openai request failed",
+                {
+                    "status": err.status,
+                    "url": url,
+                    "body": json.dumps(body, indent=2),
+                    "stacktrace": "main.(*Summarizer).Run\n\t/src/cmd/summarizer/main.go:142\n"
+                    "main.main\n\t/src/cmd/summarizer/main.go:61",
+                },
+            ),
+        ),
+        (
+            "Cloud Logging error report",
+            json_line(
+                rng,
+                "cloud",
+                "error",
+                tb,
+                {
+                    "@type": "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1."
+                    "ReportedErrorEvent",
+                    "serviceContext": {"service": rng.choice(JSON_SERVICES), "version": "1.8.3"},
+                },
+            ),
+        ),
+    ]
+
+
+def jsonl_network_lines(rng: random.Random) -> list[tuple[str, str]]:
+    chained = [ln for ln in network_events(rng)[0][1][1:]]  # without the log header line
+    model = rng.choice(ENDPOINT_MODELS["chat/completions"])
+    msg = "openai call failed"
+    cause = "request to https://api.openai.com/v1/chat/completions failed, reason: read ECONNRESET"
+    return [
+        (
+            "structlog exception traceback",
+            json_line(
+                rng, "structlog", "error", msg, {"model": model, "exception": "\n".join(chained)}
+            ),
+        ),
+        (
+            "structlog error string",
+            json_line(
+                rng,
+                "structlog",
+                "error",
+                msg,
+                {
+                    "model": model,
+                    "provider": "openai",
+                    "error": "openai.APITimeoutError: Request timed out.",
+                },
+            ),
+        ),
+        (
+            "pino err (openai-node)",
+            json_line(
+                rng,
+                "pino",
+                "error",
+                msg,
+                {
+                    "err": {
+                        "type": "APIConnectionError",
+                        "message": "Connection error.",
+                        "stack": "Error: Connection error.\n    at OpenAI.makeRequest "
+                        "(/srv/node_modules/openai/core.js:330:19)\n    at process."
+                        "processTicksAndRejections (node:internal/process/task_queues:95:5)",
+                        "cause": {
+                            "type": "FetchError",
+                            "message": cause,
+                            "errno": "ECONNRESET",
+                            "code": "ECONNRESET",
+                        },
+                    }
+                },
+            ),
+        ),
+        (
+            "Cloud Logging error report",
+            json_line(
+                rng,
+                "cloud",
+                "error",
+                "\n".join(chained),
+                {
+                    "@type": "type.googleapis.com/google.devtools.clouderrorreporting.v1beta1."
+                    "ReportedErrorEvent",
+                    "serviceContext": {"service": rng.choice(JSON_SERVICES), "version": "1.8.3"},
+                },
+            ),
+        ),
+    ]
+
+
+def jsonl_server_html_line(rng: random.Random) -> tuple[str, str]:
+    html = (
+        "502 <html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>"
+        "502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n</body>\r\n"
+        "</html>\r\n"
+    )
+    return "pino err (Cloudflare 502 HTML)", json_line(
+        rng,
+        "pino",
+        "error",
+        "openai request failed",
+        {"url": "https://api.openai.com/v1/chat/completions", "status": 502, "err": html},
+    )
+
+
+def jsonl_evidence_pool(rng: random.Random, variants: int = 3) -> dict[str, list[Record]]:
+    pool: dict[str, list[Record]] = {}
+
+    def add(category: str, fmt: str, line: str) -> None:
+        pool.setdefault(category, []).append(Record(lines_to_bytes([line]), category, fmt))
+
+    for _ in range(variants):
+        for err in api_errors(rng):
+            for fmt, line in jsonl_error_lines(rng, err):
+                add(err.category, fmt, line)
+        for fmt, line in jsonl_network_lines(rng):
+            add("network", fmt, line)
+        add("server.error", *jsonl_server_html_line(rng))
+    return pool
+
+
+# --------------------------------------------------------------------------- JSON look-alikes
+
+
+def jsonl_lookalike(rng: random.Random) -> tuple[str, str]:
+    """An error-level record that is not an OpenAI API error: other services and providers,
+    the app's own failures, non-API problems with OpenAI output."""
+    style = json_style(rng)
+    kind = rng.randrange(13)
+    if kind == 0:
+        return "shopify 429", json_line(
+            rng,
+            style,
+            "warning",
+            "http_error",
+            {
+                "service": "shopify",
+                "status": 429,
+                "url": "https://acme-store.myshopify.com/admin/api/2024-10/products.json",
+                "message": "Exceeded 2 calls per second for api client. Reduce request rates to "
+                "resume uninterrupted service.",
+            },
+        )
+    if kind == 1:
+        return "shipstation 500", json_line(
+            rng,
+            style,
+            "error",
+            "http_error",
+            {
+                "service": "shipstation",
+                "status": 500,
+                "url": "https://ssapi.shipstation.com/orders/createorder",
+                "message": "An error has occurred.",
+            },
+        )
+    if kind == 2:
+        return "stripe invalid_request_error", json_line(
+            rng,
+            style,
+            "error",
+            "stripe call failed",
+            {
+                "service": "stripe",
+                "status": 400,
+                "request_id": f"req_{alnum(rng, 14)}",
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "resource_missing",
+                    "param": "customer",
+                    "message": f"No such customer: 'cus_{alnum(rng, 14)}'",
+                    "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+                },
+            },
+        )
+    if kind == 3:
+        return "anthropic 529", json_line(
+            rng,
+            style,
+            "error",
+            "llm call failed",
+            {
+                "provider": "anthropic",
+                "model": "claude-3-7-sonnet-20250219",
+                "error": "Error code: 529 - {'type': 'error', 'error': {'type': "
+                "'overloaded_error', 'message': 'Overloaded'}}",
+                "error_type": "InternalServerError",
+            },
+        )
+    if kind == 4:
+        return "anthropic via openai SDK 429", json_line(
+            rng,
+            style,
+            "error",
+            "llm call failed",
+            {
+                "provider": "anthropic",
+                "base_url": "https://api.anthropic.com/v1/",
+                "error": "Error code: 429 - {'error': {'code': 'rate_limit_error', 'message': "
+                "'This request would exceed the rate limit for your organization of 20,000 input "
+                "tokens per minute. For details, refer to: https://docs.anthropic.com/en/"
+                "api/rate-limits.', 'type': 'invalid_request_error', 'param': None}}",
+                "error_type": "openai.RateLimitError",
+            },
+        )
+    if kind == 5:
+        msg = (
+            "429 Rate limit reached for model `llama-3.1-70b-versatile` in organization "
+            "`org_01hwexampleexampleexample00` on tokens per minute (TPM): Limit 6000, Used "
+            "5800, Requested 900. Please try again in 7s. Visit "
+            "https://console.groq.com/docs/rate-limits for more information."
+        )
+        return "groq via openai SDK 429", json_line(
+            rng,
+            style,
+            "error",
+            "llm call failed",
+            {
+                "baseURL": "https://api.groq.com/openai/v1",
+                "err": {
+                    "type": "RateLimitError",
+                    "message": msg,
+                    "status": 429,
+                    "code": "rate_limit_exceeded",
+                },
+            },
+        )
+    if kind == 6:
+        return "own quota 429", json_line(
+            rng,
+            style,
+            "warning",
+            "tenant over monthly quota",
+            {
+                "tenant": f"t_{rng.randrange(9999)}",
+                "plan": "free",
+                "status": 429,
+                "used_tokens": 1_000_412,
+                "limit_tokens": 1_000_000,
+            },
+        )
+    if kind == 7:
+        return "model output not JSON", json_line(
+            rng,
+            style,
+            "error",
+            "could not parse model output",
+            {
+                "provider": "openai",
+                "model": "gpt-4o-mini",
+                "error": "JSONDecodeError: Expecting ',' delimiter: line 1 column 88 (char 87)",
+            },
+        )
+    if kind == 8:
+        return "psycopg2 error", json_line(
+            rng,
+            style,
+            "error",
+            "db write failed",
+            {
+                "error": "psycopg2.errors.UniqueViolation: duplicate key value violates unique "
+                'constraint "users_email_key"',
+                "table": "users",
+            },
+        )
+    if kind == 9:
+        return "boto3 NoSuchKey", json_line(
+            rng,
+            style,
+            "error",
+            "download failed",
+            {
+                "bucket": "acme-uploads",
+                "key": f"u/{rng.randrange(99999)}.png",
+                "error": "An error occurred (NoSuchKey) when calling the GetObject operation: The "
+                "specified key does not exist.",
+            },
+        )
+    if kind == 10:
+        return "KeyError traceback", json_line(
+            rng,
+            "structlog",
+            "error",
+            "Exception in ASGI app",
+            {
+                "exception": 'Traceback (most recent call last):\n  File "/srv/app/app/views.py", '
+                "line 88, in order_detail\n    total = order['totals']['gross']\n"
+                "KeyError: 'totals'"
+            },
+        )
+    if kind == 11:
+        return "twilio 429", json_line(
+            rng,
+            style,
+            "error",
+            "sms send failed",
+            {
+                "error": {
+                    "status": 429,
+                    "code": 20429,
+                    "message": "Too Many Requests",
+                    "moreInfo": "https://www.twilio.com/docs/errors/20429",
+                }
+            },
+        )
+    return "gemini via openai SDK 429", json_line(
+        rng,
+        style,
+        "error",
+        "llm call failed",
+        {
+            "base_url": "https://generativelanguage.googleapis.com/v1beta/openai/",
+            "model": "gemini-2.0-flash",
+            "error": "Error code: 429 - [{'error': {'code': 429, 'message': 'You exceeded "
+            "your current quota, please check your plan and billing details. For more "
+            "information on this error, head to: "
+            "https://ai.google.dev/gemini-api/docs/rate-limits.', 'status': "
+            "'RESOURCE_EXHAUSTED'}}]",
+        },
+    )
+
+
+# --------------------------------------------------------------------------- openai-heavy extras
+
+
+def heavy_extra_events(rng: random.Random, err: ApiError) -> list[tuple[str, list[str]]]:
+    """Formats of an OpenAI error that a heavy openai-python service adds to the shared ones."""
+    out: list[tuple[str, list[str]]] = []
+    if err.status in (429, 500, 502, 503):
+        retries = [retry_info_line(rng) for _ in range(rng.randrange(1, 3))]
+        out.append(
+            ("openai-python v1 traceback after retries", [*retries, *fmt_py_v1_traceback(rng, err)])
+        )
+    task = rng.choice(["summarize", "embed_chunk", "draft_reply"])
+    out.append(
+        (
+            "exception repr",
+            [
+                f"[{PY_TS},{rng.randrange(1000):03d}: INFO/ForkPoolWorker-{rng.randrange(1, 9)}]"
+                " Task "
+                f"app.tasks.{task}[{uuid4ish(rng)}] retry: Retry in 30s: "
+                f'{err.py_cls}("Error code: {err.status} - {body_dict(err)!r}")'
+            ],
+        )
+    )
+    return out
+
+
+def heavy_httpx_error(rng: random.Random, status: int) -> list[str]:
+    method, path = openai_endpoint(rng)
+    return [
+        f"{py_head(rng, 'INFO', 'httpx')} HTTP Request: {method} https://api.openai.com/v1/{path}"
+        f' "HTTP/1.1 {status} {REASON[status]}"'
+    ]
+
+
+def heavy_evidence_pool(rng: random.Random, variants: int = 4) -> dict[str, list[Record]]:
+    pool = evidence_pool(rng, variants)  # the mixed shape's formats
+    for _ in range(variants):
+        for err in api_errors(rng):
+            for fmt, lines in heavy_extra_events(rng, err):
+                pool[err.category].append(Record(lines_to_bytes(lines), err.category, fmt))
+        for status, category in HTTPX_CASES:
+            lines = heavy_httpx_error(rng, status)
+            pool[category].append(Record(lines_to_bytes(lines), category, "httpx request line"))
+    return pool
+
+
+def heavy_lookalike(rng: random.Random) -> tuple[str, list[str]]:
+    """Other services' errors (Stripe, Anthropic, Groq, Gemini, DeepSeek, nginx), unrelated
+    tracebacks; half of them the mixed shape's look-alikes."""
+    kind = rng.randrange(18)
+    if kind >= 9:
+        return lookalike_record(rng)
+    lg = rng.choice(APP_LOGGERS)
+    frames_site = "/srv/app/.venv/lib/python3.12/site-packages"
+    oa_frames = [
+        "Traceback (most recent call last):",
+        f'  File "/srv/app/app/llm.py", line {rng.randrange(20, 300)}, in complete',
+        "    resp = self.client.chat.completions.create(model=model, messages=messages)",
+        f'  File "{frames_site}/openai/_utils/_utils.py", line 279, in wrapper',
+        "    return func(*args, **kwargs)",
+        f'  File "{frames_site}/openai/_base_client.py", line 1061, in _request',
+        "    raise self._make_status_error_from_response(err.response) from None",
+    ]
+    if kind == 0:
+        price = f"price_{alnum(rng, 22)}"
+        return "stripe logfmt 400", [
+            f"{py_head(rng, 'INFO', 'stripe')} message='Request to Stripe api' method=post "
+            "url=https://api.stripe.com/v1/checkout/sessions",
+            f"{py_head(rng, 'INFO', 'stripe')} message='Stripe API response' "
+            "path=https://api.stripe.com/v1/checkout/sessions response_code=400",
+            f'{py_head(rng, "INFO", "stripe")} error_code=resource_missing error_message="No '
+            f"such price: '{price}'\" error_param=line_items[0][price] "
+            "error_type=invalid_request_error message='Stripe v1 API error received'",
+        ]
+    if kind == 1:
+        return "stripe JSON 400", [
+            f"{py_head(rng, 'ERROR', 'app.billing')} Stripe API returned 400: "
+            + json.dumps(
+                {
+                    "error": {
+                        "code": "resource_missing",
+                        "doc_url": "https://stripe.com/docs/error-codes/resource-missing",
+                        "message": f"No such customer: 'cus_{alnum(rng, 14)}'",
+                        "param": "customer",
+                        "request_log_url": "https://dashboard.stripe.com/test/logs/"
+                        f"req_{alnum(rng, 14)}",
+                        "type": "invalid_request_error",
+                    }
+                }
+            )
+        ]
+    if kind == 2:
+        return "anthropic 400", [
+            f"{py_head(rng, 'ERROR', lg)} answer generation failed for q_{rng.randrange(9999)}",
+            "anthropic.BadRequestError: Error code: 400 - {'type': 'error', 'error': {'type': "
+            "'invalid_request_error', 'message': 'prompt is too long: "
+            f"{rng.randrange(200001, 260000)} tokens > 200000 maximum'}}}}",
+        ]
+    if kind == 3:
+        site = frames_site + "/anthropic"
+        return "anthropic 529 traceback", [
+            f"{py_head(rng, 'INFO', 'anthropic._base_client')} Retrying request to /v1/messages "
+            f"in {rng.uniform(0.3, 2):.6f} seconds",
+            f"{py_head(rng, 'ERROR', lg)} code review generation failed",
+            "Traceback (most recent call last):",
+            '  File "/srv/app/app/review.py", line 74, in review',
+            '    msg = self.client.messages.create(model="claude-3-7-sonnet-20250219", '
+            "max_tokens=4096, messages=messages)",
+            f'  File "{site}/_base_client.py", line 1098, in _request',
+            "    raise self._make_status_error_from_response(err.response) from None",
+            "anthropic.InternalServerError: Error code: 529 - {'type': 'error', 'error': "
+            "{'type': 'overloaded_error', 'message': 'Overloaded'}}",
+        ]
+    if kind == 4:
+        return "anthropic via openai SDK 429", [
+            f"{py_head(rng, 'ERROR', lg)} OpenAI API error: Error code: 429 - {{'error': "
+            "{'code': 'rate_limit_error', 'message': 'This request would exceed the rate limit "
+            "for your organization of 20,000 input tokens per minute. For details, refer to: "
+            "https://docs.anthropic.com/en/api/rate-limits. You can see the response headers "
+            "for current usage. Please reduce the prompt length or the maximum tokens requested, "
+            "or try again later.', 'type': 'invalid_request_error', 'param': None}}",
+        ]
+    if kind == 5:
+        return "groq via openai SDK 413", [
+            f"{py_head(rng, 'INFO', 'httpx')} HTTP Request: POST "
+            'https://api.groq.com/openai/v1/chat/completions "HTTP/1.1 413 Payload Too Large"',
+            f"{py_head(rng, 'ERROR', lg)} generate_report failed (provider=groq, "
+            "model=llama-3.1-70b-versatile)",
+            *oa_frames,
+            "openai.APIStatusError: Error code: 413 - {'error': {'message': 'Request too large "
+            "for model `llama-3.1-70b-versatile` in organization `org_01hwexampleexampleexample00`"
+            " on tokens per minute (TPM): Limit 6000, Requested 14368, please reduce your message "
+            "size and try again. Visit https://console.groq.com/docs/rate-limits for more "
+            "information.', 'type': 'tokens', 'code': 'rate_limit_exceeded'}}",
+        ]
+    if kind == 6:
+        gem = "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions"
+        return "gemini via openai SDK 429", [
+            f'{py_head(rng, "INFO", "httpx")} HTTP Request: POST {gem} "HTTP/1.1 429 Too Many '
+            'Requests"',
+            retry_info_line(rng),
+            f"{py_head(rng, 'ERROR', lg)} tagging failed (model=gemini-2.0-flash)",
+            *oa_frames,
+            "openai.RateLimitError: Error code: 429 - [{'error': {'code': 429, 'message': 'You "
+            "exceeded your current quota, please check your plan and billing details. For more "
+            "information on this error, head to: https://ai.google.dev/gemini-api/docs/"
+            "rate-limits.', 'status': 'RESOURCE_EXHAUSTED'}}]",
+        ]
+    if kind == 7:
+        return "deepseek via openai SDK 402", [
+            f"{py_head(rng, 'INFO', 'httpx')} HTTP Request: POST "
+            'https://api.deepseek.com/chat/completions "HTTP/1.1 402 Payment Required"',
+            f"{py_head(rng, 'ERROR', lg)} DeepSeek request failed for digest",
+            *oa_frames,
+            "openai.APIStatusError: Error code: 402 - {'error': {'message': 'Insufficient "
+            "Balance', 'type': 'unknown_error', 'param': None, 'code': 'invalid_request_error'}}",
+        ]
+    return "psycopg2 traceback", [
+        f"{py_head(rng, 'ERROR', 'app.db')} initial database connection failed",
+        "Traceback (most recent call last):",
+        '  File "/srv/app/app/db.py", line 28, in connect',
+        "    conn = psycopg2.connect(dsn, connect_timeout=5)",
+        f'  File "{frames_site}/psycopg2/__init__.py", line 122, in connect',
+        "    conn = _connect(dsn, connection_factory=connection_factory, **kwasync)",
+        'psycopg2.OperationalError: connection to server at "pg-primary.internal" (10.0.12.5), '
+        "port 5432 failed: Connection refused",
+        "\tIs the server running on that host and accepting TCP/IP connections?",
+    ]
+
+
+def heavy_normal(rng: random.Random) -> list[str]:
+    """Ordinary lines of an OpenAI-heavy Python service (weights tuned to line shares of about
+    9 % httpx INFO, 20 % JSON, 30 % DEBUG chatter, 1 % retry INFO, 40 % app lines)."""
+    kind = rng.choices(
+        ["httpx", "json", "debug", "retry", "llm_app", "app"],
+        weights=[10.0, 27.5, 2.5, 1.3, 12.0, 44.0],
+    )[0]
+    if kind == "httpx":
+        return [httpx_ok_line(rng, *openai_endpoint(rng))]
+    if kind == "json":
+        return [normal_json(rng, rng.choice(["structlog", "structlog-ts"]))]
+    if kind == "debug":
+        return debug_call(rng)
+    if kind == "retry":
+        return [retry_info_line(rng)]
+    if kind == "llm_app":
+        return [llm_app_line(rng)]
+    return [app_line(rng)]
+
+
+# --------------------------------------------------------------------------- shape streams
+
+Subs = tuple[tuple[bytes, bytes], ...]
+Chunks = Iterator[tuple[list[Record], Subs]]
+HEAVY_RECORDS_PER_CHUNK = 750  # ~1000 lines: the heavy shape has multi-line DEBUG records
+HEAVY_LOOKALIKES_PER_CHUNK = 4
+
+
+def timestamps_ext(t: datetime) -> Subs:
+    return (
+        *timestamps(t),
+        (EPOCH_TS.encode(), str(int(t.timestamp())).encode()),
+        (HTTP_DATE.encode(), t.strftime("%a, %d %b %Y %H:%M:%S GMT").encode()),
+    )
+
+
+def shape_chunks(
+    rng: random.Random,
+    normal: list[Record],
+    evidence: dict[str, list[Record]],
+    lookalikes: list[Record],
+    per_chunk: int,
+    lookalikes_per_chunk: int,
+) -> Chunks:
+    categories = sorted(evidence)
+    slots = range(per_chunk)
+    t = START
+    while True:
+        recs = rng.choices(normal, k=per_chunk)
+        where = rng.sample(slots, 1 + lookalikes_per_chunk)
+        recs[where[0]] = rng.choice(evidence[rng.choice(categories)])
+        for i in where[1:]:
+            recs[i] = rng.choice(lookalikes)
+        yield recs, timestamps_ext(t)
+        t += timedelta(seconds=1)
+
+
+def heavy_chunks(seed: int) -> Chunks:
+    rng = random.Random(f"openai-heavy:{seed}")
+    normal = [Record(lines_to_bytes(heavy_normal(rng)), "", "normal") for _ in range(NORMAL_POOL)]
+    evidence = heavy_evidence_pool(rng)
+    lookalikes = []
+    for _ in range(2000):
+        name, lines = heavy_lookalike(rng)
+        lookalikes.append(Record(lines_to_bytes(lines), "not_openai", name))
+    return shape_chunks(
+        rng, normal, evidence, lookalikes, HEAVY_RECORDS_PER_CHUNK, HEAVY_LOOKALIKES_PER_CHUNK
+    )
+
+
+def jsonl_chunks(seed: int) -> Chunks:
+    rng = random.Random(f"jsonl:{seed}")
+    normal = [
+        Record(lines_to_bytes([normal_json(rng, json_style(rng))]), "", "normal")
+        for _ in range(NORMAL_POOL)
+    ]
+    evidence = jsonl_evidence_pool(rng)
+    lookalikes = []
+    for _ in range(2000):
+        name, line = jsonl_lookalike(rng)
+        lookalikes.append(Record(lines_to_bytes([line]), "not_openai", name))
+    return shape_chunks(rng, normal, evidence, lookalikes, RECORDS_PER_CHUNK, LOOKALIKES_PER_CHUNK)
+
+
+def line_kind(line: str) -> str:
+    """What an ordinary line is, for the line shares in the meta file."""
+    if line.startswith("{"):
+        return "JSON record"
+    if " httpx: HTTP Request: " in line:
+        return "httpx INFO request line"
+    if " openai._base_client: Retrying request" in line:
+        return "openai retry INFO"
+    if " DEBUG openai." in line:
+        return "openai._base_client DEBUG"
+    if " DEBUG httpcore." in line:
+        return "httpcore DEBUG"
+    return "other app line"
+
+
 # --------------------------------------------------------------------------- writer
 
 
 @dataclass
 class Stats:
+    shape: str = "mixed"
     bytes: int = 0
     lines: int = 0
     records: int = 0
     evidence_events: int = 0
     evidence_lines: int = 0
     lookalike_events: int = 0
-    by_category: Counter[str] | None = None
-    by_format: Counter[str] | None = None
+    by_category: Counter[str] = field(default_factory=Counter)
+    by_format: Counter[str] = field(default_factory=Counter)
+    uses: Counter[Record] = field(default_factory=Counter)  # how often each record was written
+
+    def lines_by_kind(self, subs: Subs) -> Counter[str]:
+        """Lines per kind: error events, look-alikes, and ordinary lines by line_kind()."""
+        kinds: Counter[str] = Counter()
+        for rec, n in self.uses.items():
+            text = fill(rec.data, subs).decode("utf-8")
+            if rec.category == "not_openai":
+                kinds["look-alike event"] += n * text.count("\n")
+            elif rec.category:
+                kinds["OpenAI error event"] += n * text.count("\n")
+            else:
+                for line in text.splitlines():
+                    kinds[line_kind(line)] += n
+        return kinds
+
+    def literal_lines(self, subs: Subs) -> dict[str, int]:
+        """Lines that contain each literal (case-insensitive), the prefilter's worst case."""
+        counts = dict.fromkeys(LITERALS, 0)
+        for rec, n in self.uses.items():
+            for line in fill(rec.data, subs).decode("utf-8").lower().splitlines():
+                for lit in LITERALS:
+                    if lit in line:
+                        counts[lit] += n
+        return counts
+
+
+LITERALS = ("openai", "error", "_error")
 
 
 def timestamps(t: datetime) -> tuple[tuple[bytes, bytes], ...]:
@@ -717,31 +1992,37 @@ def chunks(seed: int) -> Iterator[tuple[list[Record], tuple[tuple[bytes, bytes],
         t += timedelta(seconds=1)
 
 
-def generate(out: Path, size: int, seed: int = DEFAULT_SEED) -> Stats:
+SHAPES: dict[str, Callable[[int], Chunks]] = {
+    "mixed": chunks,
+    "openai-heavy": heavy_chunks,
+    "jsonl": jsonl_chunks,
+}
+
+
+def generate(out: Path, size: int, seed: int = DEFAULT_SEED, shape: str = "mixed") -> Stats:
     """Write `size` bytes at most (whole records only) to `out`, atomically. Returns counts."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")
-    st = Stats(by_category=Counter(), by_format=Counter())
-    assert st.by_category is not None and st.by_format is not None
+    st = Stats(shape=shape)
 
-    def count(rec: Record, nbytes_lines: int) -> None:
-        assert st.by_category is not None and st.by_format is not None
+    def count(rec: Record, n_lines: int) -> None:
         if rec.category == "not_openai":
             st.lookalike_events += 1
         elif rec.category:
             st.evidence_events += 1
-            st.evidence_lines += nbytes_lines
+            st.evidence_lines += n_lines
             st.by_category[rec.category] += 1
             st.by_format[rec.fmt] += 1
 
     with open(tmp, "wb", buffering=8 << 20) as f:
-        for recs, subs in chunks(seed):
+        for recs, subs in SHAPES[shape](seed):
             data = fill(b"".join(r.data for r in recs), subs)
             if st.bytes + len(data) <= size:
                 f.write(data)
                 st.bytes += len(data)
                 st.lines += data.count(b"\n")
                 st.records += len(recs)
+                st.uses.update(recs)
                 for r in recs:
                     if r.category:
                         count(r, r.data.count(b"\n"))
@@ -754,17 +2035,25 @@ def generate(out: Path, size: int, seed: int = DEFAULT_SEED) -> Stats:
                 st.bytes += len(d)
                 st.lines += d.count(b"\n")
                 st.records += 1
+                st.uses[r] += 1
                 count(r, d.count(b"\n"))
             break
     os.replace(tmp, out)
     return st
 
 
+def percent(n: int, total: int) -> float:
+    return round(100 * n / max(total, 1), 3)
+
+
 def write_meta(out: Path, st: Stats, size: int, seed: int, seconds: float) -> Path:
-    assert st.by_category is not None and st.by_format is not None
+    subs = timestamps_ext(START)
+    kinds = st.lines_by_kind(subs)
+    literals = st.literal_lines(subs)
     meta = {
         "generator": "bench/gen_log.py",
         "generator_version": GENERATOR_VERSION,
+        "shape": st.shape,
         "seed": seed,
         "requested_size": size,
         "bytes": st.bytes,
@@ -775,6 +2064,9 @@ def write_meta(out: Path, st: Stats, size: int, seed: int, seconds: float) -> Pa
         "lookalike_events": st.lookalike_events,
         "evidence_by_category": dict(sorted(st.by_category.items())),
         "evidence_by_format": dict(sorted(st.by_format.items())),
+        "lines_by_kind": dict(kinds.most_common()),
+        "lines_by_kind_percent": {k: percent(n, st.lines) for k, n in kinds.most_common()},
+        "lines_with_literal_percent": {k: percent(n, st.lines) for k, n in literals.items()},
         "generation_seconds": round(seconds, 2),
     }
     path = meta_path(out)
@@ -786,15 +2078,18 @@ def meta_path(out: Path) -> Path:
     return out.with_name(out.name + ".meta.json")
 
 
-def default_out(size_text: str) -> Path:
-    return DEFAULT_WORK_DIR / f"mixed-{size_text.strip().lower()}.log"
+def default_out(size_text: str, shape: str = "mixed") -> Path:
+    return DEFAULT_WORK_DIR / f"{shape}-{size_text.strip().lower()}.log"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--shape", choices=list(SHAPES), default="mixed", help="what the log looks like"
+    )
     ap.add_argument("--size", default="1G", help="target size, binary units (default 1G)")
     ap.add_argument(
-        "--out", type=Path, help="output path (default /tmp/oai400d-bench/mixed-<size>.log)"
+        "--out", type=Path, help="output path (default /tmp/oai400d-bench/<shape>-<size>.log)"
     )
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
     args = ap.parse_args(argv)
@@ -802,17 +2097,18 @@ def main(argv: list[str] | None = None) -> int:
         size = parse_size(args.size)
     except ValueError as e:
         ap.error(str(e))
-    out: Path = args.out or default_out(args.size)
+    out: Path = args.out or default_out(args.size, args.shape)
 
     t0 = time.perf_counter()
-    st = generate(out, size, args.seed)
+    st = generate(out, size, args.seed, args.shape)
     secs = time.perf_counter() - t0
     meta = write_meta(out, st, size, args.seed, secs)
+    info = json.loads(meta.read_text())
 
-    assert st.by_category is not None and st.by_format is not None
     print(
-        f"wrote {out}: {st.bytes:,} bytes ({human_bytes(st.bytes)}), {st.lines:,} lines, "
-        f"{st.records:,} records in {secs:.2f} s ({mb_per_s(st.bytes, secs):.0f} MB/s)"
+        f"wrote {out} (shape {st.shape}): {st.bytes:,} bytes ({human_bytes(st.bytes)}), "
+        f"{st.lines:,} lines, {st.records:,} records in {secs:.2f} s "
+        f"({mb_per_s(st.bytes, secs):.0f} MB/s)"
     )
     print(
         f"OpenAI error evidence events: {st.evidence_events:,} "
@@ -830,6 +2126,13 @@ def main(argv: list[str] | None = None) -> int:
     print("evidence by format:")
     for fmt, n in sorted(st.by_format.items()):
         print(f"  {fmt:32} {n:>9,}")
+    print("lines by kind:")
+    for kind, n in info["lines_by_kind"].items():
+        print(f"  {kind:32} {n:>11,} {info['lines_by_kind_percent'][kind]:>7.2f} %")
+    literal_share = ", ".join(
+        f"{k!r} {v:.1f} %" for k, v in info["lines_with_literal_percent"].items()
+    )
+    print(f"lines containing (any case): {literal_share}")
     print(f"meta: {meta}")
     return 0
 

@@ -31,6 +31,7 @@ OWNERS = {
     "slack_sdk": "oai400d.notify",
     "apscheduler": "oai400d.service",
     "pydantic": "oai400d.config",
+    "hyperscan": "oai400d.classify.prefilter",
 }
 
 

@@ -1,8 +1,8 @@
 """Scans a whole byte stream for OpenAI errors, fast and in bounded memory (`oai400d classify`).
 
-The stream is read in large chunks; only the lines around a marker literal (found with
-bytes.find on the lower-cased chunk, far faster than a per-line loop) are decoded and joined
-into events, by walking back to the start of their traceback or body and then letting the same
+The stream is read in large chunks; only the lines around a prefilter hit (found in the raw
+bytes by one compiled automaton, see classify/prefilter.py) are decoded and joined into events,
+by walking back to the start of their traceback or body and then letting the same
 Assembler the daemon uses decide where the event ends.
 """
 
@@ -46,53 +46,6 @@ def decode_line(raw: bytes, max_line: int) -> str:
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     return raw[:max_line].decode("utf-8", "replace")
-
-
-class Prefilter:
-    """Finds where any of the prefilter literals occur, in as few passes over the bytes as it can.
-
-    Each bytes.find pass costs about as much as the rest of the scan, so literals that contain a
-    common anchor ("error") are found through one pass for the anchor and a cheap comparison at
-    each of its occurrences; where the anchor turns out to be too frequent (a log full of
-    "error"), those literals fall back to a pass each.
-    """
-
-    ANCHOR = b"error"
-    MAX_ANCHOR_HITS = 4096  # per chunk, before falling back to one pass per literal
-
-    def __init__(self, literals: tuple[str, ...]) -> None:
-        encoded = [literal.encode() for literal in literals]
-        self.direct = [lit for lit in encoded if self.ANCHOR not in lit]
-        self.anchored = [(lit, lit.index(self.ANCHOR)) for lit in encoded if self.ANCHOR in lit]
-
-    def occurrences(self, lowered: bytes) -> Iterator[int]:
-        """Offsets in `lowered` where some literal starts (several per line are possible)."""
-        for literal in self.direct:
-            yield from _all(lowered, literal)
-        if not self.anchored:
-            return
-        anchor, anchored = self.ANCHOR, self.anchored
-        seen = 0
-        index = lowered.find(anchor)
-        while index >= 0:
-            seen += 1
-            if seen > self.MAX_ANCHOR_HITS:
-                for literal, offset in anchored:
-                    yield from _all(lowered, literal, max(0, index - offset))
-                return
-            for literal, offset in anchored:
-                begin = index - offset
-                if begin >= 0 and lowered.startswith(literal, begin):
-                    yield begin
-                    break
-            index = lowered.find(anchor, index + 1)
-
-
-def _all(data: bytes, literal: bytes, start: int = 0) -> Iterator[int]:
-    index = data.find(literal, start)
-    while index >= 0:
-        yield index
-        index = data.find(literal, index + 1)
 
 
 @dataclass
@@ -147,7 +100,7 @@ class Scanner:
     limits: EventLimits = field(default_factory=EventLimits)
 
     def __post_init__(self) -> None:
-        self._prefilter = Prefilter(self.classifier.table.prefilter)
+        self._prefilter = self.classifier.prefilter
 
     def scan(self, stream: Readable, path: str) -> Iterator[Finding]:
         """Yield findings in file order."""
@@ -195,9 +148,7 @@ class Scanner:
         start = window.searched
         if start >= end:
             return None
-        lowered = window.buf[start:end].lower()
-        hits = {window.line_start(start + index) for index in self._prefilter.occurrences(lowered)}
-        for hit in sorted(hits):
+        for hit in self._prefilter.hit_lines(window.buf, start, end):
             if hit < window.emitted_end:
                 continue
             region = self._walk_back(window, hit)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-from oai400d.classify.evidence import add_details, read_key
+from oai400d.classify.evidence import STATUS_TRIGGERS, add_details, read_key
+from oai400d.classify.prefilter import Prefilter
 from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
 from oai400d.model import Event, Evidence, Finding
@@ -69,7 +70,7 @@ class Classifier:
 
     def __init__(self, table: RuleTable | None = None) -> None:
         self.table = table if table is not None else load_rules()
-        self._prefilter = self.table.prefilter
+        self.prefilter = Prefilter(self.table.prefilter, STATUS_TRIGGERS)
         rules = self.table.rules
         self._status_only = frozenset(r.id for r in rules if not r.codes and not r.patterns)
 
@@ -78,16 +79,16 @@ class Classifier:
         weakest evidence, e.g. an httpx request line logged just before the real exception."""
         return finding.rule in self._status_only
 
-    def is_candidate(self, lowered: str) -> bool:
-        """The cheap test: does the lower-cased text contain any prefilter literal at all?"""
-        return any(literal in lowered for literal in self._prefilter)
+    def is_candidate(self, text: str) -> bool:
+        """The cheap test: could any rule match this text at all?"""
+        return self.prefilter.any_in(text)
 
     def classify(self, event: Event) -> Finding | None:
         """The finding for this event, or None when it is not an OpenAI API error."""
         text = event.text
-        lowered = text.lower()
-        if not self.is_candidate(lowered):
+        if not self.prefilter.any_in(text):
             return None
+        lowered = text.lower()
         if not any(pattern.search(text, lowered) for pattern in self.table.openai) and not any(
             pattern.search(text, lowered) for pattern in self.table.signatures
         ):

@@ -44,6 +44,22 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("code", re.compile(r"""["']code["']\s*:\s*["']?([45]\d\d)["']?\s*[,}]""")),
 )
 
+# What the prefilter looks for so that no status form above is missed: one expression per form,
+# for the statuses that can make a finding (4xx, 5xx). Keep the two lists in step.
+STATUS_TRIGGERS: tuple[str, ...] = (
+    r"error code: [45]\d\d",
+    r"http/\d(?:\.\d)? [45]\d\d",
+    r"failed with status (?:code )?[45]\d\d",
+    r"status code:? [45]\d\d",
+    r"http_status=[45]\d\d",
+    r"""status(?:_code|code)?\\?["']?[ \t]*[:=][ \t]*\\?["']?[45]\d\d""",
+    r"(?:error|exception): (?:error: )?[45]\d\d",
+    r"[45]\d\d,? (?:bad request|unauthorized|forbidden|not found|conflict|request entity too large"
+    r"|payload too large|unprocessable entity|too many requests|internal server error|bad gateway"
+    r"|service unavailable|gateway time-?out)",
+    r"""["']code["'][ \t]*:[ \t]*["']?[45]\d\d""",
+)
+
 # Field patterns begin with their literal, which lets the regex engine skip ahead fast (ten
 # times faster than a pattern that begins with optional quotes).
 _FIELD_QUOTED = r"""{name}\\?["']?\s*[:=]\s*\\?["']([^"'\\]{{1,200}})\\?["']"""

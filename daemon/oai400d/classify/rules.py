@@ -175,25 +175,30 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
         raise ConfigError(problems)
     attribution = document["attribution"]
     signatures = tuple(pattern for rule in compiled for pattern in rule.messages)
+    class_status = dict(document["exception_status"])
     return RuleTable(
         rules=tuple(compiled),
-        prefilter=prefilter_literals(attribution["prefilter"], signatures),
+        prefilter=prefilter_literals(compiled, class_status),
         openai=_compile_all(attribution["openai"], "openai"),
         signatures=signatures,
         other_providers=_compile_all(attribution["other_providers"], "other_providers"),
-        class_status=dict(document["exception_status"]),
+        class_status=class_status,
     )
 
 
-def prefilter_literals(listed: Iterable[str], signatures: Iterable[Pattern]) -> tuple[str, ...]:
-    """The attribution's literals plus those of every message signature, lower-cased, without
-    any literal that contains another one (finding the shorter one already finds it)."""
-    literals = {literal.lower() for literal in listed}
-    for pattern in signatures:
-        literals |= pattern.literals or set()
+def prefilter_literals(rules: Iterable[Rule], class_status: Mapping[str, int]) -> tuple[str, ...]:
+    """Every text through which some rule can match, lower-cased: the literals of its patterns
+    and messages, its error codes, and the exception names that imply a status. (Statuses shown
+    as numbers are the evidence reader's STATUS_TRIGGERS.) Without one of these in an event, no
+    rule can match it, so the scanner need not look at it."""
+    literals = {name.lower() for name in class_status}
+    for rule in rules:
+        literals |= {code.lower() for code in rule.codes}
+        for pattern in rule.patterns:
+            literals |= pattern.literals or set()
     ordered = sorted(literals, key=lambda lit: (len(lit), lit))
     kept: list[str] = []
-    for literal in ordered:
+    for literal in ordered:  # a literal that contains another one is found through it
         if not any(shorter in literal for shorter in kept):
             kept.append(literal)
     return tuple(kept)
@@ -226,6 +231,13 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
                 "a fixed part of the message"
             )
     patterns = messages + _compile_all(_list_of(raw, "patterns", str), "patterns")
+    for pattern in patterns[len(messages) :]:
+        if pattern.literals is None:
+            raise ValueError(
+                f"`patterns` entry {pattern.regex.pattern!r} has no literal text of 3 or more "
+                "characters that every match contains (the prefilter looks for it): spell out "
+                "a fixed part, e.g. `Rate limit (reached|exceeded)` rather than `Rate.*limit`"
+            )
     known = [p.literals for p in patterns]
     triggers = (
         tuple(sorted({lit for literals in known if literals for lit in literals}))

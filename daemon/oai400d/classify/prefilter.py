@@ -1,0 +1,112 @@
+"""The cheap first pass: where in a stream could an OpenAI error be?
+
+An event can only yield a finding if some rule can match it, and a rule matches through text it
+requires: a literal of one of its patterns or messages, one of its error codes, or an HTTP status
+in one of the forms the evidence reader understands. The prefilter looks for exactly that set,
+all at once, in the raw bytes (case-insensitively, no decoding, no lower-casing), so the lines
+that merely mention OpenAI (`HTTP/1.1 200 OK` request lines, DEBUG chatter, structured records of
+successful calls) are never decoded or classified.
+
+Two engines give the same answers: Hyperscan (one compiled automaton, in C) where its wheel is
+installed, else one compiled `re` alternation (slower, for platforms without a Hyperscan wheel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterable
+
+try:  # the fast engine; optional, because not every platform has a wheel
+    import hyperscan
+except ImportError:  # pragma: no cover - exercised where no wheel exists
+    hyperscan = None  # type: ignore[assignment]
+
+
+def _escape(literal: str) -> str:
+    """A literal as a pattern both engines read the same way (only ASCII punctuation escaped)."""
+    return "".join(
+        "\\" + ch if not ch.isalnum() and ch != " " and ord(ch) < 128 else ch for ch in literal
+    )
+
+
+class Prefilter:
+    """Finds the lines that contain a literal (any case) or match a pattern of the given set."""
+
+    def __init__(self, literals: Iterable[str], patterns: Iterable[str] = (), engine: str = "auto"):
+        self.literals = tuple(sorted({literal.lower() for literal in literals if literal}))
+        self.patterns = tuple(patterns)
+        expressions = [_escape(literal) for literal in self.literals] + list(self.patterns)
+        if not expressions:
+            raise ValueError("a prefilter needs at least one literal or pattern")
+        self.engine = "hyperscan" if engine == "auto" and hyperscan is not None else engine
+        if self.engine == "auto":
+            self.engine = "re"
+        if self.engine == "hyperscan":
+            if hyperscan is None:
+                raise ValueError("the hyperscan engine is not installed")
+            self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            encoded = [expression.encode("utf-8") for expression in expressions]
+            self._database.compile(
+                expressions=encoded,
+                ids=list(range(len(encoded))),
+                elements=len(encoded),
+                flags=[hyperscan.HS_FLAG_CASELESS] * len(encoded),
+            )
+            self._scratch = hyperscan.Scratch(self._database)
+        else:
+            joined = "|".join(f"(?:{expression})" for expression in expressions)
+            self._regex = re.compile(joined.encode("utf-8"), re.IGNORECASE)
+
+    def hit_lines(self, data: bytes, start: int = 0, end: int | None = None) -> list[int]:
+        """The start offset of every line of data[start:end] that holds a hit, in order."""
+        end = len(data) if end is None else end
+        if self.engine != "hyperscan":
+            return self._hit_lines_re(data, start, end)
+        starts: list[int] = []
+        line_end = -1  # the offset of the newline that ends the last line reported
+
+        def on_match(_id: int, _from: int, to: int, _flags: int, _context: object) -> None:
+            nonlocal line_end
+            at = start + to - 1  # the last byte of the match
+            if at < line_end:
+                return  # a second hit in a line already reported
+            starts.append(max(data.rfind(b"\n", start, at) + 1, start))
+            newline = data.find(b"\n", at, end)
+            line_end = end if newline < 0 else newline
+
+        chunk = data[start:end] if start or end != len(data) else data
+        self._database.scan(chunk, match_event_handler=on_match, scratch=self._scratch)
+        return starts
+
+    def _hit_lines_re(self, data: bytes, start: int, end: int) -> list[int]:
+        starts: list[int] = []
+        position = start
+        search = self._regex.search
+        while True:
+            match = search(data, position, end)
+            if match is None:
+                return starts
+            at = match.start()
+            starts.append(max(data.rfind(b"\n", start, at) + 1, start))
+            newline = data.find(b"\n", match.end() - 1 if match.end() > at else at, end)
+            if newline < 0:
+                return starts
+            position = newline + 1
+
+    def any_in(self, text: str) -> bool:
+        """Whether the text holds any hit at all (the test one event gets in the daemon)."""
+        if self.engine != "hyperscan":
+            return self._regex.search(text.encode("utf-8", "replace")) is not None
+        found = False
+
+        def on_match(_id: int, _from: int, _to: int, _flags: int, _context: object) -> bool:
+            nonlocal found
+            found = True
+            return True  # stop scanning
+
+        with contextlib.suppress(hyperscan.ScanTerminated):  # the first hit stops the scan
+            self._database.scan(
+                text.encode("utf-8", "replace"), match_event_handler=on_match, scratch=self._scratch
+            )
+        return found

@@ -1,0 +1,93 @@
+"""The prefilter: the first pass that decides which lines of a stream are decoded at all."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from oai400d.classify import Classifier, load_rules
+from oai400d.classify.evidence import extract
+from oai400d.classify.prefilter import Prefilter, hyperscan
+from oai400d.errors import ConfigError
+
+from .support import load_corpus
+
+TABLE = load_rules()
+ENGINES = ["re", "hyperscan"] if hyperscan is not None else ["re"]
+PATTERNS = Classifier().prefilter.patterns
+SLOW = Prefilter(TABLE.prefilter, PATTERNS, engine="re")
+FAST = Prefilter(TABLE.prefilter, PATTERNS, engine="hyperscan") if hyperscan is not None else SLOW
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_finds_each_hit_line_once_in_order(engine: str) -> None:
+    """Every line holding a literal (any case) or a pattern is reported once, by its start."""
+    prefilter = Prefilter(["rate_limit_exceeded", "quota"], [r"http/1\.1 [45]\d\d"], engine=engine)
+    data = (
+        b"ok line\n"
+        b"code RATE_LIMIT_EXCEEDED and quota twice rate_limit_exceeded\n"
+        b'POST /v1/x "HTTP/1.1 200 OK"\n'
+        b'POST /v1/x "HTTP/1.1 429 Too Many Requests"\n'
+        b"last QUOTA"
+    )
+    assert prefilter.hit_lines(data) == [8, 98, 142]
+    assert prefilter.hit_lines(data, 69, 141) == [98]
+    assert prefilter.any_in("over QuOtA") and not prefilter.any_in("HTTP/1.1 200 OK")
+
+
+@pytest.mark.skipif(len(ENGINES) < 2, reason="the hyperscan wheel is not installed here")
+@given(st.lists(st.sampled_from([b"x", b"quota", b"Error code: 429", b"\n", b"\xff", b"  "])))
+@settings(max_examples=200)
+def test_both_engines_agree(pieces: list[bytes]) -> None:
+    """Hyperscan and the `re` fallback report the same lines for any bytes."""
+    data = b"".join(pieces)
+    assert FAST.hit_lines(data) == SLOW.hit_lines(data)
+
+
+def test_no_corpus_finding_is_filtered_out() -> None:
+    """Every event that yields a finding contains a prefilter hit: the prefilter only ever
+    skips text that no rule could match (checked on every expected finding of the corpus)."""
+    classifier = Classifier()
+    for case in load_corpus():
+        lines = case.file.read_text(encoding="utf-8", errors="replace").split("\n")
+        for expected in case.findings:
+            text = "\n".join(lines[expected.lines[0] - 1 : expected.lines[1]])
+            assert classifier.prefilter.any_in(text), case.id
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Error code: 429 - {}",
+        'HTTP Request: POST https://api.openai.com/v1/chat/completions "HTTP/1.1 503 Service Unavailable"',
+        "Request failed with status code 401",
+        "error, status code: 404, message: x",
+        "http_status=400",
+        '{"status": 413}',
+        "APIError: 502 upstream",
+        "429 Too Many Requests",
+        "{'code': '500', 'message': 'x'}",
+    ],
+)
+def test_every_status_form_is_a_hit(text: str) -> None:
+    """A status the evidence reader understands is never skipped by the prefilter."""
+    assert extract(text).status is not None
+    assert Classifier().prefilter.any_in(text)
+
+
+def test_a_user_pattern_without_a_literal_is_refused() -> None:
+    """A pattern the prefilter cannot look for would silently never match: a config error."""
+    with pytest.raises(ConfigError, match="no literal text"):
+        load_rules(
+            [
+                {
+                    "id": "x.y",
+                    "category": "network",
+                    "severity": "warning",
+                    "title": "t",
+                    "fixes": ["f"],
+                    "patterns": [r"\d+\s\w+"],
+                }
+            ]
+        )
