@@ -11,6 +11,7 @@ import pytest
 from oai400d.classify import load_rules
 from oai400d.classify.rules import CATEGORIES
 
+from .corpus_table import FAMILIES, README, family_of, render, sources_by_case
 from .support import DATA, Case, load_corpus, oai400d
 
 CASES = load_corpus()
@@ -69,15 +70,34 @@ def test_every_file_has_a_case() -> None:
 
 
 def test_corpus_is_broad_enough() -> None:
-    """At least 150 positives, 5 per category, 40 negatives, and every format represented."""
+    """At least 450 cases, 100 negatives, 5 findings per category, 15 cases per format family,
+    and every round-1 format represented."""
     positives = [case for case in CASES if case.findings]
     negatives = [case for case in CASES if not case.findings]
-    assert len(positives) >= 150
-    assert len(negatives) >= 40
+    assert len(CASES) >= 450
+    assert len(negatives) >= 100
     per_category = Counter(f.category for case in positives for f in case.findings)
     assert {c: n for c, n in per_category.items() if n < 5} == {}
     assert set(per_category) == set(CATEGORIES)
     assert {case.format for case in positives} >= FORMATS
+    per_family = Counter(family_of(case.format) for case in CASES)
+    assert {family: per_family[family] for family in FAMILIES if per_family[family] < 15} == {}
+
+
+def test_every_real_world_case_names_its_source() -> None:
+    """A wild.* case without the address it came from cannot be checked again."""
+    sources = sources_by_case()
+    missing = [
+        case.id
+        for case in CASES
+        if case.group.startswith("wild.") and not sources.get(case.id, "").startswith("https://")
+    ]
+    assert missing == []
+
+
+def test_readme_tables_are_current() -> None:
+    """tests/data/README.md shows the corpus as it is (rewrite: python -m tests.corpus_table)."""
+    assert render() in README.read_text(encoding="utf-8")
 
 
 def test_every_rule_has_a_sample(corpus_output: dict[str, list[dict[str, Any]]]) -> None:

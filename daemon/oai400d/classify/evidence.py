@@ -20,8 +20,14 @@ _MAX_BODY = 64 * 1024  # a body longer than this is not parsed as a whole (its f
 # Each form of a status, in order of preference (most explicit first), with a lower-cased
 # literal that the text must contain for the form to apply (a cheap test before the regex).
 _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("error code: ", re.compile(r"\bError code: (\d{3})\b")),
+    ("error code", re.compile(r"\bError code:? (\d{3})\b")),  # also Cloudflare's `Error code 520`
     ("http/", re.compile(r"\bHTTP/\d(?:\.\d)? (\d{3})\b")),
+    # .NET `HTTP 404 (: DeploymentNotFound)`, a gateway's `returned HTTP 402`
+    ("http ", re.compile(r"\bHTTP (\d{3})\b")),
+    ("http code ", re.compile(r"\bHTTP code (\d{3}) from API\b")),  # openai-python 0.x APIError
+    ("invalid status code", re.compile(r"\b[Ii]nvalid status code:? (\d{3})\b")),  # Rust clients
+    ("statuscode", re.compile(r"\bInvalidStatusCode\w*\((\d{3})\b")),
+    ("[gin]", re.compile(r"\[GIN\][^|\n]*\|(?:[^|\n]*\|)?\s*(\d{3})\s*\|")),  # Gin access line
     ("failed with status", re.compile(r"\bfailed with status (?:code )?(\d{3})\b")),
     ("status code", re.compile(r"\bstatus code:? (\d{3})\b", re.IGNORECASE)),
     ("http_status=", re.compile(r"\bhttp_status=(\d{3})\b")),
@@ -31,7 +37,7 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"""\\?["']?\b(?:status|status_code|statusCode|http_status)\\?["']?\s*[:=]\s*\\?["']?(\d{3})\b"""
         ),
     ),
-    (": ", re.compile(r"\b[A-Z][A-Za-z]*(?:Error|Exception): (?:Error: )?(\d{3})\b")),
+    (": ", re.compile(r"(?:\b[A-Z][A-Za-z]*)?(?:Error|Exception): (?:Error: )?(\d{3})\b")),
     (
         "",
         re.compile(
@@ -44,21 +50,28 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("code", re.compile(r"""["']code["']\s*:\s*["']?([45]\d\d)["']?\s*[,}]""")),
 )
 
-# What the prefilter looks for so that no status form above is missed: one expression per form,
-# for the statuses that can make a finding (4xx, 5xx). Keep the two lists in step.
+
+def _status_trigger(pattern: re.Pattern[str]) -> str:
+    """A status form as the prefilter looks for it: only the statuses that can make a finding."""
+    return re.sub(r"\((?:\\d\{3\}|\[45\]\\d\\d)\)", r"[45]\\d\\d", pattern.pattern, count=1)
+
+
+# What the prefilter looks for so that no status form above is ever skipped: derived from them.
 STATUS_TRIGGERS: tuple[str, ...] = (
-    r"error code: [45]\d\d",
-    r"http/\d(?:\.\d)? [45]\d\d",
-    r"failed with status (?:code )?[45]\d\d",
-    r"status code:? [45]\d\d",
-    r"http_status=[45]\d\d",
-    r"""status(?:_code|code)?\\?["']?[ \t]*[:=][ \t]*\\?["']?[45]\d\d""",
-    r"(?:error|exception): (?:error: )?[45]\d\d",
-    r"[45]\d\d,? (?:bad request|unauthorized|forbidden|not found|conflict|request entity too large"
-    r"|payload too large|unprocessable entity|too many requests|internal server error|bad gateway"
-    r"|service unavailable|gateway time-?out)",
-    r"""["']code["'][ \t]*:[ \t]*["']?[45]\d\d""",
+    *(_status_trigger(pattern) for _, pattern in _STATUS_FORMS),
+    r"ai_apicallerror\]: (?:bad request|unauthorized|forbidden|not found|payload too large"
+    r"|too many requests|internal server error|bad gateway|service unavailable|gateway timeout)"
+    r"[ \t]*(?:\r?\n|$)",
 )
+
+# The Vercel AI SDK's APICallError carries only the reason phrase when the body has no message.
+_REASON_ONLY = re.compile(r"(?m)AI_APICallError\]: ([A-Z][a-z]+(?: [A-Z][a-z]+)*)\s*$")
+_REASON_STATUS = {
+    "Bad Request": 400, "Unauthorized": 401, "Forbidden": 403, "Not Found": 404,
+    "Payload Too Large": 413, "Too Many Requests": 429, "Internal Server Error": 500,
+    "Bad Gateway": 502, "Service Unavailable": 503, "Gateway Timeout": 504,
+}
+
 
 # Field patterns begin with their literal, which lets the regex engine skip ahead fast (ten
 # times faster than a pattern that begins with optional quotes).
@@ -66,7 +79,15 @@ _FIELD_QUOTED = r"""{name}\\?["']?\s*[:=]\s*\\?["']([^"'\\]{{1,200}})\\?["']"""
 _CODE_PATTERNS = (
     re.compile(_FIELD_QUOTED.format(name="code")),
     re.compile(r"code=([A-Za-z_][\w.-]*)"),
+    re.compile(r"ErrorCode: ([A-Za-z][\w.-]*)"),  # .NET RequestFailedException and the like
+    re.compile(r"\bCode: ([A-Z][\w.-]*)"),  # azure-core HttpResponseError
+    re.compile(r"\(code: ([A-Za-z_][\w.-]*)\)"),  # async-openai `… (code: context_length_exceeded)`
 )
+# Codes shown without the word `code`: .NET `HTTP 404 (type: code)`, kubectl-ai
+# `[429:insufficient_quota]`, azure-core `HttpResponseError: (Code) Message`.
+_HTTP_PAREN_CODE = re.compile(r"\bHTTP \d{3} \((?:[\w.-]*: ?)?([A-Za-z][\w.-]*)\)")
+_BRACKET_CODE = re.compile(r"\[[45]\d\d:([a-z][a-z_]+)\]")
+_PAREN_CODE = re.compile(r"(?:Error|Exception): \(([A-Za-z][\w.-]*)\) ")
 _TYPE_PATTERNS = (
     re.compile(_FIELD_QUOTED.format(name="type")),
     re.compile(r"error_type=([A-Za-z_]\w*)"),
@@ -125,6 +146,12 @@ def read_key(
     error_code = _field(body, "code")
     if error_code is None and "code" in lowered:
         error_code = _first(_CODE_PATTERNS, text, _looks_like_code)
+    if error_code is None and "http " in lowered and " (" in text:
+        error_code = _first((_HTTP_PAREN_CODE,), text, _looks_like_code)
+    if error_code is None and ":" in text and "[" in text:
+        error_code = _first((_BRACKET_CODE,), text, _looks_like_code)
+    if error_code is None and ": (" in text:
+        error_code = _first((_PAREN_CODE,), text, _looks_like_code)
     if error_code is not None and not _looks_like_code(error_code):
         error_code = None  # a bare number that repeats the status is not an error code
     return Evidence(status=status, error_type=error_type, error_code=error_code), body
@@ -203,6 +230,10 @@ def _status(text: str, lowered: str) -> int | None:
             value = int(match.group(1))
             if 100 <= value <= 599:
                 return value
+    if "ai_apicallerror]: " in lowered:
+        for match in _REASON_ONLY.finditer(text):
+            if match.group(1) in _REASON_STATUS:
+                return _REASON_STATUS[match.group(1)]
     return None
 
 
