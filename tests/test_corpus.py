@@ -59,6 +59,9 @@ def test_case_yields_exactly_its_expected_findings(
         for f in corpus_output.get(str(case.file), [])
     ]
     expected = [(e.category, e.code, e.lines) for e in case.findings]
+    if case.known_gap and actual != expected:
+        pytest.xfail(f"known gap: {case.known_gap}")
+    assert not case.known_gap, f"{case.id} passes now: drop its known_gap"
     assert actual == expected, "\n" + case.file.read_text(errors="replace")[:3000]
 
 

@@ -45,6 +45,7 @@ def continues_body(text: str) -> bool:
     first (unindented JSON). Anything else (a stack, an exception line) ends a cut body."""
     return text[:1] in (" ", "\t", '"', "'", "{", "}", "[", "]", "(", ")", ",")
 
+
 # Lines at column 0 that continue the exception above them: Java's cause chain and unindented
 # frames, .NET's RequestFailedException / HttpOperationException blocks and inner exceptions.
 _CONTINUATION = re.compile(
@@ -126,6 +127,14 @@ def bracket_delta(text: str) -> int:
         elif char in "}]":
             delta -= 1
     return delta
+
+
+def leaves_open(text: str) -> bool:
+    """Whether a line opens more brackets than it closes (a body that goes on below, or was cut);
+    counted in C first, since most lines balance or hold no bracket at all."""
+    if text.count("{") + text.count("[") <= text.count("}") + text.count("]"):
+        return opens_block(text)
+    return bracket_delta(text) > 0
 
 
 def opens_block(text: str) -> bool:
@@ -212,8 +221,11 @@ class Assembler:
 
     def _is_header(self) -> bool:
         """A lone record line that a traceback right after it belongs to (logger.exception)."""
-        return len(self._lines) == 1 and not self._in_traceback and not is_indented(
-            self._lines[0].text
+        return (
+            len(self._lines) == 1
+            and not self._blanks
+            and not self._in_traceback
+            and not is_indented(self._lines[0].text)
         )
 
     def _after_marker(self) -> bool:
@@ -256,7 +268,7 @@ class Assembler:
             self._in_html = not closes_html(text)
         elif opens_html(text):
             self._in_html = True
-        elif self._depth > 0 or opens_block(text):
+        elif self._depth > 0 or leaves_open(text):
             self._depth = max(0, self._depth + bracket_delta(text))
 
     def _full(self) -> bool:
@@ -269,7 +281,9 @@ class Assembler:
         if continues_record(text) or (self._in_headers and is_header_line(text)):
             return True
         if self._depth > 0:
-            if continues_body(text):
+            # Inside an open body anything but a new record or a traceback goes on: a body printed
+            # without indentation, or a message that a terminal wrapped at column 0.
+            if not is_traceback_start(text):
                 return True
             self._depth = 0  # a cut body: what follows is not part of it
         if is_chain_marker(text):

@@ -23,7 +23,6 @@ from oai400d.assemble import (
     is_closing,
     is_indented,
     is_traceback_start,
-    may_continue,
     opens_content,
     starts_record,
 )
@@ -196,10 +195,7 @@ class Scanner:
                     current = previous  # a header line (logger.exception), or what it continues
                     continue
                 return current
-            if may_continue(text) or may_continue(before) or is_traceback_start(before):
-                current = previous
-                continue
-            return current
+            current = previous  # any other line may continue an event begun above it
         return current
 
     def _chain_marker_before(self, window: _Window, offset: int, floor: int) -> int | None:
