@@ -15,7 +15,8 @@ from .support import load_corpus
 
 TABLE = load_rules()
 ENGINES = ["re", "hyperscan"] if hyperscan is not None else ["re"]
-PATTERNS = Classifier().prefilter.patterns
+CLASSIFIER = Classifier()
+PATTERNS = CLASSIFIER.prefilter.patterns
 SLOW = Prefilter(TABLE.prefilter, PATTERNS, engine="re")
 FAST = Prefilter(TABLE.prefilter, PATTERNS, engine="hyperscan") if hyperscan is not None else SLOW
 
@@ -48,7 +49,7 @@ def test_both_engines_agree(pieces: list[bytes]) -> None:
 def test_no_corpus_finding_is_filtered_out() -> None:
     """Every event that yields a finding contains a prefilter hit: the prefilter only ever
     skips text that no rule could match (checked on every expected finding of the corpus)."""
-    classifier = Classifier()
+    classifier = CLASSIFIER
     for case in load_corpus():
         lines = case.file.read_text(encoding="utf-8", errors="replace").split("\n")
         for expected in case.findings:
@@ -73,7 +74,7 @@ def test_no_corpus_finding_is_filtered_out() -> None:
 def test_every_status_form_is_a_hit(text: str) -> None:
     """A status the evidence reader understands is never skipped by the prefilter."""
     assert extract(text).status is not None
-    assert Classifier().prefilter.any_in(text)
+    assert CLASSIFIER.prefilter.any_in(text)
 
 
 def test_a_user_pattern_without_a_literal_is_refused() -> None:
@@ -91,3 +92,4 @@ def test_a_user_pattern_without_a_literal_is_refused() -> None:
                 }
             ]
         )
+

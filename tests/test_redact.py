@@ -67,6 +67,9 @@ def test_no_slack_token_survives_redaction(before: str, token: str, after: str) 
     assert token not in redact(f"{before} {token} {after}")
 
 
+CLASSIFIER = Classifier()
+
+
 @given(key=openai_keys)
 @settings(max_examples=50)
 def test_findings_never_carry_the_key(key: str) -> None:
@@ -76,7 +79,7 @@ def test_findings_never_carry_the_key(key: str) -> None:
         f"provided: {key}. You can find your API key at https://platform.openai.com/account/api-keys.', "
         "'type': 'invalid_request_error', 'param': None, 'code': 'invalid_api_key'}}"
     )
-    finding = Classifier().classify(Event("app.log", 1, 1, text))
+    finding = CLASSIFIER.classify(Event("app.log", 1, 1, text))
     assert finding is not None
     assert key not in finding.message and key not in finding.excerpt
     assert key not in str(finding.to_json())

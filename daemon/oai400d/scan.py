@@ -150,6 +150,15 @@ class Scanner:
         for hit in self._prefilter.hit_lines(window.buf, start, end):
             if hit < window.emitted_end:
                 continue
+            lone = self._lone_record(window, hit, end, path)
+            if lone is not None:  # most hits: one record line between two others
+                self.stats.events += 1
+                finding = self.classifier.classify(lone)
+                if finding is not None:
+                    yield finding
+                window.emitted_through = lone.last_line
+                window.emitted_end = window.buf.find(b"\n", hit, end) + 1
+                continue
             region = self._walk_back(window, hit)
             events, complete = self._assemble(window, region, end, eof, window.line_no(hit), path)
             if not complete:
@@ -164,6 +173,23 @@ class Scanner:
                 window.emitted_through = event.last_line
             window.emitted_end = self._offset_after(window, region, events[-1].last_line)
         return None
+
+    def _lone_record(self, window: _Window, hit: int, end: int, path: str) -> Event | None:
+        """The event of the hit line when it is a whole record by itself: it starts a record,
+        does not follow .NET's `Content:`, and the next line (already read) starts another one.
+        What the Assembler would decide, without building one (None: ask it)."""
+        newline = window.buf.find(b"\n", hit, end)
+        if newline < 0 or newline + 1 >= end:
+            return None
+        text = self._line_text(window, hit)
+        if not starts_record(text) or opens_content(text):
+            return None
+        if not starts_record(self._line_text(window, newline + 1)):
+            return None
+        if hit > 0 and opens_content(self._line_text(window, window.line_start(hit - 1))):
+            return None
+        line_no = window.line_no(hit)
+        return Event(path, line_no, line_no, text)
 
     def _line_text(self, window: _Window, start: int) -> str:
         newline = window.buf.find(b"\n", start)

@@ -6,7 +6,7 @@ import hashlib
 import re
 
 from oai400d.classify.evidence import STATUS_TRIGGERS, add_details, read_key
-from oai400d.classify.prefilter import Prefilter
+from oai400d.classify.prefilter import PatternSet, Prefilter
 from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
 from oai400d.model import Event, Evidence, Finding
@@ -71,6 +71,13 @@ class Classifier:
     def __init__(self, table: RuleTable | None = None) -> None:
         self.table = table if table is not None else load_rules()
         self.prefilter = Prefilter(self.table.prefilter, STATUS_TRIGGERS)
+        # Who sent the error, in one pass: OpenAI (its attribution patterns or its own message
+        # texts) and the other providers and services whose errors look like OpenAI's.
+        said_openai = [p.regex for p in (*self.table.openai, *self.table.signatures)]
+        other = [p.regex for p in self.table.other_providers]
+        self._attribution = PatternSet([*said_openai, *other])
+        self._openai_ids = frozenset(range(len(said_openai)))
+        self._other_ids = frozenset(range(len(said_openai), len(said_openai) + len(other)))
         rules = self.table.rules
         self._status_only = frozenset(r.id for r in rules if not r.codes and not r.patterns)
 
@@ -88,13 +95,10 @@ class Classifier:
         text = event.text
         if not self.prefilter.any_in(text):
             return None
+        matched = self._attribution.matching(text)
+        if matched.isdisjoint(self._openai_ids) or not matched.isdisjoint(self._other_ids):
+            return None  # nothing says OpenAI, or something names another provider or service
         lowered = text.lower()
-        if not any(pattern.search(text, lowered) for pattern in self.table.openai) and not any(
-            pattern.search(text, lowered) for pattern in self.table.signatures
-        ):
-            return None
-        if any(pattern.search(text, lowered) for pattern in self.table.other_providers):
-            return None
         key, body = read_key(text, lowered, self.table.class_status)
         if key.status is not None and key.status < 400:
             return None

@@ -77,7 +77,8 @@ _REASON_STATUS = {
 # times faster than a pattern that begins with optional quotes).
 _FIELD_QUOTED = r"""{name}\\?["']?\s*[:=]\s*\\?["']([^"'\\]{{1,200}})\\?["']"""
 _CODE_PATTERNS = (
-    re.compile(_FIELD_QUOTED.format(name="code")),
+    # Not LangChain's own `lc_error_code: 'MODEL_NOT_FOUND'`, which is no API error code.
+    re.compile(_FIELD_QUOTED.format(name="(?<!lc_error_)code")),
     re.compile(r"code=([A-Za-z_][\w.-]*)"),
     re.compile(r"ErrorCode: ([A-Za-z][\w.-]*)"),  # .NET RequestFailedException and the like
     re.compile(r"\bCode: ([A-Z][\w.-]*)"),  # azure-core HttpResponseError

@@ -16,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 try:  # the fast engine; optional, because not every platform has a wheel
     import hyperscan
@@ -119,3 +120,91 @@ class Prefilter:
                 text.encode("utf-8", "replace"), match_event_handler=on_match, scratch=self._scratch
             )
         return found
+
+
+class PatternSet:
+    """Which of several regexes match a text, found in one pass where Hyperscan can compile
+    them (most can); the rest are searched one by one with `re`, so the answer is the same."""
+
+    def __init__(self, patterns: Sequence[re.Pattern[str]], engine: str = "auto") -> None:
+        self.patterns = tuple(patterns)
+        self._slow: list[int] = []  # indexes searched with `re`
+        self._database: Any = None
+        if hyperscan is not None and engine in ("auto", "hyperscan"):
+            self._database, self._slow = _compile_set(self.patterns)
+            if self._database is not None:
+                self._scratch = hyperscan.Scratch(self._database)
+                _release_freed_memory()
+        else:
+            self._slow = list(range(len(self.patterns)))
+
+    def matching(self, text: str) -> set[int]:
+        """The indexes of the patterns that match somewhere in the text."""
+        found: set[int] = set()
+        if not text.isascii():  # `re` sees Unicode words (\b, \w) where Hyperscan sees bytes
+            return {i for i, pattern in enumerate(self.patterns) if pattern.search(text)}
+        if self._database is not None:
+
+            def on_match(index: int, _from: int, _to: int, _flags: int, _context: object) -> None:
+                found.add(index)
+
+            self._database.scan(
+                text.encode("ascii"), match_event_handler=on_match, scratch=self._scratch
+            )
+        for index in self._slow:
+            if self.patterns[index].search(text):
+                found.add(index)
+        return found
+
+
+def _flags(pattern: re.Pattern[str]) -> int:
+    """Hyperscan flags that make it read the pattern as `re` does (on ASCII text, see matching)."""
+    flags = 0
+    if pattern.flags & re.IGNORECASE:
+        flags |= hyperscan.HS_FLAG_CASELESS
+    if pattern.flags & re.DOTALL:
+        flags |= hyperscan.HS_FLAG_DOTALL
+    if pattern.flags & re.MULTILINE:
+        flags |= hyperscan.HS_FLAG_MULTILINE
+    return flags
+
+
+_INLINE_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
+
+
+# What Hyperscan does not do: lookarounds and back-references (spotted in the text, so that one
+# compile of the rest usually succeeds; probing each pattern alone costs ~3 ms apiece).
+_UNSUPPORTED = re.compile(r"\(\?<?[=!]|\\[1-9]")
+
+
+def _compile_set(patterns: Sequence[re.Pattern[str]]) -> tuple[Any, list[int]]:
+    """One database of the patterns Hyperscan accepts (inline flags moved to flags), and the
+    indexes of those it does not (lookarounds, back-references, …), to be searched with `re`."""
+    candidates = [
+        (i, _INLINE_FLAGS.sub("", p.pattern).encode("utf-8"))
+        for i, p in enumerate(patterns)
+        if not _UNSUPPORTED.search(p.pattern)
+    ]
+    database = _database(candidates, patterns)
+    if database is None:  # something else it refuses: find it, one pattern at a time
+        candidates = [item for item in candidates if _database([item], patterns) is not None]
+        database = _database(candidates, patterns)
+    taken = {index for index, _ in candidates}
+    return database, [index for index in range(len(patterns)) if index not in taken]
+
+
+def _database(expressions: list[tuple[int, bytes]], patterns: Sequence[re.Pattern[str]]) -> Any:
+    """The compiled database, or None if Hyperscan refuses one of the expressions."""
+    if not expressions:
+        return None
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        database.compile(
+            expressions=[expression for _, expression in expressions],
+            ids=[index for index, _ in expressions],
+            elements=len(expressions),
+            flags=[_flags(patterns[i]) | hyperscan.HS_FLAG_SINGLEMATCH for i, _ in expressions],
+        )
+    except hyperscan.error:
+        return None
+    return database
