@@ -195,6 +195,9 @@ LINE_KINDS = [
     "<html><head><title>502 Bad Gateway</title></head>",
     "<center>cloudflare</center> api.openai.com",
     "</html>",
+    "2024-01-17 11:55:21                    RateLimitError: Error code: 429 -",
+    "2024-01-17 11:55:21                    {'error': {'message': 'You exceeded",
+    "2024-01-17 11:55:21                    your current quota, please check",
 ]
 
 

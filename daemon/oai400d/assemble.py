@@ -35,6 +35,23 @@ _RECORD_START = re.compile(
 )
 
 
+# A message that a renderer wrapped into a fixed-width column, each piece stamped again with the
+# same time by the log shipper (Rich under docker compose): the same timestamp, then a wide gap.
+_WRAPPED = re.compile(r"(\[?\d{4}[-/]\d\d[-/]\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?)( {8,})(?=\S)")
+
+
+def wrapped_piece(before: str, text: str) -> str | None:
+    """The rest of a line that continues the wrapped message of the line before it (same
+    timestamp, same column), or None when it is a record of its own."""
+    this = _WRAPPED.match(text)
+    if this is None:
+        return None
+    previous = _WRAPPED.match(before)
+    if previous is None or previous.group(1, 2) != this.group(1, 2):
+        return None
+    return text[this.end() :].rstrip()
+
+
 def starts_record(text: str) -> bool:
     """Whether this line begins a new log record, so it can continue no pending event."""
     return _RECORD_START.match(text) is not None
@@ -168,6 +185,7 @@ class Assembler:
         self._blanks: list[Line] = []  # blank lines that may still lead to a chained traceback
         self._in_html = False  # inside an HTML page that a message carries
         self._in_headers = False  # inside .NET's `Headers:` block
+        self._wrapped: set[int] = set()  # indexes of lines that are pieces of a wrapped message
         self._body_next = False  # the line after .NET's `Content:` is its body
 
     @property
@@ -191,6 +209,10 @@ class Assembler:
                 return self.flush()
             self._blanks.append(line)  # a chained traceback, or more of the body, may follow
             return []
+        if not self._blanks and wrapped_piece(self._lines[-1].text, text) is not None:
+            self._wrapped.add(len(self._lines))  # joined with a space: one message, re-flowed
+            self._append(line)
+            return self.flush() if self._full() else []
         if starts_record(text) and not self._body_next:
             done = self.flush()
             self._start(line)
@@ -238,10 +260,20 @@ class Assembler:
             self._blanks.clear()
             return []
         first, last = self._lines[0], self._lines[-1]
-        event = Event(
-            self.path, first.line_no, last.line_no, "\n".join(x.text for x in self._lines)
-        )
+        if self._wrapped:
+            pieces = [first.text]
+            for index in range(1, len(self._lines)):
+                line, before = self._lines[index], self._lines[index - 1]
+                if index in self._wrapped:
+                    pieces.append(" " + (wrapped_piece(before.text, line.text) or "").strip())
+                else:
+                    pieces.append("\n" + line.text)
+            text = "".join(pieces)
+        else:
+            text = "\n".join(x.text for x in self._lines)
+        event = Event(self.path, first.line_no, last.line_no, text)
         self._lines = []
+        self._wrapped = set()
         self._blanks.clear()
         self._chars = 0
         self._depth = 0

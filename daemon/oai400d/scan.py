@@ -25,6 +25,7 @@ from oai400d.assemble import (
     is_traceback_start,
     opens_content,
     starts_record,
+    wrapped_piece,
 )
 from oai400d.classify import Classifier
 from oai400d.model import Event, EventLimits, Finding, Line
@@ -184,10 +185,13 @@ class Scanner:
         text = self._line_text(window, hit)
         if not starts_record(text) or opens_content(text):
             return None
-        if not starts_record(self._line_text(window, newline + 1)):
+        following = self._line_text(window, newline + 1)
+        if not starts_record(following) or wrapped_piece(text, following) is not None:
             return None
-        if hit > 0 and opens_content(self._line_text(window, window.line_start(hit - 1))):
-            return None
+        if hit > 0:
+            before = self._line_text(window, window.line_start(hit - 1))
+            if opens_content(before) or wrapped_piece(before, text) is not None:
+                return None
         line_no = window.line_no(hit)
         return Event(path, line_no, line_no, text)
 
@@ -210,7 +214,7 @@ class Scanner:
             if opens_content(before):
                 current = previous  # a .NET response body belongs to its exception
                 continue
-            if starts_record(text):
+            if starts_record(text) and wrapped_piece(before, text) is None:
                 return current  # nothing before a new record can belong to its event
             if is_traceback_start(text):
                 marker_at = self._chain_marker_before(window, previous, floor)
