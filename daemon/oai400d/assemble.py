@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from oai400d.model import Event, EventLimits, Line
+from oai400d.model import WRAPPED_PIECE, Event, EventLimits, Line
 
 # A new log record: a timestamp (ISO, Go's log, syslog, a bare time, epoch seconds, glog), a level
 # prefix (`ERROR:`, `[WARN]`, `INFO `, `level=`, `time=`), or a whole JSON object on one line.
@@ -35,9 +35,7 @@ _RECORD_START = re.compile(
 )
 
 
-# A message that a renderer wrapped into a fixed-width column, each piece stamped again with the
-# same time by the log shipper (Rich under docker compose): the same timestamp, then a wide gap.
-_WRAPPED = re.compile(r"(\[?\d{4}[-/]\d\d[-/]\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?)( {8,})(?=\S)")
+_WRAPPED = re.compile(WRAPPED_PIECE)
 
 
 def wrapped_piece(before: str, text: str) -> str | None:

@@ -16,6 +16,13 @@ class Line:
     text: str
 
 
+# One piece of a message that a renderer wrapped into a fixed-width column, each piece stamped
+# again with the same time by a log shipper (Rich under docker compose): a timestamp, then a wide
+# gap. The Assembler joins such pieces into one re-flowed message; the prefilter must therefore
+# look at every such line, since the joined text can hold what no single line does.
+WRAPPED_PIECE = r"(\[?\d{4}[-/]\d\d[-/]\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?)( {8,})(?=\S)"
+
+
 @dataclass(frozen=True, slots=True)
 class EventLimits:
     """The most lines and characters one event may gather (`logs.max_event_lines`/`_bytes`)."""

@@ -9,9 +9,11 @@ from oai400d.classify.evidence import STATUS_TRIGGERS, add_details, read_key
 from oai400d.classify.prefilter import PatternSet, Prefilter
 from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
-from oai400d.model import Event, Evidence, Finding
+from oai400d.model import WRAPPED_PIECE, Event, Evidence, Finding
 
 MAX_MESSAGE = 1000
+# Pieces of a wrapped message are re-flowed into one text that the prefilter must not miss.
+WRAPPED_TRIGGER = WRAPPED_PIECE.replace("(?=\\S)", "\\S")
 MAX_EXCERPT = 4000
 
 # What differs between two occurrences of the same problem; replaced before fingerprinting.
@@ -70,7 +72,7 @@ class Classifier:
 
     def __init__(self, table: RuleTable | None = None) -> None:
         self.table = table if table is not None else load_rules()
-        self.prefilter = Prefilter(self.table.prefilter, STATUS_TRIGGERS)
+        self.prefilter = Prefilter(self.table.prefilter, (*STATUS_TRIGGERS, WRAPPED_TRIGGER))
         # Who sent the error, in one pass: OpenAI (its attribution patterns or its own message
         # texts) and the other providers and services whose errors look like OpenAI's.
         said_openai = [p.regex for p in (*self.table.openai, *self.table.signatures)]
