@@ -17,12 +17,12 @@ from oai400d.probes import (
     EXIT_CODES,
     PROBES,
     USER_AGENT,
-    is_azure,
     make_client,
     overall,
     probe_api_key,
     probe_models,
     probe_status_page,
+    provider_of,
     run_probes,
 )
 from tests.fakes import FakeOpenAI, FakeStatusPage
@@ -45,6 +45,7 @@ def make_settings(
     status_url: str = "http://127.0.0.1:9/api/v2/summary.json",
     components: list[str] | None = None,
     timeout: str = "2s",
+    provider: str = "openai",  # the fake API server plays OpenAI itself, on 127.0.0.1
 ) -> Settings:
     """Settings as a config file would give them; no environment, so no stray key."""
     openai: dict[str, Any] = {
@@ -52,6 +53,7 @@ def make_settings(
         "organization": organization,
         "project": project,
         "models": models if models is not None else ["gpt-4o-mini", "gpt-4o"],
+        "provider": provider,
     }
     if key is not None:
         openai["api_key"] = key
@@ -302,7 +304,7 @@ def test_api_key_unsendable_key_is_critical_and_hidden(fake_openai: FakeOpenAI) 
 def test_azure_v1_sends_api_key_header() -> None:
     """Azure OpenAI (path /openai/v1): the key goes in api-key, no Bearer, no api-version."""
     with FakeOpenAI(azure=True) as api:
-        result = api_key(make_settings(base_url=api.azure_base_url))
+        result = api_key(make_settings(base_url=api.azure_base_url, provider="azure"))
         [request] = api.model_requests()
     assert result.status == "ok"
     assert request.path == "/openai/v1/models"
@@ -314,7 +316,7 @@ def test_azure_v1_sends_api_key_header() -> None:
 def test_azure_classic_adds_api_version() -> None:
     """Azure's classic data plane (path /openai) gets ?api-version=2024-10-21."""
     with FakeOpenAI(azure=True) as api:
-        result = api_key(make_settings(base_url=f"{api.origin}/openai"))
+        result = api_key(make_settings(base_url=f"{api.origin}/openai", provider="azure"))
         [request] = api.model_requests()
     assert result.status == "ok"
     assert request.path == "/openai/models"
@@ -324,20 +326,56 @@ def test_azure_classic_adds_api_version() -> None:
 def test_azure_bad_key_is_critical() -> None:
     """Azure's 401 "invalid subscription key" is CRITICAL auth.invalid_api_key, named Azure."""
     with FakeOpenAI(azure=True) as api:
-        result = api_key(make_settings(base_url=api.azure_base_url, key="0123456789abcdef0123"))
+        result = api_key(
+            make_settings(
+                base_url=api.azure_base_url, key="0123456789abcdef0123", provider="azure"
+            )
+        )
     assert result.status == "critical"
     assert "Azure" in result.summary
     assert result.cause == "auth.invalid_api_key"
     assert_no_secret(result, "0123456789abcdef0123")
 
 
-def test_azure_detection() -> None:
-    """Azure hosts and paths starting with /openai are Azure; a proxy ending in /openai is not."""
-    assert is_azure("https://myres.openai.azure.com/openai/v1")
-    assert is_azure("https://myres.cognitiveservices.azure.com/openai")
-    assert is_azure("https://apim.example.com/openai/v1")
-    assert not is_azure("https://api.openai.com/v1")
-    assert not is_azure("https://gateway.ai.cloudflare.com/v1/acct/gw/openai")
+@pytest.mark.parametrize(
+    ("base_url", "provider"),
+    [
+        ("https://myres.openai.azure.com/openai/v1", "azure"),
+        ("https://myres.cognitiveservices.azure.com/openai", "azure"),
+        ("https://api.openai.com/v1", "openai"),
+        ("https://apim.example.com/openai/v1", "compatible"),
+        ("https://gateway.ai.cloudflare.com/v1/acct/gw/openai", "compatible"),
+        ("http://127.0.0.1:8000/v1", "compatible"),
+    ],
+)
+def test_the_provider_comes_from_the_host_never_the_path(base_url: str, provider: str) -> None:
+    """Azure hosts are Azure, api.openai.com is OpenAI, anything else (even at /openai/v1) is
+    an OpenAI-compatible proxy or server unless openai.provider says otherwise."""
+    assert provider_of(base_url) == provider
+    assert provider_of(base_url, "azure") == "azure"
+
+
+def test_a_gateway_serving_openai_v1_gets_a_bearer_key_and_accepts_it() -> None:
+    """A proxy whose path is /openai/v1 is not taken for Azure: the valid key goes as Bearer,
+    and the probe says OK instead of reporting a rejected key."""
+    with FakeOpenAI() as api:
+        result = api_key(make_settings(base_url=api.azure_base_url, provider="auto"))
+        [request] = api.model_requests()
+    assert result.status == "ok", result.summary
+    assert request.header("authorization") == f"Bearer {SECRET}"
+    assert request.header("api-key") is None
+    assert result.details["provider"] == "compatible"
+
+
+def test_a_key_rejected_by_a_compatible_server_says_so() -> None:
+    """A 401 from a proxy or gateway names it and suggests its own key or provider = azure."""
+    with FakeOpenAI() as api:
+        result = api_key(
+            make_settings(base_url=api.base_url, key="sk-wrong-0123456789abcdef", provider="auto")
+        )
+    assert result.status == "critical"
+    assert "OpenAI-compatible server at 127.0.0.1" in result.summary
+    assert any('openai.provider = "azure"' in fix for fix in result.fixes)
 
 
 # -- models -------------------------------------------------------------------------------------

@@ -101,6 +101,10 @@ class StateSettings(_Section):
 
 class OpenAISettings(_Section):
     base_url: str = "https://api.openai.com/v1"
+    # Who serves base_url: "auto" infers it from the host name only (*.openai.azure.com and
+    # *.cognitiveservices.azure.com are Azure, api.openai.com is OpenAI, any other host an
+    # OpenAI-compatible proxy or server); a path such as /openai/v1 says nothing about it.
+    provider: Literal["auto", "openai", "azure", "compatible"] = "auto"
     api_key: SecretStr | None = None
     organization: str = ""
     project: str = ""

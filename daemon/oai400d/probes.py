@@ -58,6 +58,13 @@ _FIX_INVALID_KEY = (
     "After rotating the key, restart every application that read the old one; long-running "
     "processes keep the value they started with.",
 )
+_FIX_COMPATIBLE_KEY = (
+    "openai.base_url is not api.openai.com: the key must be one that this proxy, gateway or "
+    "server accepts, which may be its own key rather than an OpenAI key.",
+    "If it is Azure OpenAI behind a custom domain (API Management, Front Door), set "
+    'openai.provider = "azure" so that the key goes in the api-key header.',
+    "Otherwise check the key as for OpenAI: last 4 characters, rotation, stray quotes.",
+)
 _FIX_AZURE_KEY = (
     "The api-key must come from the same Azure resource as the endpoint: copy both from the "
     "Keys and Endpoint page of that resource into openai.base_url and the credential.",
@@ -361,10 +368,14 @@ class _Api:
 
     base_url: str
     key: str
-    azure: bool
+    provider: str  # "openai", "azure" or "compatible"
     api_version: str | None  # Azure classic only
     organization: str
     project: str
+
+    @property
+    def azure(self) -> bool:
+        return self.provider == "azure"
 
     def url(self, path: str) -> str:
         """base_url + path, keeping the base's query and adding api-version where needed."""
@@ -387,15 +398,19 @@ class _Api:
         return headers
 
 
-def is_azure(base_url: str) -> bool:
-    """Azure OpenAI: an Azure host, or a path that starts with /openai (Azure's layout, also
-    behind API Management). A proxy whose path merely ends in /openai is not Azure."""
-    parts = urlsplit(base_url)
-    host = (parts.hostname or "").lower()
+def provider_of(base_url: str, configured: str = "auto") -> str:
+    """"openai", "azure" or "compatible": as configured, else from the host name alone.
+
+    Never from the path: gateways and proxies serve `/openai/v1` too, and taking them for Azure
+    sends the key in the wrong header, which reads as a rejected key."""
+    if configured != "auto":
+        return configured
+    host = (urlsplit(base_url).hostname or "").lower()
     if host.endswith(_AZURE_HOSTS):
-        return True
-    segments = [s for s in parts.path.lower().split("/") if s]
-    return bool(segments) and segments[0] == "openai"
+        return "azure"
+    if host == "api.openai.com":
+        return "openai"
+    return "compatible"
 
 
 def _api(settings: Settings) -> _Api | None:
@@ -405,13 +420,13 @@ def _api(settings: Settings) -> _Api | None:
     if not key:
         return None
     base_url = settings.openai.base_url
-    azure = is_azure(base_url)
+    provider = provider_of(base_url, settings.openai.provider)
     segments = [s for s in urlsplit(base_url).path.lower().split("/") if s]
-    classic = azure and "v1" not in segments
+    classic = provider == "azure" and "v1" not in segments
     return _Api(
         base_url=base_url,
         key=key,
-        azure=azure,
+        provider=provider,
         api_version=AZURE_API_VERSION if classic else None,
         organization=settings.openai.organization,
         project=settings.openai.project,
@@ -488,6 +503,14 @@ def _judge(error: _ApiError, api: _Api) -> _Verdict:
                 "key rejected: 401 (Azure: invalid subscription key or wrong API endpoint)",
                 "auth.invalid_api_key",
                 _FIX_AZURE_KEY,
+            )
+        if api.provider == "compatible":
+            return verdict(
+                "critical",
+                f"key rejected: 401 {code or 'invalid_api_key'} "
+                f"(by the OpenAI-compatible server at {urlsplit(api.base_url).hostname})",
+                "auth.invalid_api_key",
+                _FIX_COMPATIBLE_KEY,
             )
         return verdict(
             "critical",
@@ -588,7 +611,12 @@ def probe_api_key(settings: Settings, client: httpx.Client) -> ProbeResult:
     if not _sendable(api.key):
         return _unsendable_result(name, api)
     answer = _get(client, api.url("models"), api.headers(), settings.probes.timeout)
-    where = {"url": _public_url(api.url("models")), "key": _mask_key(api.key), "azure": api.azure}
+    where = {
+        "url": _public_url(api.url("models")),
+        "key": _mask_key(api.key),
+        "provider": api.provider,
+        "azure": api.azure,
+    }
     if answer.response is None:
         v = _network_verdict(answer)
         return ProbeResult(name, v.status, v.summary, answer.elapsed_ms, v.fixes, where, v.cause)
