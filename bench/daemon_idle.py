@@ -11,9 +11,14 @@ fresh state directory, waits until it logs "watching" and `status --json` lists 
   memory  VmRSS at the start and at the end, and the peak VmHWM, from /proc/<pid>/status;
   wakeups voluntary context switches summed over the daemon's threads, per second.
 
+With --metrics, the daemon also serves Prometheus metrics (metrics.listen on a free port of
+127.0.0.1) and the benchmark scrapes /metrics every --scrape-interval seconds (15) while idle, as
+Prometheus would; the scrapes' own cost is part of the figure.
+
 Targets: under 0.5 % of one core, RSS under 60 MB.
 
     python bench/daemon_idle.py                       # 50 files, 60 s
+    python bench/daemon_idle.py --metrics             # the same, with /metrics scraped every 15 s
     python bench/daemon_idle.py --seconds 15 --cmd /work/venv-probe/bin/oai400d
 """
 
@@ -22,8 +27,10 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import re
 import sys
 import time
+import urllib.request
 from datetime import date, datetime, timedelta
 
 from benchlib import DEFAULT_WORK_DIR, git_revision
@@ -74,6 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         "--settle", type=float, default=2.0, help="seconds between ready and measuring (2)"
     )
     ap.add_argument("--seed", type=int, default=400)
+    ap.add_argument(
+        "--metrics",
+        action="store_true",
+        help="serve /metrics (metrics.listen on a free port) and scrape it while idle",
+    )
+    ap.add_argument(
+        "--scrape-interval", type=float, default=15.0, help="seconds between scrapes (15)"
+    )
     common_arguments(ap, DEFAULT_WORK_DIR / "daemon-idle")
     args = ap.parse_args(argv)
     if args.seconds <= 0 or args.files < 1:
@@ -86,11 +101,20 @@ def main(argv: list[str] | None = None) -> int:
     size = fill_files(logs, args.files, args.lines, args.seed)
     print(f"{args.files} files, {args.lines} lines each, {size / MIB:.2f} MiB in all")
     print(f"host: {host_line()}")
-    daemon = Daemon(cmd, write_config(args.dir))
+    config = write_config(args.dir)
+    if args.metrics:
+        with config.open("a", encoding="utf-8") as handle:
+            handle.write('\n[metrics]\nlisten = "127.0.0.1:0"  # port 0: a free one, logged\n')
+    daemon = Daemon(cmd, config)
+    scrapes: list[tuple[float, int]] = []  # (seconds, bytes) of each scrape
     failed = False
     measured = False
     try:
         failed = not daemon.boot(args.files)
+        url = None
+        if not failed and args.metrics:
+            url = metrics_url(daemon)
+            failed = url is None
         if not failed:
             time.sleep(args.settle)
             failed = not daemon.alive()
@@ -102,8 +126,12 @@ def main(argv: list[str] | None = None) -> int:
             deadline = t0 + args.seconds
             per_10s: list[float] = []
             mark, mark_cpu = t0, cpu0
+            next_scrape = t0
             while (now := time.monotonic()) < deadline and daemon.alive():
-                time.sleep(min(1.0, deadline - now))
+                if url is not None and now >= next_scrape:
+                    scrapes.append(scrape(url))
+                    next_scrape += args.scrape_interval
+                time.sleep(max(0.0, min(1.0, deadline - time.monotonic())))
                 if time.monotonic() - mark >= 10.0 - 1e-3:
                     cpu = daemon.cpu_seconds()
                     per_10s.append((cpu - mark_cpu) / (time.monotonic() - mark) * 100)
@@ -138,6 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     hwm = mem1.get("VmHWM", 0) * 1024
     wakeups = (csw1 - csw0) / wall
     print(f"idle for {wall:.1f} s, {threads} threads")
+    if args.metrics:
+        slowest = max((t for t, _ in scrapes), default=0.0)
+        print(
+            f"metrics: {len(scrapes)} scrape(s) of /metrics, {scrapes[-1][1] if scrapes else 0} "
+            f"bytes each, slowest {slowest * 1000:.1f} ms"
+        )
     print(f"CPU: {cpu_s:.2f} s = {pct:.3f} % of one core")
     if per_10s:
         print("CPU per 10 s, % of one core: " + "  ".join(f"{p:.2f}" for p in per_10s))
@@ -152,7 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target RSS < 60 MB: {verdict(ok_rss)}")
     md = (
         f"- {date.today()}, {git_revision()}, {os.cpu_count()} CPUs: `oai400d run` idle, "
-        f"{args.files} followed files, {wall:.0f} s without writes: CPU {pct:.2f} % of one "
+        f"{args.files} followed files, {wall:.0f} s without writes"
+        + (
+            f", metrics on and scraped every {args.scrape_interval:g} s ({len(scrapes)} scrapes)"
+            if args.metrics
+            else ""
+        )
+        + f": CPU {pct:.2f} % of one "
         f"core ({cpu_s:.2f} s), {wakeups:.1f} wake-ups/s, RSS {rss0 / MIB:.1f} → "
         f"{rss1 / MIB:.1f} MiB, peak {hwm / MIB:.1f} MiB (targets < {CPU_TARGET_PCT} %: "
         f"{verdict(ok_cpu)}, < 60 MB: {verdict(ok_rss)})"
@@ -164,6 +204,27 @@ def main(argv: list[str] | None = None) -> int:
     print("Markdown for BENCHMARKS.md:")
     print(md)
     return 0
+
+
+def metrics_url(daemon: Daemon, timeout: float = 10.0) -> str | None:
+    """The /metrics URL the daemon logged (it listens on a port it chose)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and daemon.alive():
+        for line in list(daemon.stderr_lines):
+            found = re.search(r"metrics on (http://\S+)", line)
+            if found:
+                return found.group(1)
+        time.sleep(0.05)  # polling the collected log with a deadline
+    print("the daemon never logged its metrics URL:\n" + "\n".join(daemon.stderr_lines))
+    return None
+
+
+def scrape(url: str) -> tuple[float, int]:
+    """GET /metrics as Prometheus would; (seconds taken, bytes)."""
+    started = time.monotonic()
+    with urllib.request.urlopen(url, timeout=10) as response:
+        body = response.read()
+    return time.monotonic() - started, len(body)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ LAYERS = {
     "oai400d.alerts": 3,
     "oai400d.probes": 3,
     "oai400d.notify": 3,
+    "oai400d.metrics": 3,  # reads the state DB at scrape time; service wires it
     "oai400d.service": 4,
     "oai400d.cli": 5,
 }
@@ -32,6 +33,7 @@ OWNERS = {
     "apscheduler": "oai400d.service",
     "pydantic": "oai400d.config",
     "hyperscan": "oai400d.classify.prefilter",
+    "prometheus_client": "oai400d.metrics",
 }
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from oai400d.config import AlertsSettings
-from oai400d.model import Alert, Finding, Notification, ProbeResult
+from oai400d.model import Ack, Alert, Finding, Notification, ProbeResult, Silence
 
 MAX_FILES_PER_ALERT = 20
 MAX_BACKLOG_ITEMS = 50
@@ -45,6 +45,8 @@ class AlertBook:
         self._entries = {a.fingerprint: _Entry(a, dirty=False) for a in alerts}
         # What the probes say about a category at the moment of a notification (correlation).
         self.context: Callable[[str], str] | None = None
+        # Silences from the state DB (the daemon refreshes them): policy about messages only.
+        self.silences: list[Silence] = []
 
     def reconfigure(self, settings: AlertsSettings) -> None:
         self.settings = settings
@@ -148,7 +150,14 @@ class AlertBook:
                 if quiet >= s.resolve_after:
                     self._set(fingerprint, replace(a, state="resolved", resolved_at=now))
                 continue
+            silenced = self.silence_for(a, now) is not None
             if a.state == "pending":
+                if silenced:
+                    # Not announced yet: it is announced when the silence ends, if it is still
+                    # happening then; one that went quiet meanwhile is dropped unannounced.
+                    if a.source != "probe" and quiet >= s.resolve_after:
+                        self._set(fingerprint, replace(a, state="resolved", resolved_at=now))
+                    continue
                 if now - a.first_seen >= s.group_wait:
                     a = replace(
                         a,
@@ -163,9 +172,10 @@ class AlertBook:
                 continue
             if a.state != "open":
                 continue
+            reminds = not silenced and a.acked_at is None  # an acknowledged alert stops reminding
             if a.source == "probe":
                 # Probe alerts resolve on probe successes, not on quiet time; they remind.
-                if now - (a.last_reminder or a.first_seen) >= s.repeat_interval:
+                if reminds and now - (a.last_reminder or a.first_seen) >= s.repeat_interval:
                     updated = replace(
                         a, last_reminder=now, last_notified=now, notified_count=a.count
                     )
@@ -177,9 +187,15 @@ class AlertBook:
                 self._set(fingerprint, resolved)
                 due.append(self._notification("resolved", resolved, a.count - a.notified_count))
                 continue
+            if silenced:
+                continue  # counted; the next message after the silence carries what it hid
             since_notice = now - (a.last_notified or a.first_seen)
             since_reminder = now - (a.last_reminder or a.opened_at or a.first_seen)
-            if since_reminder >= s.repeat_interval and a.last_seen > (a.last_reminder or 0):
+            if (
+                reminds
+                and since_reminder >= s.repeat_interval
+                and a.last_seen > (a.last_reminder or 0)
+            ):
                 updated = replace(a, last_notified=now, last_reminder=now, notified_count=a.count)
                 self._set(fingerprint, updated)
                 due.append(self._notification("repeated", updated, a.count - a.notified_count))
@@ -257,16 +273,54 @@ class AlertBook:
         soonest = float("inf")
         for entry in self._entries.values():
             a = entry.alert
+            silence = self.silence_for(a, now) if a.state in ("pending", "open") else None
+            if silence is not None:
+                # Nothing to say until it ends, but a log alert may still resolve meanwhile.
+                soonest = min(soonest, silence.ends)
+                if a.source != "probe":
+                    soonest = min(soonest, a.last_seen + s.resolve_after)
+                continue
             if a.state == "pending":
                 soonest = min(soonest, a.first_seen + s.group_wait)
             elif a.state == "open":
-                soonest = min(soonest, a.last_seen + s.resolve_after)
+                if a.source != "probe":  # a probe alert resolves on probe successes
+                    soonest = min(soonest, a.last_seen + s.resolve_after)
                 if a.count > a.notified_count:
                     soonest = min(soonest, (a.last_notified or a.first_seen) + s.group_interval)
-                soonest = min(soonest, (a.last_reminder or a.first_seen) + s.repeat_interval)
+                last_reminder = a.last_reminder or a.first_seen
+                # A reminder is only due for an unacknowledged alert with findings since the
+                # last one (a probe alert: always); a past deadline otherwise would spin.
+                if a.acked_at is None and (a.source == "probe" or a.last_seen > last_reminder):
+                    soonest = min(soonest, last_reminder + s.repeat_interval)
             elif a.state == "backlog":
                 soonest = min(soonest, a.last_seen + s.resolve_after)
         return max(0.0, soonest - now)
+
+    # --- silences and acknowledgements ------------------------------------------------------
+
+    def silence_for(self, alert: Alert, now: float) -> Silence | None:
+        """The first silence active at `now` that covers this alert, if any."""
+        for silence in self.silences:
+            if silence.active(now) and silence.matches(alert.fingerprint, alert.category):
+                return silence
+        return None
+
+    def acknowledge(self, ack: Ack, now: float) -> Notification | None:
+        """Record an acknowledgement of the current episode; the message that shows it (an
+        update of an announced, unsilenced alert), or None."""
+        entry = self._entries.get(ack.fingerprint)
+        if entry is None:
+            return None
+        a = entry.alert
+        if a.state == "resolved" or ack.at < a.first_seen or a.acked_at == ack.at:
+            return None  # gone, an earlier episode's, or already applied
+        acked = replace(a, acked_by=ack.by, acked_at=ack.at)
+        if a.state != "open" or self.silence_for(a, now) is not None:
+            self._set(ack.fingerprint, acked)
+            return None
+        acked = replace(acked, last_notified=now, notified_count=a.count)
+        self._set(ack.fingerprint, acked)
+        return self._notification("updated", acked, a.count - a.notified_count)
 
     def _set(self, fingerprint: str, alert: Alert) -> None:
         self._entries[fingerprint] = _Entry(alert)
@@ -296,4 +350,6 @@ class AlertBook:
             duration_s=duration,
             host=self.host,
             context=self.context(a.category) if self.context is not None else "",
+            acked_by=a.acked_by,
+            acked_at=iso(a.acked_at) if a.acked_at is not None else None,
         )

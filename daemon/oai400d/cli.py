@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import gzip
 import json
 import logging
@@ -19,9 +20,9 @@ from typing import Any, BinaryIO, TextIO
 from oai400d import __version__
 from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
-from oai400d.config import LoadedConfig, load_config, public_view
+from oai400d.config import LoadedConfig, format_duration, load_config, parse_duration, public_view
 from oai400d.errors import ConfigError, DeliveryError, StateError
-from oai400d.model import PROBE_NAMES, Finding, ProbeResult
+from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
 from oai400d.scan import Scanner, scan_file
 from oai400d.state import State
 
@@ -108,7 +109,14 @@ def _parser() -> argparse.ArgumentParser:
 
     status = command("status", "what the state DB says: files, open alerts, outbox, probes")
     status.add_argument("--json", action="store_true", help="one JSON document")
+    status.add_argument(
+        "--textfile",
+        metavar="PATH",
+        help="instead, write these figures as Prometheus metrics to PATH (*.prom, atomically) "
+        "for node_exporter's textfile collector",
+    )
     status.set_defaults(handler=cmd_status)
+    _add_mute_commands(command)
     return parser
 
 
@@ -219,6 +227,8 @@ def cmd_test_alert(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     loaded = _load(args)
+    if args.textfile:
+        return _status_textfile(loaded, args.textfile)
     path = loaded.settings.state.path
     if not os.path.exists(path):
         print(
@@ -237,6 +247,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"files ({len(report['files'])}):")
     for f in report["files"]:
         print(f"  {f['path']}  offset {f['offset']:,}  line {f['line_no']:,}")
+    if report["journals"]:
+        print(f"journals ({len(report['journals'])}):")
+        for j in report["journals"]:
+            within = f" (line {j['skip'] + 1} of that entry)" if j["skip"] >= 0 else ""
+            print(f"  journal:{j['name']}  cursor {j['cursor']}{within}  at {j['updated']}")
     print(f"open alerts ({len(report['alerts'])}):")
     for a in report["alerts"]:
         print(
@@ -244,6 +259,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" (last {a['last_seen']}) {a['fingerprint']}"
         )
     print(f"outbox: {report['outbox_depth']} notification(s) waiting")
+    _print_mutes_status(report)
     if report["probes"]:
         print("probes:")
         for p in report["probes"]:
@@ -251,10 +267,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _status_textfile(loaded: LoadedConfig, path: str) -> int:
+    """`status --textfile PATH`: the state DB's figures (alerts, outbox, probes, lag) as metrics;
+    the counters (findings, lines, deliveries) live in the daemon: see metrics.textfile."""
+    from oai400d.metrics import OAI400DCollector, TextfileError, make_registry, write_textfile
+    from oai400d.sources.globs import source_of
+
+    if not path.endswith(".prom"):
+        print(
+            f"oai400d: --textfile {path}: node_exporter's textfile collector reads only *.prom "
+            "files; name it like oai400d.prom",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    s = loaded.settings
+    names = [] if s.metrics.source_labels else list(s.logs.paths)
+
+    def label(file: str) -> str:
+        return file if s.metrics.source_labels else source_of(s.logs.paths, file)
+
+    collector = OAI400DCollector(s.state.path, label, lambda: names)
+    try:
+        write_textfile(make_registry(collector, process=False), path)
+    except TextfileError as exc:
+        print(f"oai400d: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    return EXIT_OK
+
+
 def _print_json_status(report: dict[str, Any] | None) -> int:
-    print(
-        json.dumps(report or {"files": [], "alerts": [], "outbox_depth": 0, "probes": []}, indent=2)
-    )
+    empty = {"files": [], "alerts": [], "outbox_depth": 0, "probes": [], "silences": [], "acks": []}
+    empty["journals"] = []
+    print(json.dumps(report or empty, indent=2))
     return EXIT_OK
 
 
@@ -264,6 +308,10 @@ def status_report(state: State) -> dict[str, Any]:
         "files": [
             {"path": f.path, "offset": f.offset, "line_no": f.line_no, "dev": f.dev, "ino": f.ino}
             for f in state.files()
+        ],
+        "journals": [
+            {"name": j.name, "cursor": j.cursor, "skip": j.skip, "updated": iso(updated)}
+            for j, updated in state.journal_positions()
         ],
         "alerts": [
             {
@@ -280,6 +328,7 @@ def status_report(state: State) -> dict[str, Any]:
             for a in state.alerts()
         ],
         "outbox_depth": state.outbox_depth(),
+        **mutes_report(state),
         "probes": [
             {
                 "name": p.name,
@@ -447,6 +496,275 @@ def _print_summary(
         print(f"  {count:6d}  {category}", file=err)
         if first_fix.get(category):
             print(f"          fix: {first_fix[category]}", file=err)
+
+
+# --- silence, silences, unsilence, ack ---------------------------------------------------------
+# Exit codes: 0 done; 1 nothing to act on (no such alert or silence, no state DB yet);
+# 2 a malformed argument (duration, unknown category); 73 the state DB cannot be written.
+
+EXIT_NOT_FOUND = 1
+
+
+def _add_mute_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
+    silence = command(
+        "silence", "no messages about an alert (or a whole category) for a while; counting goes on"
+    )
+    silence.add_argument(
+        "fingerprint", nargs="?", metavar="FINGERPRINT", help="the alert's id (see `status`)"
+    )
+    silence.add_argument("--category", metavar="C", help="every alert of this category instead")
+    silence.add_argument(
+        "--for", dest="duration", required=True, metavar="DURATION", help="e.g. 30m, 2h, 1d"
+    )
+    silence.add_argument("--comment", default="", help="why, for the people who see it")
+    silence.add_argument("--json", action="store_true", help="the silence as one JSON document")
+    silence.set_defaults(handler=cmd_silence)
+
+    silences = command("silences", "list the active silences")
+    silences.add_argument("--all", action="store_true", help="ended and lifted ones too")
+    silences.add_argument("--json", action="store_true", help="one JSON document")
+    silences.set_defaults(handler=cmd_silences)
+
+    unsilence = command("unsilence", "lift a silence before it ends")
+    unsilence.add_argument("id", type=int, metavar="ID", help="the silence's id (see `silences`)")
+    unsilence.set_defaults(handler=cmd_unsilence)
+
+    ack = command("ack", "acknowledge an alert: its reminders stop, Slack shows who and when")
+    ack.add_argument("fingerprint", metavar="FINGERPRINT", help="the alert's id (see `status`)")
+    ack.add_argument("--comment", default="", help="a note kept with the acknowledgement")
+    ack.set_defaults(handler=cmd_ack)
+
+
+def whoami() -> str:
+    """The OS user running the command: who a silence or an acknowledgement is recorded as."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return f"uid {os.getuid()}"
+
+
+@contextmanager
+def _writable_state(args: argparse.Namespace) -> Iterator[State | None]:
+    """The state DB for a change; None (after saying why) when there is none yet."""
+    path = _load(args).settings.state.path
+    if not os.path.exists(path):
+        print(
+            f"oai400d: no state database at {path}; start `oai400d run` with this config "
+            "first (or pass the daemon's --config)",
+            file=sys.stderr,
+        )
+        yield None
+        return
+    state = State(path)
+    try:
+        yield state
+    finally:
+        state.close()
+
+
+def _state_failed(exc: StateError) -> int:
+    print(f"oai400d: {exc}", file=sys.stderr)
+    print(
+        "oai400d: run the command as the user the daemon runs as (e.g. sudo -u oai400d …)",
+        file=sys.stderr,
+    )
+    return EXIT_STATE
+
+
+def silence_json(silence: Silence, now: float) -> dict[str, Any]:
+    """One silence as `silences --json` prints it."""
+    if silence.removed_by is not None:
+        state = "lifted"
+    elif silence.active(now):
+        state = "active"
+    else:
+        state = "ended" if silence.ends <= now else "pending"
+    return {
+        "id": silence.id,
+        "state": state,
+        "fingerprint": silence.fingerprint,
+        "category": silence.category,
+        "starts": iso(silence.starts),
+        "ends": iso(silence.ends),
+        "comment": silence.comment,
+        "created_by": silence.created_by,
+        "created": iso(silence.created),
+        "via": silence.via,
+        "removed_by": silence.removed_by,
+    }
+
+
+def cmd_silence(args: argparse.Namespace) -> int:
+    from oai400d.classify.rules import CATEGORIES
+
+    if (args.fingerprint is None) == (args.category is None):
+        print("oai400d silence: give a FINGERPRINT or --category C (one of them)", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        seconds = parse_duration(args.duration)
+    except ValueError as exc:
+        print(f"oai400d silence: --for: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if seconds <= 0:
+        print("oai400d silence: --for: give a duration above zero, e.g. 2h", file=sys.stderr)
+        return EXIT_USAGE
+    if args.category is not None and args.category not in CATEGORIES:
+        print(
+            f"oai400d silence: --category: unknown category {args.category!r}; "
+            f"the categories are: {', '.join(sorted(CATEGORIES))}",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        with _writable_state(args) as state:
+            if state is None:
+                return EXIT_NOT_FOUND
+            if args.fingerprint is not None and state.alert(args.fingerprint) is None:
+                print(
+                    f"oai400d silence: no alert with fingerprint {args.fingerprint} in "
+                    f"{state.path}; `oai400d status` lists the open ones (to mute what has not "
+                    "happened yet, use --category)",
+                    file=sys.stderr,
+                )
+                return EXIT_NOT_FOUND
+            now = time.time()
+            silence = state.add_silence(
+                args.fingerprint, args.category, now, now + seconds, args.comment, whoami(), "cli"
+            )
+    except StateError as exc:
+        return _state_failed(exc)
+    if args.json:
+        print(json.dumps(silence_json(silence, now), indent=2))
+    else:
+        print(silence.id)
+    print(
+        f"silenced {silence.matcher} until {iso(silence.ends)} ({format_duration(seconds)}) as "
+        f"silence {silence.id}; lift it with `oai400d unsilence {silence.id}`",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def cmd_silences(args: argparse.Namespace) -> int:
+    path = _load(args).settings.state.path
+    now = time.time()
+    found: list[Silence] = []
+    if os.path.exists(path):
+        state = State(path, readonly=True)
+        try:
+            found = state.silences(after=None if args.all else now)
+        finally:
+            state.close()
+    if args.json:
+        print(json.dumps([silence_json(x, now) for x in found], indent=2))
+        return EXIT_OK
+    if not found:
+        print("no silences" if args.all else "no active silences")
+        return EXIT_OK
+    rows = [("ID", "STATE", "MATCHER", "ENDS", "BY", "COMMENT")]
+    for x in found:
+        view = silence_json(x, now)
+        by = x.created_by + (f" (lifted by {x.removed_by})" if x.removed_by else "")
+        rows.append((str(x.id), view["state"], x.matcher, view["ends"], by, x.comment))
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
+    for row in rows:
+        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:5])) + "  " + row[5])
+    return EXIT_OK
+
+
+def cmd_unsilence(args: argparse.Namespace) -> int:
+    try:
+        with _writable_state(args) as state:
+            if state is None:
+                return EXIT_NOT_FOUND
+            now = time.time()
+            before = state.silence(args.id)
+            if before is None:
+                print(
+                    f"oai400d unsilence: no silence {args.id} in {state.path}; "
+                    "`oai400d silences --all` lists them",
+                    file=sys.stderr,
+                )
+                return EXIT_NOT_FOUND
+            if before.ends <= now:
+                how = f"lifted by {before.removed_by}" if before.removed_by else "ended"
+                print(f"silence {args.id} ({before.matcher}) already {how} at {iso(before.ends)}")
+                return EXIT_OK
+            state.lift_silence(args.id, whoami(), now)
+    except StateError as exc:
+        return _state_failed(exc)
+    print(f"lifted silence {args.id} ({before.matcher}): messages resume")
+    return EXIT_OK
+
+
+def cmd_ack(args: argparse.Namespace) -> int:
+    try:
+        with _writable_state(args) as state:
+            if state is None:
+                return EXIT_NOT_FOUND
+            alert = state.alert(args.fingerprint)
+            if alert is None:
+                print(
+                    f"oai400d ack: no alert with fingerprint {args.fingerprint} in {state.path}; "
+                    "`oai400d status` lists the open ones",
+                    file=sys.stderr,
+                )
+                return EXIT_NOT_FOUND
+            if alert.state == "resolved":
+                print(
+                    f"oai400d ack: alert {args.fingerprint} ({alert.title}) is resolved; "
+                    "nothing to acknowledge",
+                    file=sys.stderr,
+                )
+                return EXIT_NOT_FOUND
+            who = whoami()
+            state.acknowledge(Ack(args.fingerprint, who, time.time(), args.comment, "cli"))
+    except StateError as exc:
+        return _state_failed(exc)
+    print(f"acknowledged {args.fingerprint} ({alert.title}) as {who}: its reminders stop")
+    return EXIT_OK
+
+
+def mutes_report(state: State) -> dict[str, Any]:
+    """The active silences and the acknowledgements of unresolved alerts, for `status`."""
+    now = time.time()
+    active = {a.fingerprint: a for a in state.alerts()}
+    acks = []
+    for ack in state.acks():
+        alert = active.get(ack.fingerprint)
+        if alert is not None and ack.at >= alert.first_seen:  # this episode's, not an old one's
+            acks.append(
+                {
+                    "fingerprint": ack.fingerprint,
+                    "by": ack.by,
+                    "at": iso(ack.at),
+                    "comment": ack.comment,
+                    "via": ack.via,
+                    "title": alert.title,
+                }
+            )
+    return {
+        "silences": [silence_json(x, now) for x in state.silences(after=now) if x.active(now)],
+        "acks": acks,
+    }
+
+
+def _print_mutes_status(report: dict[str, Any]) -> None:
+    if report["silences"]:
+        print(f"silences ({len(report['silences'])}):")
+        for x in report["silences"]:
+            matcher = (
+                f"fingerprint={x['fingerprint']}"
+                if x["fingerprint"]
+                else f"category={x['category']}"
+            )
+            note = f": {x['comment']}" if x["comment"] else ""
+            print(f"  #{x['id']} {matcher} until {x['ends']} by {x['created_by']}{note}")
+    if report["acks"]:
+        print(f"acknowledged ({len(report['acks'])}):")
+        for a in report["acks"]:
+            note = f": {a['comment']}" if a["comment"] else ""
+            print(f"  {a['fingerprint']} by {a['by']} at {a['at']} ({a['title']}){note}")
 
 
 if __name__ == "__main__":

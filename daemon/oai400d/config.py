@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -18,6 +19,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from oai400d.errors import ConfigError
@@ -159,14 +161,160 @@ class AlertsSettings(_Section):
     backlog_window: Duration | None = None
 
 
+class MetricsSettings(_Section):
+    """`[metrics]`: Prometheus metrics over HTTP and/or a node_exporter textfile; off by default."""
+
+    listen: str = ""  # "127.0.0.1:9400", "[::1]:9400"; empty: no HTTP endpoint
+    textfile: str = ""  # e.g. /var/lib/node_exporter/textfile_collector/oai400d.prom
+    interval: Duration = Field(default=15.0, gt=0)  # how often the textfile is rewritten
+    # A file's path as its `source` label; by default the logs.paths glob that matched it, so
+    # the number of series stays bounded however many files rotate through a directory.
+    source_labels: bool = False
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        if value:
+            split_listen(value)
+        return value
+
+    @field_validator("textfile")
+    @classmethod
+    def _prom(cls, value: str) -> str:
+        if value and not value.endswith(".prom"):
+            raise ValueError(
+                f'"{value}" does not end in .prom; node_exporter\'s textfile collector reads '
+                "only *.prom files"
+            )
+        return value
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """(host, port) to listen on, or None when the HTTP endpoint is off."""
+        return split_listen(self.listen) if self.listen else None
+
+
+def split_listen(value: str) -> tuple[str, int]:
+    """'127.0.0.1:9400' / '[::1]:9400' / ':9400' → (host, port); ValueError otherwise."""
+    match = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^\s:\[\]]*)):(\d{1,5})\s*", value)
+    if not match or int(match.group(3)) > 65535:  # port 0: any free port (logged)
+        raise ValueError(
+            f'"{value}" is not an address like "127.0.0.1:9400" (HOST:PORT, [IPv6]:PORT)'
+        )
+    host = match.group(1) or match.group(2) or "0.0.0.0"
+    return host, int(match.group(3))
+
+
+# A journalctl match: FIELD=value, FIELD being what journald allows (A-Z, 0-9, _, not a digit
+# first), or "+" between groups (OR).
+_JOURNAL_MATCH = re.compile(r"^(?:[A-Z_][A-Z0-9_]*=.*|\+)$", re.DOTALL)
+
+
+class JournalSettings(_Section):
+    """One `[[journal]]`: a unit's, an identifier's or a match's entries, read by journalctl."""
+
+    unit: str | None = None  # journalctl --unit
+    identifier: str | None = None  # journalctl --identifier (SYSLOG_IDENTIFIER)
+    match: list[str] | None = None  # journalctl FIELD=value matches
+    name: str = ""  # "where" in alerts, as journal:NAME; default: the unit or identifier
+    directory: str | None = None  # journalctl --directory (another machine's or a test journal)
+    files: list[str] | None = None  # journalctl --file: archived journals, re-read for new entries
+    read_from: Literal["end", "beginning"] | None = None  # first time; default: logs.read_from
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_name(cls, data: Any) -> Any:
+        if isinstance(data, dict) and not data.get("name"):
+            for key in ("unit", "identifier"):
+                if isinstance(data.get(key), str) and data[key].strip():
+                    return {**data, "name": data[key].strip()}
+            if isinstance(data.get("match"), list):
+                return {**data, "name": " ".join(str(m) for m in data["match"])}
+        return data
+
+    @field_validator("unit", "identifier", "directory")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        if value is not None and (not value.strip() or "\n" in value):
+            raise ValueError(f"{value!r} is blank or holds a line break; give a name or remove it")
+        return value
+
+    @field_validator("match")
+    @classmethod
+    def _matches(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError('is empty; give matches like ["_SYSTEMD_UNIT=app.service"]')
+        for item in value:
+            if not _JOURNAL_MATCH.match(item):
+                raise ValueError(
+                    f'"{item}" is not a journal match: FIELD=value with FIELD in upper case '
+                    '(A-Z, 0-9, _), e.g. "_SYSTEMD_UNIT=app.service", "PRIORITY=3", or "+" '
+                    "between alternatives"
+                )
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _some_files(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise ValueError("is empty; list journal files, or remove the key (system journal)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> JournalSettings:
+        given = [k for k in ("unit", "identifier", "match") if getattr(self, k) is not None]
+        if len(given) != 1:
+            found = f"found {', '.join(given)}" if given else "found none"
+            raise ValueError(
+                f"set exactly one of unit, identifier or match ({found}), e.g. "
+                'unit = "myapp.service"'
+            )
+        if self.directory is not None and self.files is not None:
+            raise ValueError("set directory or files, not both")
+        if not self.name.strip() or "\n" in self.name:
+            raise ValueError(f"name {self.name!r} is blank or holds a line break")
+        return self
+
+    def journalctl_args(self) -> list[str]:
+        """Which journal and which entries, as journalctl arguments."""
+        args: list[str] = []
+        if self.directory is not None:
+            args.append(f"--directory={self.directory}")
+        for path in self.files or ():
+            args.append(f"--file={path}")
+        if self.unit is not None:
+            args.append(f"--unit={self.unit}")
+        if self.identifier is not None:
+            args.append(f"--identifier={self.identifier}")
+        args.extend(self.match or ())
+        return args
+
+
+def _distinct_journal_names(journals: list[JournalSettings]) -> list[JournalSettings]:
+    seen: set[str] = set()
+    for journal in journals:
+        if journal.name in seen:
+            raise ValueError(
+                f'two [[journal]] entries are named "{journal.name}"; give each a distinct name'
+            )
+        seen.add(journal.name)
+    return journals
+
+
 class Settings(_Section):
     logs: LogsSettings = Field(default_factory=LogsSettings)
+    journal: Annotated[list[JournalSettings], AfterValidator(_distinct_journal_names)] = Field(
+        default_factory=list
+    )
     state: StateSettings = Field(default_factory=StateSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     probes: ProbesSettings = Field(default_factory=ProbesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     rules: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -297,7 +445,7 @@ def public_view(settings: Settings) -> dict[str, Any]:
     for (section, key), _ in SECRET_SOURCES.items():
         secret = getattr(getattr(settings, section), key)
         data[section][key] = None if secret is None else mask_secret(secret.get_secret_value())
-    for section in ("alerts", "probes", "logs"):
+    for section in ("alerts", "probes", "logs", "metrics"):
         for key, value in data[section].items():
             field = type(getattr(settings, section)).model_fields[key]
             if field.metadata and isinstance(value, float) and key not in {"failure_threshold"}:

@@ -118,6 +118,23 @@ class FileState:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalPosition:
+    """Where reading of one `[[journal]]` stands; what the state DB keeps per journal.
+
+    `cursor` is a journal entry's cursor and `skip` how many lines of its MESSAGE were handed
+    on: resume at line `skip` of that entry, or after it when `skip` is ALL_LINES (-1). A multi-
+    line message half gathered into an event at a crash is thus read again from that line.
+    """
+
+    name: str
+    cursor: str
+    skip: int
+
+
+ALL_LINES = -1  # JournalPosition.skip: the whole entry was handed on
+
+
+@dataclass(frozen=True, slots=True)
 class Read:
     """What one poll of one file produced."""
 
@@ -160,6 +177,8 @@ class Alert:
     opened_at: float | None = None
     resolved_at: float | None = None
     source: str = "logs"  # "logs", or "probe" for a probe's alert
+    acked_by: str | None = None  # who acknowledged this episode (reminders stop), and when
+    acked_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +208,8 @@ class Notification:
     host: str = ""
     context: str = ""  # what probes said at the time (status page, key check)
     items: tuple[dict[str, Any], ...] = ()  # backlog: one entry per alert it covers
+    acked_by: str | None = None  # who acknowledged the alert, and when (ISO 8601)
+    acked_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The console JSON contract (DESIGN.md) first, then the extra fields."""
@@ -218,6 +239,9 @@ class Notification:
         }
         if self.items:
             data["items"] = [dict(item) for item in self.items]
+        if self.acked_by is not None:
+            data["acked_by"] = self.acked_by
+            data["acked_at"] = self.acked_at
         return data
 
     @classmethod
@@ -256,3 +280,49 @@ class ProbeResult:
             "fixes": list(self.fixes),
             "details": dict(self.details),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """No messages about the alerts it matches (a fingerprint or a category) from starts to ends.
+
+    Counting goes on and resolutions are still told; `removed_by` is set when someone lifted it
+    before its end (`ends` is then the time it was lifted). Times are seconds since the epoch.
+    """
+
+    id: int
+    fingerprint: str | None
+    category: str | None
+    starts: float
+    ends: float
+    comment: str
+    created_by: str  # a person: the OS user (CLI) or the Slack user
+    created: float
+    via: str = "cli"  # "cli" or "slack"
+    removed_by: str | None = None
+
+    def active(self, now: float) -> bool:
+        return self.starts <= now < self.ends
+
+    def matches(self, fingerprint: str, category: str) -> bool:
+        if self.fingerprint is not None:
+            return self.fingerprint == fingerprint
+        return self.category == category
+
+    @property
+    def matcher(self) -> str:
+        """`fingerprint=3f9c0a1b2d4e` or `category=rate_limit`, for people."""
+        if self.fingerprint is not None:
+            return f"fingerprint={self.fingerprint}"
+        return f"category={self.category}"
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """Someone has seen the alert with this fingerprint: its reminders stop for this episode."""
+
+    fingerprint: str
+    by: str
+    at: float
+    comment: str = ""
+    via: str = "cli"

@@ -22,11 +22,20 @@ from oai400d.assemble import Assembler
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
+from oai400d.metrics import (
+    PROBE_SUCCESS_META,
+    MetricsExport,
+    OAI400DCollector,
+    Tally,
+    make_registry,
+)
 from oai400d.model import Event, FileState, Finding, Notification, ProbeResult
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.probes import run_probes
 from oai400d.sources import Sources
+from oai400d.sources.globs import source_of
+from oai400d.sources.journal import Journals, where
 from oai400d.state import ProbeRecord, State
 
 log = logging.getLogger("oai400d")
@@ -38,7 +47,8 @@ POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written t
 STATUS_ONLY_HOLD = 1.0
 STATUS_ONLY_LINES = 50  # how far after the status line that detailed error may start
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
-LOOP_MAX_SLEEP = 1.0
+LOOP_MAX_SLEEP = 1.0  # also bounds how late a silence or ack from the CLI or Slack takes effect
+MUTES_KEPT = 30 * 86400.0  # ended silences and old acknowledgements are forgotten after this
 
 # A timestamp at the start of a log line (ISO 8601 and its common variants).
 _LEADING_TIME = re.compile(
@@ -222,6 +232,15 @@ class _Followed:
 
 
 @dataclass
+class _JournalFollowed:
+    """One journal's assembler; where the journal stands is kept by Journals."""
+
+    assembler: Assembler
+    last_line_at: float = 0.0
+    caught_up: bool = False
+
+
+@dataclass
 class Daemon:
     """`oai400d run`: follow the logs, classify, alert, until SIGTERM."""
 
@@ -235,12 +254,15 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._followed: dict[tuple[str, int, int], _Followed] = {}
+        self._journal_followed: dict[str, _JournalFollowed] = {}
         self._forget: list[FileState] = []
         self._dirty_positions = False
         self._last_position_commit = 0.0
         self._pending: list[Notification] = []
         self._held: list[tuple[Finding, float, bool]] = []  # status-only findings waiting
         self._recent: list[tuple[Finding, float]] = []  # detailed findings of the last seconds
+        self.tally = Tally()  # what metrics count as it happens (read by a scrape's thread)
+        self._labels: dict[str, str] = {}  # path → its metrics `source` label
 
     # --- signals ----------------------------------------------------------------------------
 
@@ -276,14 +298,27 @@ class Daemon:
     def run(self) -> int:
         s = self.settings
         self.state = State(s.state.path)
+        # Before any thread starts: a metrics.listen that cannot be bound stops us right here.
+        self.metrics = MetricsExport(
+            make_registry(
+                OAI400DCollector(s.state.path, self._source_of, self._source_names, self.tally)
+            )
+        )
+        self.metrics.start(s.metrics)
         self.classifier = Classifier(load_rules(s.rules))
         self.book = AlertBook(s.alerts, self.state.alerts())
+        self._start_mutes(self.clock())
         last_stop = self.state.get_meta("last_stop")
         self._last_stop = float(last_stop) if last_stop else None
         self.sources = self._make_sources(self.state.files())
-        self.worker = OutboxWorker(s.state.path, make_notifier(s), retry_max=s.slack.retry_max)
+        self.journals = self._make_journals()
+        self.worker = OutboxWorker(
+            s.state.path, make_notifier(s), retry_max=s.slack.retry_max, observe=self.tally.delivery
+        )
+        self.tally.declare(self._source_names(), self.worker.notifier.name)
         self.worker.start()
         self.sources.start()
+        self.journals.start()
         self._streaks = {p.name: (p.failures, p.successes) for p in self.state.probes()}
         self.probes = ProbeSchedule(s, self._wake_loop)
         self.book.context = self.probes.context
@@ -293,7 +328,7 @@ class Daemon:
         started = self.clock()
         log.info(
             "watching %s; state in %s; notifications to %s",
-            ", ".join(s.logs.paths),
+            ", ".join([*s.logs.paths, *(where(name) for name in self.journals.names())]),
             s.state.path,
             self.worker.notifier.describe(),
         )
@@ -313,7 +348,7 @@ class Daemon:
                 if self.systemd.watchdog_interval and now >= next_ping:
                     self.systemd.send("WATCHDOG=1", f"STATUS={self._status_line()}")
                     next_ping = now + self.systemd.watchdog_interval
-                if not self.sources.more and not self._stop.is_set():
+                if not (self.sources.more or self.journals.more or self._stop.is_set()):
                     self.sources.wait(self._sleep_for(now, next_ping, next_reconcile))
         finally:
             self._shutdown()
@@ -336,6 +371,8 @@ class Daemon:
             if read.lines:
                 followed.last_line_at = now
                 followed.caught_up = backlog
+                size = max(0, read.file.offset - read.lines[0].offset)
+                self.tally.read(self._source_of(read.file.path), len(read.lines), size)
             followed.position = read.file
             self._dirty_positions = True
             if read.finished:
@@ -346,6 +383,7 @@ class Daemon:
         for followed in self._followed.values():
             if followed.assembler.pending and now - followed.last_line_at >= timeout:
                 events.extend((e, followed.caught_up) for e in followed.assembler.flush())
+        events.extend(self._read_journals(now))
         for event, caught_up in events:
             finding = self.classifier.classify(event)
             if finding is None:
@@ -355,12 +393,15 @@ class Daemon:
                 self._held.append((finding, now, backlog))
             else:
                 self._recent.append((finding, now))
+                self._count_finding(finding)
                 self.book.observe(finding, now, backlog=backlog)
         self._release_held(now)
-        if self._catching_up and not self.sources.more:
+        if self._catching_up and not (
+            self.sources.more or self.journals.more or self.journals.catching_up
+        ):
             self._catching_up = False  # lines read from now on are live
         if self._summary_due and not self._catching_up and not any(
-            f.caught_up and f.assembler.pending for f in self._followed.values()
+            f.caught_up and f.assembler.pending for f in self._all_followed()
         ):
             # Every caught-up line has been classified: one summary for all of them.
             self._summary_due = False
@@ -368,8 +409,72 @@ class Daemon:
             if summary is not None:
                 self._pending.append(summary)
         self._take_probe_results(now)
+        self._refresh_mutes(now)
         self._pending.extend(self.book.tick(now))
         self._commit(now)
+
+    # --- silences and acknowledgements (written by the CLI and Slack into the state DB) ------
+
+    def _start_mutes(self, now: float) -> None:
+        self.state.prune_mutes(now - MUTES_KEPT)
+        self._mutes_version = -1  # the first step takes up what changed while we were stopped
+        self.book.silences = self.state.silences(after=now)
+        self._acks_seen: dict[str, float] = {}
+        for ack in self.state.acks():
+            alert = self.book.get(ack.fingerprint)
+            if alert is None or alert.acked_at == ack.at or ack.at < alert.first_seen:
+                self._acks_seen[ack.fingerprint] = ack.at  # shown already, or not for a live alert
+        if self.book.silences:
+            log.info(
+                "%d silence(s) active: %s",
+                len(self.book.silences),
+                "; ".join(f"#{x.id} {x.matcher} until {iso(x.ends)}" for x in self.book.silences),
+            )
+
+    def _refresh_mutes(self, now: float) -> None:
+        """Take up what other processes changed; re-read only when another connection committed
+        (PRAGMA data_version), so an idle loop step costs one pragma. Every change is logged
+        with who made it."""
+        for ended in [x for x in self.book.silences if x.ends <= now]:
+            self.book.silences.remove(ended)
+            if ended.removed_by is None:
+                log.info("silence #%d (%s) ended", ended.id, ended.matcher)
+        version = self.state.data_version()
+        if version == self._mutes_version:
+            return
+        self._mutes_version = version
+        before = {x.id: x for x in self.book.silences}
+        current = self.state.silences(after=now)
+        for x in current:
+            if x.id not in before:
+                log.info(
+                    "silence #%d added by %s (%s): no messages for %s until %s%s",
+                    x.id,
+                    x.created_by,
+                    x.via,
+                    x.matcher,
+                    iso(x.ends),
+                    f": {x.comment}" if x.comment else "",
+                )
+        for gone in before.keys() - {x.id for x in current}:
+            lifted = self.state.silence(gone)
+            if lifted is not None and lifted.removed_by is not None:
+                log.info("silence #%d (%s) lifted by %s", gone, lifted.matcher, lifted.removed_by)
+        self.book.silences = current
+        for ack in self.state.acks():
+            if self._acks_seen.get(ack.fingerprint) == ack.at:
+                continue
+            self._acks_seen[ack.fingerprint] = ack.at
+            log.info(
+                "alert %s acknowledged by %s (%s)%s",
+                ack.fingerprint,
+                ack.by,
+                ack.via,
+                f": {ack.comment}" if ack.comment else "",
+            )
+            shown = self.book.acknowledge(ack, now)
+            if shown is not None:
+                self._pending.append(shown)
 
     def _take_probe_results(self, now: float) -> None:
         """Streaks, the state DB and probe alerts from what the probes reported."""
@@ -398,6 +503,8 @@ class Daemon:
                     result.to_json(),
                 )
             )
+            if result.status == "ok":  # for oai400d_probe_last_success_timestamp_seconds
+                self.state.set_meta(PROBE_SUCCESS_META + result.name, repr(now))
             if failures >= p.failure_threshold:
                 self.book.probe_failed(result, now)
             elif successes >= p.success_threshold:
@@ -419,6 +526,7 @@ class Daemon:
             ):
                 continue  # the same failure, told better by the detailed finding
             if now - held_at >= STATUS_ONLY_HOLD or self._stop.is_set():
+                self._count_finding(finding)
                 self.book.observe(finding, now, backlog=backlog)
             else:
                 still.append((finding, held_at, backlog))
@@ -427,7 +535,9 @@ class Daemon:
     def _is_old(self, event: Event, now: float) -> bool:
         """A caught-up line older than the backlog window goes into the backlog summary."""
         window = self.settings.alerts.backlog_window or self.settings.alerts.resolve_after
-        written = event_time(event.text)
+        written = self.journals.entry_time(event)  # a journal entry has its time of its own
+        if written is None:
+            written = event_time(event.text)
         if written is None:
             written = self._last_stop  # unknown: it was written at some point after the last stop
         return written is not None and now - written > window
@@ -440,6 +550,9 @@ class Daemon:
             return
         positions = [self._safe_position(f) for f in self._followed.values()]
         self.state.commit(
+            journals=self.journals.positions(
+                {name: j.assembler.first_pending for name, j in self._journal_followed.items()}
+            ),
             files=positions,
             forget=self._forget,
             alerts=alerts,
@@ -467,7 +580,7 @@ class Daemon:
         if self.systemd.watchdog_interval:
             deadlines.append(next_ping)
         timeout = self.settings.logs.multiline_timeout
-        for followed in self._followed.values():
+        for followed in self._all_followed():
             if followed.assembler.pending:
                 deadlines.append(followed.last_line_at + timeout)
         if self._dirty_positions:
@@ -496,10 +609,17 @@ class Daemon:
             self.sources.stop()
             self.sources = self._make_sources(self.state.files(), settings=new)
             self.sources.start()
+        if (new.journal, new.logs) != (self.settings.journal, self.settings.logs):
+            self._commit(self.clock(), force=True)
+            self.journals.stop()
+            self._journal_followed = {}  # their pending lines are read again from the cursors
+            self.journals = self._make_journals(new)
+            self.journals.start()
         self.classifier = classifier
         self.book.reconfigure(new.alerts)
         if new.console != self.settings.console or new.slack != self.settings.slack:
             self.worker.set_notifier(make_notifier(new))
+            self.tally.declare(notifier=self.worker.notifier.name)
         if new.probes != self.settings.probes or new.openai != self.settings.openai:
             self.probes.stop()
             self.probes = ProbeSchedule(new, self._wake_loop)
@@ -507,12 +627,88 @@ class Daemon:
             self.probes.start()
         self.loaded = loaded
         self.settings = new
+        self._labels = {}
+        self.tally.declare(self._source_names())
+        self.metrics.reconfigure(new.metrics)
         log.info("configuration reloaded from %s", loaded.source)
         self.systemd.send("READY=1", f"STATUS={self._status_line()}")
 
     def _make_sources(self, saved: list[FileState], settings: Settings | None = None) -> Sources:
         s = settings or self.settings
-        return Sources(s.logs.paths, saved, s.logs.read_from, s.logs.max_line, report=log.warning)
+        return Sources(
+            s.logs.paths,
+            saved,
+            s.logs.read_from,
+            s.logs.max_line,
+            report=log.warning,
+            on_error=lambda path: self.tally.read_error(self._source_of(path)),
+        )
+
+    # --- journals ---------------------------------------------------------------------------
+
+    def _make_journals(self, settings: Settings | None = None) -> Journals:
+        s = settings or self.settings
+        return Journals(
+            s.journal,
+            [position for position, _ in self.state.journal_positions()],
+            s.logs.read_from,
+            retry=s.logs.reconcile_interval,
+            report=log.warning,
+            wake=self._wake_loop,
+        )
+
+    def _all_followed(self) -> list[_Followed | _JournalFollowed]:
+        return [*self._followed.values(), *self._journal_followed.values()]
+
+    def _read_journals(self, now: float) -> list[tuple[Event, bool]]:
+        """The events completed by the journals' new entries, or by the multi-line timeout."""
+        events: list[tuple[Event, bool]] = []
+        backlog = self._catching_up
+        for read in self.journals.poll():
+            self._dirty_positions = True
+            followed = self._journal_followed.get(read.name)
+            if followed is None:
+                followed = self._journal_followed[read.name] = _JournalFollowed(
+                    Assembler(where(read.name), self.settings.logs.event_limits)
+                )
+            for line in read.lines:
+                events.extend((event, backlog) for event in followed.assembler.feed(line))
+            if read.lines:
+                size = sum(len(line.text.encode("utf-8", "replace")) + 1 for line in read.lines)
+                self.tally.read(where(read.name), len(read.lines), size)
+                followed.last_line_at = now
+                followed.caught_up = backlog
+        timeout = self.settings.logs.multiline_timeout
+        for followed in self._journal_followed.values():
+            if followed.assembler.pending and now - followed.last_line_at >= timeout:
+                events.extend((e, followed.caught_up) for e in followed.assembler.flush())
+        return events
+
+    # --- metrics ----------------------------------------------------------------------------
+
+    def _count_finding(self, finding: Finding) -> None:
+        self.tally.finding(finding.category, finding.rule, self._source_of(finding.path))
+
+    def _source_of(self, path: str) -> str:
+        """A path's `source` label: its logs.paths glob, or (source_labels) the path itself.
+        Called from the main loop and from scrape threads; the cache is only a shortcut."""
+        settings = self.settings
+        if settings.metrics.source_labels or path.startswith("journal:"):
+            return path  # a journal's where is its configured name: one label per [[journal]]
+        label = self._labels.get(path)
+        if label is None:
+            if len(self._labels) > 10_000:  # names of rotated files come and go
+                self._labels = {}
+            label = self._labels[path] = source_of(settings.logs.paths, path)
+        return label
+
+    def _source_names(self) -> list[str]:
+        """The labels that exist before any line is read (none when labels are paths)."""
+        readers = getattr(self, "journals", None)  # a scrape may come before they are made
+        journals = [where(name) for name in readers.names()] if readers is not None else []
+        if self.settings.metrics.source_labels:
+            return journals
+        return [*self.settings.logs.paths, *journals]
 
     def _shutdown(self) -> None:
         self.systemd.send("STOPPING=1")
@@ -521,8 +717,10 @@ class Daemon:
             self._commit(self.clock(), force=True)
             self.state.set_meta("last_stop", str(self.clock()))
         finally:
+            self.metrics.stop()
             self.probes.stop()
             self.sources.stop()
+            self.journals.stop()
             self.worker.stop()
             self.state.close()
             self.systemd.close()
@@ -531,4 +729,5 @@ class Daemon:
     def _status_line(self) -> str:
         files = len(self._followed) if self._followed else len(self.sources.files())
         open_alerts = sum(1 for a in self.book.alerts() if a.state in ("pending", "open"))
-        return f"watching {files} file(s), {open_alerts} open alert(s)"
+        journals = f", {len(self.journals.names())} journal(s)" if self.journals else ""
+        return f"watching {files} file(s){journals}, {open_alerts} open alert(s)"

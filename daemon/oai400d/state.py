@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from oai400d.errors import StateError
-from oai400d.model import Alert, FileState, Notification
+from oai400d.model import Ack, Alert, FileState, JournalPosition, Notification, Silence
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -44,9 +44,24 @@ CREATE TABLE IF NOT EXISTS deliveries (
     fingerprint TEXT NOT NULL, target TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL,
     PRIMARY KEY (fingerprint, target)
 );
+CREATE TABLE IF NOT EXISTS journal_cursors (
+    name TEXT PRIMARY KEY, cursor TEXT NOT NULL, skip INTEGER NOT NULL, updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS probes (
     name TEXT PRIMARY KEY, status TEXT NOT NULL, summary TEXT NOT NULL, latency_ms INTEGER,
     checked REAL NOT NULL, failures INTEGER NOT NULL, successes INTEGER NOT NULL, data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS silences (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    fingerprint TEXT, category TEXT,
+    starts REAL NOT NULL, ends REAL NOT NULL, comment TEXT NOT NULL,
+    created_by TEXT NOT NULL, created REAL NOT NULL, via TEXT NOT NULL, removed_by TEXT,
+    CHECK ((fingerprint IS NULL) <> (category IS NULL))
+);
+CREATE INDEX IF NOT EXISTS silences_ends ON silences (ends);
+CREATE TABLE IF NOT EXISTS acks (
+    fingerprint TEXT PRIMARY KEY, acked_by TEXT NOT NULL, acked_at REAL NOT NULL,
+    comment TEXT NOT NULL, via TEXT NOT NULL
 );
 """
 
@@ -135,6 +150,7 @@ class State:
         alerts: Iterable[Alert] = (),
         notifications: Iterable[Notification] = (),
         now: float | None = None,
+        journals: Iterable[JournalPosition] = (),
     ) -> None:
         """Write a batch in one transaction."""
         stamp = time.time() if now is None else now
@@ -152,6 +168,10 @@ class State:
                 ],
             )
             db.executemany(
+                "INSERT OR REPLACE INTO journal_cursors VALUES (?, ?, ?, ?)",
+                [(j.name, j.cursor, j.skip, stamp) for j in journals],
+            )
+            db.executemany(
                 "INSERT OR REPLACE INTO alerts VALUES (?, ?, ?, ?)",
                 [(a.fingerprint, a.state, a.last_seen, json.dumps(asdict(a))) for a in alerts],
             )
@@ -167,6 +187,16 @@ class State:
             "SELECT path, dev, ino, head, head_len, offset, line_no FROM files ORDER BY path"
         ).fetchall()
         return [FileState(*row) for row in rows]
+
+    def journal_positions(self) -> list[tuple[JournalPosition, float]]:
+        """Each `[[journal]]`'s saved cursor, and when it was written."""
+        try:
+            rows = self._db.execute(
+                "SELECT name, cursor, skip, updated FROM journal_cursors ORDER BY name"
+            ).fetchall()
+        except sqlite3.OperationalError:  # a DB from before journals, opened read-only
+            return []
+        return [(JournalPosition(row[0], row[1], row[2]), float(row[3])) for row in rows]
 
     def alerts(self, states: Iterable[str] = ("pending", "open", "backlog")) -> list[Alert]:
         wanted = tuple(states)
@@ -203,6 +233,19 @@ class State:
     def outbox_depth(self) -> int:
         row = self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered IS NULL").fetchone()
         return int(row[0])
+
+    def outbox_oldest(self) -> float | None:
+        """When the oldest undelivered notification was queued (None: the outbox is empty)."""
+        row = self._db.execute("SELECT MIN(created) FROM outbox WHERE delivered IS NULL").fetchone()
+        return None if row[0] is None else float(row[0])
+
+    def alert_counts(self) -> list[tuple[str, str, int]]:
+        """(state, severity, count) of the alerts not resolved, without decoding each alert."""
+        rows = self._db.execute(
+            "SELECT state, json_extract(data, '$.severity'), COUNT(*) FROM alerts "
+            "WHERE state != 'resolved' GROUP BY 1, 2"
+        ).fetchall()
+        return [(str(row[0]), str(row[1]), int(row[2])) for row in rows]
 
     def delivered(self, entry_id: int, now: float | None = None) -> None:
         with self._transaction() as db:
@@ -277,3 +320,91 @@ class State:
     def set_meta(self, key: str, value: str) -> None:
         with self._transaction() as db:
             db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --- silences and acknowledgements (written by the CLI and Slack, read by the daemon) --
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: the daemon's cheap "look again" signal."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
+    def alert(self, fingerprint: str) -> Alert | None:
+        """The alert with this fingerprint in any state (resolved ones until pruned)."""
+        row = self._db.execute(
+            "SELECT data FROM alerts WHERE fingerprint = ?", (fingerprint,)
+        ).fetchone()
+        return None if row is None else _alert_from_row(row[0])
+
+    def add_silence(
+        self,
+        fingerprint: str | None,
+        category: str | None,
+        starts: float,
+        ends: float,
+        comment: str,
+        created_by: str,
+        via: str,
+    ) -> Silence:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO silences (fingerprint, category, starts, ends, comment, created_by, "
+                "created, via) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (fingerprint, category, starts, ends, comment, created_by, time.time(), via),
+            )
+            silence_id = int(cursor.lastrowid or 0)
+        found = self.silence(silence_id)
+        assert found is not None
+        return found
+
+    def silence(self, silence_id: int) -> Silence | None:
+        rows = self._rows(f"SELECT {_SILENCE_COLUMNS} FROM silences WHERE id = ?", (silence_id,))
+        return Silence(*rows[0]) if rows else None
+
+    def silences(self, after: float | None = None) -> list[Silence]:
+        """Silences that end after a time (all of them when None), oldest first."""
+        rows = self._rows(
+            f"SELECT {_SILENCE_COLUMNS} FROM silences WHERE ends > ? ORDER BY id",
+            (float("-inf") if after is None else after,),
+        )
+        return [Silence(*row) for row in rows]
+
+    def lift_silence(self, silence_id: int, by: str, now: float) -> Silence | None:
+        """End a silence now (kept, with who lifted it); None if there is no such silence."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE silences SET ends = ?, removed_by = ? WHERE id = ? AND ends > ?",
+                (now, by, silence_id, now),
+            )
+        return self.silence(silence_id)
+
+    def acknowledge(self, ack: Ack) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO acks VALUES (?, ?, ?, ?, ?)",
+                (ack.fingerprint, ack.by, ack.at, ack.comment, ack.via),
+            )
+
+    def acks(self) -> list[Ack]:
+        rows = self._rows(
+            "SELECT fingerprint, acked_by, acked_at, comment, via FROM acks ORDER BY acked_at"
+        )
+        return [Ack(*row) for row in rows]
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a table that a read-only look at a DB of an older version may not have."""
+        try:
+            return list(self._db.execute(sql, params).fetchall())
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise StateError(f"cannot read the state database {self.path}: {exc}") from exc
+
+    def prune_mutes(self, older_than: float) -> None:
+        """Forget silences that ended and acknowledgements made before a time."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM silences WHERE ends < ?", (older_than,))
+            db.execute("DELETE FROM acks WHERE acked_at < ?", (older_than,))
+
+
+_SILENCE_COLUMNS = (
+    "id, fingerprint, category, starts, ends, comment, created_by, created, via, removed_by"
+)

@@ -62,6 +62,8 @@ def render_text(n: Notification) -> str:
         )
     if n.context:
         lines.append(f"  context: {n.context}")
+    if n.acked_by:
+        lines.append(f"  acknowledged by {n.acked_by} at {n.acked_at}")
     if n.kind != "resolved":
         for fix in n.fixes[:3]:
             lines.append(f"  fix: {fix}")

@@ -39,8 +39,11 @@ class OutboxWorker:
         notifier: Notifier,
         clock: Callable[[], float] = time.time,
         retry_max: float = BACKOFF_MAX,
+        observe: Callable[[str, str, int], None] | None = None,
     ) -> None:
         self.state_path = state_path
+        # Told (notifier name, "delivered" | "transient" | "permanent", count) for metrics.
+        self.observe = observe
         self.notifier = notifier
         self.clock = clock
         self.retry_max = retry_max
@@ -113,6 +116,7 @@ class OutboxWorker:
             for entry in due:
                 state.delivered(entry.id)
             self.delivered += len(due)
+            self._observe(notifier, "delivered", len(due))
             return 0.0
         for entry in due:
             if self._stop.is_set():
@@ -131,6 +135,7 @@ class OutboxWorker:
             self._last_sent = self.clock()
             state.delivered(entry.id)
             self.delivered += 1
+            self._observe(notifier, "delivered")
             self._recovered()
         return 0.0 if len(batch) == 500 and not blocked else next_look
 
@@ -145,6 +150,9 @@ class OutboxWorker:
     def _failed(self, state: State, entry: OutboxEntry, exc: DeliveryError) -> float | None:
         """Book a failed delivery; the delay before its retry, or None when it was dropped."""
         where = self.notifier.describe()
+        self._observe(
+            self.notifier, "permanent" if isinstance(exc, PermanentDeliveryError) else "transient"
+        )
         if isinstance(exc, PermanentDeliveryError):
             # Retrying cannot help; keep the outbox moving and say what to do, once.
             state.delivered(entry.id)
@@ -161,6 +169,10 @@ class OutboxWorker:
             f"delivery to {where} failed, will retry (in {delay:.0f}s, then with backoff): {exc}",
         )
         return delay
+
+    def _observe(self, notifier: Notifier, outcome: str, count: int = 1) -> None:
+        if self.observe is not None:
+            self.observe(notifier.name, outcome, count)
 
     def _recovered(self) -> None:
         failing = {key for key in self._reported if key.startswith("transient:")}

@@ -444,6 +444,13 @@ def _footer_text(n: Notification) -> str:
     return " · ".join(parts)
 
 
+def _ack_text(n: Notification) -> str:
+    """Who acknowledged the alert and when (its reminders stopped then)."""
+    who = _clip(_safe(n.acked_by), _VALUE_MAX)
+    when = f" at {_date(_str(n.acked_at))}" if _str(n.acked_at).strip() else ""
+    return f":eyes: Acknowledged by *{who}*{when}: no more reminders"
+
+
 def _sample_heading(excerpt: str, shown: str, full: str) -> str:
     note = "redacted" if shown == full else f"redacted, trimmed: {len(excerpt):,} characters in all"
     return f"*Sample* _({note})_\n"
@@ -490,6 +497,8 @@ def render(n: Notification) -> SlackMessage:
     if n.kind == "resolved":
         parts.append((0, _section(_resolved_text(n))))
     parts.append((0, _fields([f"*{label}*\n{value}" for label, value in _facts(n)])))
+    if _str(n.acked_by).strip():
+        parts.append((0, _context(_ack_text(n))))
     if _str(n.message).strip():
         message = _clip(_safe(n.message).strip("\n"), _MESSAGE_MAX)
         parts.append((3, _section("*Message*\n" + _fence(message))))
@@ -522,6 +531,8 @@ def render_plain(n: Notification) -> str:
     facts = dict(_facts(n))
     when = [f"*{k}:* {facts[k]}" for k in ("Count", "First seen", "Last seen") if k in facts]
     pieces.append((1, " · ".join(when).replace("\n", " ")))
+    if _str(n.acked_by).strip():
+        pieces.append((1, _ack_text(n)))
     what = [f"*{k}:* {facts[k]}" for k in ("Error", "Model", "Request id") if k in facts]
     if what:
         pieces.append((2, " · ".join(what)))

@@ -52,6 +52,7 @@ class Sources:
         report: Callable[[str], None],
         rotated_grace: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        on_error: Callable[[str], None] | None = None,
     ) -> None:
         if read_from not in ("end", "beginning"):
             raise ValueError(f"read_from must be 'end' or 'beginning', not {read_from!r}")
@@ -62,6 +63,7 @@ class Sources:
         self._at_end = read_from == "end"
         self._max_line = max_line
         self._report = report
+        self._on_error = on_error  # told the path of each file that becomes unreadable (metrics)
         self._grace = rotated_grace
         self._clock = clock
         self._watcher = Watcher(globs.watch_roots(self._patterns), report)
@@ -248,6 +250,7 @@ class Sources:
         except InputError as error:
             if not was_broken:
                 self._report(str(error))
+                self._count_error(path)
             self._broken[path] = from_start
             return
         if was_broken:
@@ -349,6 +352,8 @@ class Sources:
 
     def _read_failed(self, tail: Tail, error: OSError) -> None:
         reason = f"cannot read {tail.path}: {error.strerror or error}"
+        if tail.rotated or tail.error is None:
+            self._count_error(tail.path)
         if tail.rotated:
             # Not worth retrying a file on its way out (and wait() must not spin on it).
             self._report(f"{reason}; the rest of this rotated file is skipped")
@@ -360,6 +365,10 @@ class Sources:
             tail.error = f"{reason}; retrying at every poll"
             self._report(tail.error)
         tail.dirty = True
+
+    def _count_error(self, path: str) -> None:
+        if self._on_error is not None:
+            self._on_error(path)
 
     def _read_recovered(self, tail: Tail) -> None:
         if tail.error is not None:

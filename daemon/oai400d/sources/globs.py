@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 # Compressed rotations (app.log.2.gz) are finished files, not logs to follow: a glob such as
 # /var/log/app/* would otherwise feed their compressed bytes to the classifier as text.
@@ -81,3 +81,19 @@ def _match(pattern: list[str], path: list[str]) -> bool:
     if name.startswith(".") and not head.startswith("."):
         return False
     return fnmatch.fnmatchcase(name, head) and _match(rest, path[1:])
+
+
+def source_of(patterns: Sequence[str], path: str) -> str:
+    """The `logs.paths` entry a followed file belongs to (a metrics label with few values): the
+    glob it matches, else the glob watching its directory (a rotated name such as app.log.1),
+    else "other"."""
+    pairs = [(raw, normalize(raw)) for raw in patterns]
+    for raw, pattern in pairs:
+        if matches(pattern, path):
+            return raw
+    directory = os.path.dirname(path)
+    for raw, pattern in pairs:
+        root, recursive = watch_root(pattern)
+        if directory == root or (recursive and directory.startswith(root.rstrip(os.sep) + os.sep)):
+            return raw
+    return "other"
