@@ -123,6 +123,12 @@ class SlackSettings(_Section):
     channel: str = "#openai-alerts"
     bot_token: SecretStr | None = None
     webhook_url: SecretStr | None = None
+    # Socket Mode (buttons on alerts): an app-level token (xapp-…) with connections:write; it
+    # runs only together with bot_token. Who may press them: Slack user IDs and user group IDs
+    # (both empty: everyone in the channel).
+    app_token: SecretStr | None = None
+    allowed_users: list[str] = Field(default_factory=list)
+    allowed_groups: list[str] = Field(default_factory=list)
     max_messages_per_second: float = Field(default=1.0, gt=0)
     retry_max: Duration = 60.0
     timeout: Duration = 10.0
@@ -131,6 +137,23 @@ class SlackSettings(_Section):
     @classmethod
     def _http_url(cls, value: str) -> str:
         return _check_http_url(value)
+
+    @field_validator("allowed_users", "allowed_groups")
+    @classmethod
+    def _slack_ids(cls, value: list[str], info: Any) -> list[str]:
+        # IDs, not names: a display name can be changed by its owner to match someone else's.
+        pattern, example = (
+            (r"^[UW][A-Z0-9]{2,}$", "U012AB3CD")
+            if info.field_name == "allowed_users"
+            else (r"^S[A-Z0-9]{2,}$", "S0614TZR7")
+        )
+        for item in value:
+            if not re.match(pattern, item):
+                raise ValueError(
+                    f'"{item}" is not a Slack ID like "{example}" (a profile\'s ⋮ menu → Copy '
+                    "member ID; a group's ID is in its URL)"
+                )
+        return value
 
 
 class ConsoleSettings(_Section):
@@ -336,6 +359,7 @@ SECRET_SOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("openai", "api_key"): ("OPENAI_API_KEY", "openai-api-key"),
     ("slack", "bot_token"): ("SLACK_BOT_TOKEN", "slack-bot-token"),
     ("slack", "webhook_url"): ("SLACK_WEBHOOK_URL", "slack-webhook-url"),
+    ("slack", "app_token"): ("SLACK_APP_TOKEN", "slack-app-token"),
 }
 
 
@@ -388,7 +412,22 @@ def parse_settings(
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError([_describe(error) for error in exc.errors()], source) from None
-    return _resolve_secrets(settings, env)
+    return _check_app_token(_resolve_secrets(settings, env), source)
+
+
+def _check_app_token(settings: Settings, source: str) -> Settings:
+    """An app-level token starts with xapp-; a bot token (xoxb-) there is the usual mix-up."""
+    token = settings.slack.app_token
+    if token is not None and not token.get_secret_value().startswith("xapp-"):
+        raise ConfigError(
+            [
+                "slack.app_token: is not an app-level token (it must start with xapp-); create "
+                "one under Basic Information → App-Level Tokens with the connections:write "
+                "scope, and set it in SLACK_APP_TOKEN or the slack-app-token credential"
+            ],
+            source,
+        )
+    return settings
 
 
 def _describe(error: Any) -> str:

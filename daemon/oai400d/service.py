@@ -32,6 +32,7 @@ from oai400d.metrics import (
 from oai400d.model import Event, FileState, Finding, Notification, ProbeResult
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
+from oai400d.notify.socket_mode import SlackSocketMode
 from oai400d.probes import run_probes
 from oai400d.sources import Sources
 from oai400d.sources.globs import source_of
@@ -113,10 +114,33 @@ def make_notifier(settings: Settings) -> Notifier:
             slack.base_url,
             interval,
             slack.timeout,
+            buttons=slack.app_token is not None,
         )
     if slack.webhook_url is not None:
         return SlackWebhookNotifier(slack.webhook_url.get_secret_value(), interval, slack.timeout)
     return ConsoleNotifier(settings.console.format)
+
+
+def make_socket_mode(settings: Settings) -> SlackSocketMode | None:
+    """Slack Socket Mode (the alert buttons) when both a bot token and an app token are set."""
+    slack = settings.slack
+    if slack.app_token is None:
+        return None
+    if slack.bot_token is None:
+        log.warning(
+            "slack.app_token is set but there is no bot token: the alert buttons need messages "
+            "posted with a bot token (SLACK_BOT_TOKEN); Slack Socket Mode stays off"
+        )
+        return None
+    return SlackSocketMode.create(
+        slack.app_token.get_secret_value(),
+        slack.bot_token.get_secret_value(),
+        slack.base_url,
+        settings.state.path,
+        slack.allowed_users,
+        slack.allowed_groups,
+        slack.timeout,
+    )
 
 
 def sample_notification() -> Notification:
@@ -263,6 +287,7 @@ class Daemon:
         self._recent: list[tuple[Finding, float]] = []  # detailed findings of the last seconds
         self.tally = Tally()  # what metrics count as it happens (read by a scrape's thread)
         self._labels: dict[str, str] = {}  # path → its metrics `source` label
+        self.socket_mode: SlackSocketMode | None = None  # the alert buttons, when configured
 
     # --- signals ----------------------------------------------------------------------------
 
@@ -317,6 +342,9 @@ class Daemon:
         )
         self.tally.declare(self._source_names(), self.worker.notifier.name)
         self.worker.start()
+        self.socket_mode = make_socket_mode(s)
+        if self.socket_mode is not None:
+            self.socket_mode.start()
         self.sources.start()
         self.journals.start()
         self._streaks = {p.name: (p.failures, p.successes) for p in self.state.probes()}
@@ -620,6 +648,11 @@ class Daemon:
         if new.console != self.settings.console or new.slack != self.settings.slack:
             self.worker.set_notifier(make_notifier(new))
             self.tally.declare(notifier=self.worker.notifier.name)
+            if self.socket_mode is not None:
+                self.socket_mode.stop()
+            self.socket_mode = make_socket_mode(new)
+            if self.socket_mode is not None:
+                self.socket_mode.start()
         if new.probes != self.settings.probes or new.openai != self.settings.openai:
             self.probes.stop()
             self.probes = ProbeSchedule(new, self._wake_loop)
@@ -718,6 +751,8 @@ class Daemon:
             self.state.set_meta("last_stop", str(self.clock()))
         finally:
             self.metrics.stop()
+            if self.socket_mode is not None:
+                self.socket_mode.stop()
             self.probes.stop()
             self.sources.stop()
             self.journals.stop()

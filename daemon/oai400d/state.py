@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS acks (
     fingerprint TEXT PRIMARY KEY, acked_by TEXT NOT NULL, acked_at REAL NOT NULL,
     comment TEXT NOT NULL, via TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS slack_actions (key TEXT PRIMARY KEY, seen REAL NOT NULL);
 """
 
 
@@ -397,6 +398,32 @@ class State:
             if "no such table" in str(exc):
                 return []
             raise StateError(f"cannot read the state database {self.path}: {exc}") from exc
+
+    # --- Slack button presses (Socket Mode) ------------------------------------------------
+
+    def deliveries_of(self, fingerprint: str, target: str) -> list[tuple[str, str]]:
+        """(channel, ts) of every stored message of an alert's episodes in a target."""
+        rows = self._db.execute(
+            "SELECT channel, ts FROM deliveries WHERE target = ? AND "
+            "(fingerprint = ? OR substr(fingerprint, 1, ?) = ?)",
+            (target, fingerprint, len(fingerprint) + 1, fingerprint + "@"),
+        ).fetchall()
+        return [(str(row[0]), str(row[1])) for row in rows]
+
+    def claim_action(self, keys: Iterable[str], now: float, keep: float = 86400.0) -> bool:
+        """Record a Slack action's ids; False when any was seen before (a replay). Ids older
+        than `keep` are forgotten, in the same transaction."""
+        wanted = list(keys)
+        with self._transaction() as db:
+            db.execute("DELETE FROM slack_actions WHERE seen < ?", (now - keep,))
+            marks = ",".join("?" * len(wanted))
+            seen = db.execute(
+                f"SELECT COUNT(*) FROM slack_actions WHERE key IN ({marks})", wanted
+            ).fetchone()[0]
+            if seen:
+                return False
+            db.executemany("INSERT INTO slack_actions VALUES (?, ?)", [(k, now) for k in wanted])
+        return True
 
     def prune_mutes(self, older_than: float) -> None:
         """Forget silences that ended and acknowledgements made before a time."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ._http import FakeServer, Fault, FaultPlan, Incoming, RecordedRequest, Reply, merged_params
+from .slack_socket import FakeSocketMode
 
 # Slack's documented limits (Block Kit reference, chat.postMessage "text" argument).
 TEXT_LIMIT = 40_000
@@ -255,9 +256,14 @@ class FakeSlack(FakeServer):
         webhook_channel: str = "C0WEBHOOK1",
         bot_user_id: str = "U0BOT00001",
         bot_id: str = "B0BOT00001",
+        app_token: str = "xapp-1-A0FAKEAPP1-test",
     ) -> None:
         super().__init__()
         self.token = token
+        self.app_token = app_token  # apps.connections.open wants this one
+        self.sockets = FakeSocketMode()  # the Socket Mode websocket it hands out
+        self.usergroups: dict[str, list[str]] = {}  # usergroups.users.list: group → user IDs
+        self.usergroups_scope = True  # False: usergroups.users.list answers missing_scope
         self.history_scope = True  # False: conversations.history answers missing_scope
         self.team_id = team_id
         self.webhook_service = webhook_service
@@ -277,6 +283,17 @@ class FakeSlack(FakeServer):
         self._last_micros = 0
         self._channel_counter = itertools.count(1)
         self._req_counter = itertools.count(1)
+
+    def start(self) -> FakeSlack:
+        """The Web API and webhook, and the Socket Mode websocket beside them."""
+        if self._server is None:
+            self.sockets = FakeSocketMode().start()
+        super().start()
+        return self
+
+    def stop(self) -> None:
+        self.sockets.stop()
+        super().stop()
 
     # -- addresses -----------------------------------------------------------------------------
 
@@ -460,6 +477,10 @@ class FakeSlack(FakeServer):
         supplied = self._token_of(req, params)
         if supplied is None:
             return self._api_reply(200, {"ok": False, "error": "not_authed"})
+        if endpoint == "apps.connections.open":  # the app-level token's only method
+            if supplied != self.app_token:
+                return self._api_reply(200, {"ok": False, "error": "invalid_auth"})
+            return self._api_reply(200, {"ok": True, "url": self.sockets.url})
         if supplied != self.token:
             return self._api_reply(200, {"ok": False, "error": "invalid_auth"})
         handler = {
@@ -467,6 +488,7 @@ class FakeSlack(FakeServer):
             "chat.postMessage": self._post_message,
             "chat.update": self._update,
             "conversations.history": self._history,
+            "usergroups.users.list": self._usergroup_users,
         }.get(endpoint)
         if handler is None:
             return self._api_reply(200, {"ok": False, "error": "unknown_method"})
@@ -491,6 +513,14 @@ class FakeSlack(FakeServer):
             "bot_id": self.bot_id,
             "is_enterprise_install": False,
         }
+
+    def _usergroup_users(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.usergroups_scope:
+            return {"ok": False, "error": "missing_scope", "needed": "usergroups:read"}
+        group = params.get("usergroup")
+        if group not in self.usergroups:
+            return {"ok": False, "error": "no_such_subteam"}
+        return {"ok": True, "users": list(self.usergroups[group])}
 
     def _next_ts(self) -> str:
         """Like Slack: the epoch time of the message, made unique (strictly increasing)."""

@@ -137,8 +137,10 @@ class SlackWebNotifier:
         base_url: str,
         min_interval: float = 1.0,
         timeout: float = 10.0,
+        buttons: bool = False,
     ) -> None:
         self.channel = channel
+        self.buttons = buttons  # Acknowledge / Silence buttons: only when Socket Mode answers them
         self.base_url = base_url
         self.min_interval = min_interval
         # One quick retry of a dropped connection inside slack-sdk; everything else is the
@@ -172,7 +174,7 @@ class SlackWebNotifier:
     def send(self, notification: Notification, ref: str) -> None:
         state = self._state()
         key = episode(notification)
-        message = render(notification)
+        message = render(notification, actions=self.buttons)
         if notification.kind == "backlog":
             self._post_once(ref, key, message)
             return

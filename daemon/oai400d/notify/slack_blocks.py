@@ -489,10 +489,40 @@ def _fallback(n: Notification) -> str:
     return text
 
 
-def render(n: Notification) -> SlackMessage:
-    """The main message of an alert, for chat.postMessage and each chat.update of it."""
+# The buttons of an open alert (Socket Mode): action ids the socket_mode handler knows.
+ACTION_ACK = "oai400d_ack"
+ACTION_SILENCE = {"oai400d_silence_1h": 3600.0, "oai400d_silence_24h": 86400.0}
+_BUTTON_VALUE_MAX = 2000
+
+
+def _button(label: str, action_id: str, value: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value,
+    }
+
+
+def _actions(n: Notification) -> dict[str, Any] | None:
+    """Acknowledge (until someone has) and Silence 1h / 24h, each carrying the fingerprint."""
+    value = _str(n.fingerprint)
+    if not value or len(value) > _BUTTON_VALUE_MAX:
+        return None
+    buttons = [] if _str(n.acked_by).strip() else [_button("Acknowledge", ACTION_ACK, value)]
+    buttons += [
+        _button("Silence 1h", "oai400d_silence_1h", value),
+        _button("Silence 24h", "oai400d_silence_24h", value),
+    ]
+    return {"type": "actions", "block_id": "oai400d_actions", "elements": buttons}
+
+
+def render(n: Notification, actions: bool = False) -> SlackMessage:
+    """The main message of an alert, for chat.postMessage and each chat.update of it; with
+    `actions`, an open alert gets its buttons (only when something answers them)."""
     if n.kind == "backlog":
         return _render_backlog(n)
+    buttons = _actions(n) if actions and n.kind != "resolved" else None
     parts: list[tuple[int, dict[str, Any]]] = [(0, _header(_header_text(n)))]
     if n.kind == "resolved":
         parts.append((0, _section(_resolved_text(n))))
@@ -512,11 +542,13 @@ def render(n: Notification) -> SlackMessage:
         parts.append((1, _context(docs)))
     footer = (1, _context(_footer_text(n)))
     # The sample takes what the rest leaves, so a huge excerpt can never crowd out the fixes.
-    room = min(SECTION_MAX, TOTAL_MAX - _total([b for _, b in [*parts, footer]]))
+    room = min(SECTION_MAX, TOTAL_MAX - _total([b for _, b in [*parts, footer]]) - _total(buttons))
     sample = _sample(n.excerpt, room)
     if sample:
         parts.append((4, _section(sample)))
     parts.append(footer)
+    if buttons is not None:
+        parts.append((0, buttons))
     return _finish(_fallback(n), parts)
 
 
