@@ -93,3 +93,21 @@ def test_a_user_pattern_without_a_literal_is_refused() -> None:
             ]
         )
 
+
+
+@pytest.mark.skipif(hyperscan is None, reason="the hyperscan wheel is not installed here")
+def test_the_re_engine_classifies_the_corpus_alike() -> None:
+    """Where Hyperscan has no wheel, the `re` engines give every corpus case the same findings."""
+    import io
+
+    from oai400d.scan import Scanner
+
+    slow = Classifier(engine="re")
+    for case in load_corpus():
+        data = case.file.read_bytes()
+        found = [
+            [(f.category, f.rule, f.error_code, f.line, f.end_line) for f in
+             Scanner(classifier).scan(io.BytesIO(data), str(case.file))]
+            for classifier in (CLASSIFIER, slow)
+        ]
+        assert found[0] == found[1], case.id

@@ -70,14 +70,16 @@ def _trim(text: str, limit: int) -> str:
 class Classifier:
     """Decides whether an event is an OpenAI API error and, if so, which one."""
 
-    def __init__(self, table: RuleTable | None = None) -> None:
+    def __init__(self, table: RuleTable | None = None, engine: str = "auto") -> None:
+        """`engine`: "auto" (Hyperscan where installed), or "re" (what other platforms get)."""
         self.table = table if table is not None else load_rules()
-        self.prefilter = Prefilter(self.table.prefilter, (*STATUS_TRIGGERS, WRAPPED_TRIGGER))
+        triggers = (*STATUS_TRIGGERS, WRAPPED_TRIGGER)
+        self.prefilter = Prefilter(self.table.prefilter, triggers, engine=engine)
         # Who sent the error, in one pass: OpenAI (its attribution patterns or its own message
         # texts) and the other providers and services whose errors look like OpenAI's.
         said_openai = [p.regex for p in (*self.table.openai, *self.table.signatures)]
         other = [p.regex for p in self.table.other_providers]
-        self._attribution = PatternSet([*said_openai, *other])
+        self._attribution = PatternSet([*said_openai, *other], engine=engine)
         self._openai_ids = frozenset(range(len(said_openai)))
         self._other_ids = frozenset(range(len(said_openai), len(said_openai) + len(other)))
         rules = self.table.rules
