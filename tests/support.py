@@ -60,6 +60,7 @@ def oai400d(
     """Run the real command in a subprocess, as a user would."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SLACK_"))}
     full_env.pop("OAI400D_CONFIG", None)
+    full_env.pop("OAI400D_FLEET_DSN", None)
     full_env.pop("CREDENTIALS_DIRECTORY", None)
     full_env.update(env or {})
     return subprocess.run(

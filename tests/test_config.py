@@ -158,3 +158,36 @@ def test_broken_user_rule_is_a_config_error_naming_the_rule(tmp_path: Path) -> N
     assert result.returncode == 78
     assert "myapp.bad" in result.stderr.decode()
     assert "category" in result.stderr.decode()
+
+
+def test_state_fleet_is_a_masked_postgresql_uri_from_config_env_or_credential(
+    tmp_path: Path,
+) -> None:
+    """state.fleet: validated naming the key, its password never printed, from any source."""
+    config = tmp_path / "c.toml"
+    config.write_text('[state]\nfleet = "postgresql://oai400d:hunter2pw@db.example:5432/fleet"\n')
+    result = oai400d("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "hunter2pw" not in out
+    settings = json.loads(out[out.index("{") :])
+    assert settings["state"]["fleet"] == "postgresql://oai400d:…@db.example:5432/fleet"
+
+    config.write_text("[state]\n")
+    env = {"OAI400D_FLEET_DSN": "postgresql://u@db/fleet?password=hunter2pw&sslmode=require"}
+    result = oai400d("check-config", "--config", str(config), env=env)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout.decode()
+    assert "hunter2pw" not in out
+    assert "postgresql://u@db/fleet?password=…&sslmode=require" in out
+
+    credentials = tmp_path / "creds"
+    credentials.mkdir()
+    (credentials / "fleet-dsn").write_text("mysql://root:hunter2pw@db/fleet\n")
+    result = oai400d(
+        "check-config", "--config", str(config), env={"CREDENTIALS_DIRECTORY": str(credentials)}
+    )
+    assert result.returncode == 78
+    err = result.stderr.decode()
+    assert "state.fleet: is not a PostgreSQL URI" in err
+    assert "OAI400D_FLEET_DSN" in err and "hunter2pw" not in err

@@ -14,6 +14,7 @@ LAYERS = {
     "oai400d.errors": 0,
     "oai400d.config": 1,
     "oai400d.state": 1,
+    "oai400d.fleet": 1,  # the shared alert book on PostgreSQL, a peer of the local state DB
     "oai400d.assemble": 2,
     "oai400d.classify": 2,
     "oai400d.scan": 3,
@@ -34,6 +35,8 @@ OWNERS = {
     "pydantic": "oai400d.config",
     "hyperscan": "oai400d.classify.prefilter",
     "prometheus_client": "oai400d.metrics",
+    "psycopg": "oai400d.fleet",
+    "psycopg_pool": "oai400d.fleet",
 }
 
 

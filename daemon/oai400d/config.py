@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import (
     AfterValidator,
@@ -99,6 +100,9 @@ class LogsSettings(_Section):
 
 class StateSettings(_Section):
     path: str = "./oai400d-state.db"
+    # The fleet's shared alert book (issue 10, not used by the daemon yet): a postgresql:// URI,
+    # also from OAI400D_FLEET_DSN or the fleet-dsn credential. Secret: a DSN may hold a password.
+    fleet: SecretStr | None = None
 
 
 class OpenAISettings(_Section):
@@ -360,6 +364,7 @@ SECRET_SOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("slack", "bot_token"): ("SLACK_BOT_TOKEN", "slack-bot-token"),
     ("slack", "webhook_url"): ("SLACK_WEBHOOK_URL", "slack-webhook-url"),
     ("slack", "app_token"): ("SLACK_APP_TOKEN", "slack-app-token"),
+    ("state", "fleet"): ("OAI400D_FLEET_DSN", "fleet-dsn"),
 }
 
 
@@ -412,7 +417,7 @@ def parse_settings(
         settings = Settings.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError([_describe(error) for error in exc.errors()], source) from None
-    return _check_app_token(_resolve_secrets(settings, env), source)
+    return _check_fleet_dsn(_check_app_token(_resolve_secrets(settings, env), source), source)
 
 
 def _check_app_token(settings: Settings, source: str) -> Settings:
@@ -428,6 +433,49 @@ def _check_app_token(settings: Settings, source: str) -> Settings:
             source,
         )
     return settings
+
+
+def _check_fleet_dsn(settings: Settings, source: str) -> Settings:
+    """state.fleet (from any source) must be a postgresql:// URI; the message never echoes it."""
+    dsn = settings.state.fleet
+    if dsn is None:
+        return settings
+    value = dsn.get_secret_value()
+    problem = ""
+    if not value.startswith(("postgresql://", "postgres://")):
+        problem = "is not a PostgreSQL URI (it must start with postgresql://)"
+    else:
+        try:
+            urlsplit(value).port  # noqa: B018 (parsing the port is the check)
+        except ValueError:
+            problem = "has a port that is not a number from 0 to 65535"
+    if problem:
+        raise ConfigError(
+            [
+                f"state.fleet: {problem}; write it like postgresql://oai400d:PASSWORD@db.example"
+                ":5432/oai400d, in the config, in OAI400D_FLEET_DSN or in the fleet-dsn credential"
+            ],
+            source,
+        )
+    return settings
+
+
+def mask_dsn(value: str) -> str:
+    """A DSN with its password (and any password= parameter) masked, the rest kept readable."""
+    try:
+        parts = urlsplit(value)
+        netloc = parts.netloc
+        if parts.password is not None:
+            user = parts.username or ""
+            netloc = f"{user}:…@{parts.netloc.rsplit('@', 1)[1]}"
+        query = "&".join(
+            "password=…" if item.lower().startswith("password=") else item
+            for item in parts.query.split("&")
+            if item
+        )
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    except ValueError:
+        return mask_secret(value)
 
 
 def _describe(error: Any) -> str:
@@ -484,6 +532,8 @@ def public_view(settings: Settings) -> dict[str, Any]:
     for (section, key), _ in SECRET_SOURCES.items():
         secret = getattr(getattr(settings, section), key)
         data[section][key] = None if secret is None else mask_secret(secret.get_secret_value())
+    if settings.state.fleet is not None:  # where the store is helps; only its password is hidden
+        data["state"]["fleet"] = mask_dsn(settings.state.fleet.get_secret_value())
     for section in ("alerts", "probes", "logs", "metrics"):
         for key, value in data[section].items():
             field = type(getattr(settings, section)).model_fields[key]

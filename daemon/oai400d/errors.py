@@ -7,6 +7,9 @@ Oai400dError
 └── DeliveryError        a notification could not be delivered
     ├── TransientDeliveryError   retry later (rate limit, 5xx, timeout, connection)
     └── PermanentDeliveryError   retrying cannot help (bad token, unknown channel)
+└── FleetError           the shared alert store (PostgreSQL, state.fleet) cannot be used
+    ├── FleetUnavailableError    retry later (unreachable, timed out, connection lost)
+    └── FleetStoreError          retrying cannot help (refused login, schema too new, a bug)
 """
 
 from __future__ import annotations
@@ -55,3 +58,17 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """Delivery failed for a reason that retrying cannot fix; a person must act."""
+
+
+class FleetError(Oai400dError):
+    """The fleet's shared alert store (PostgreSQL, `state.fleet`) cannot be used."""
+
+
+class FleetUnavailableError(FleetError):
+    """The store is unreachable, timed out or dropped the connection; retrying may succeed."""
+
+    retryable = True
+
+
+class FleetStoreError(FleetError):
+    """The store refused in a way retrying cannot fix (login, rights, schema); a person must act."""

@@ -1,0 +1,574 @@
+"""The fleet's shared alert book on PostgreSQL (`state.fleet`): one alert per problem, many hosts.
+
+Every host adds its findings to one row per fingerprint with a single atomic upsert
+(`INSERT … ON CONFLICT`), so 40 hosts seeing one revoked key make one alert whose count is the
+sum and whose host list names them all. Exactly one host owns the alert's Slack message: it
+holds a lease that expires unless renewed, and any other host takes it over once it has
+expired. Times in the store come from the server's clock (`now()`), so the hosts' clocks never
+have to agree. Every statement is bounded by `statement_timeout`, every connection attempt by
+`connect_timeout`; all psycopg errors are translated here into FleetUnavailableError (retry
+later) or FleetStoreError (a person must act).
+
+Not wired into the daemon yet (issue 10): the service still keeps its alert book in SQLite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import psycopg
+import psycopg.errors
+from psycopg.rows import TupleRow
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from oai400d.errors import FleetError, FleetStoreError, FleetUnavailableError
+
+# Each migration brings the schema from version N-1 to N, in one transaction; never edit one
+# that has shipped: add the next.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE fleet_alerts (
+        fingerprint TEXT PRIMARY KEY,
+        count BIGINT NOT NULL CHECK (count >= 0),
+        first_seen TIMESTAMPTZ NOT NULL,
+        last_seen TIMESTAMPTZ NOT NULL,
+        data JSONB NOT NULL,
+        owner TEXT,
+        lease_until TIMESTAMPTZ,
+        message JSONB,
+        created TIMESTAMPTZ NOT NULL DEFAULT now(),
+        updated TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX fleet_alerts_last_seen ON fleet_alerts (last_seen);
+    CREATE TABLE fleet_alert_hosts (
+        fingerprint TEXT NOT NULL REFERENCES fleet_alerts (fingerprint) ON DELETE CASCADE,
+        host TEXT NOT NULL,
+        count BIGINT NOT NULL CHECK (count >= 0),
+        last_seen TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (fingerprint, host)
+    );
+    CREATE TABLE fleet_silences (
+        id BIGSERIAL PRIMARY KEY,
+        fingerprint TEXT, category TEXT,
+        starts TIMESTAMPTZ NOT NULL, ends TIMESTAMPTZ NOT NULL, comment TEXT NOT NULL,
+        created_by TEXT NOT NULL, created TIMESTAMPTZ NOT NULL DEFAULT now(),
+        via TEXT NOT NULL, removed_by TEXT,
+        CHECK ((fingerprint IS NULL) <> (category IS NULL))
+    );
+    CREATE INDEX fleet_silences_ends ON fleet_silences (ends);
+    CREATE TABLE fleet_acks (
+        fingerprint TEXT PRIMARY KEY, acked_by TEXT NOT NULL, acked_at TIMESTAMPTZ NOT NULL,
+        comment TEXT NOT NULL, via TEXT NOT NULL
+    );
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+# pg_advisory_xact_lock key: hosts starting together migrate one after the other, never twice.
+_MIGRATION_LOCK = 0x0A1400D
+# Connection-level problems (class 08), timeouts and cancels (57014), lock and serialization
+# conflicts (40xxx, 55P03), a server shutting down or short of resources (53xxx, 57P0x): the
+# same call can succeed later.
+_RETRYABLE_SQLSTATE_PREFIXES = ("08", "40", "53", "55P03", "57")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one host saw of one problem since its last contribution (times: epoch seconds)."""
+
+    fingerprint: str
+    host: str
+    count_delta: int
+    first_seen: float
+    last_seen: float
+    alert_data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HostCount:
+    """One host's share of a fleet alert."""
+
+    host: str
+    count: int
+    last_seen: float
+
+
+@dataclass(frozen=True, slots=True)
+class FleetAlert:
+    """An alert as the whole fleet sees it; `owner` holds the Slack message until `lease_until`."""
+
+    fingerprint: str
+    count: int
+    first_seen: float
+    last_seen: float
+    hosts: tuple[HostCount, ...]
+    data: dict[str, Any]
+    owner: str | None
+    lease_until: float | None
+    message: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class FleetSilence:
+    """A fleet-wide silence, the shape of model.Silence (times: epoch seconds)."""
+
+    id: int
+    fingerprint: str | None
+    category: str | None
+    starts: float
+    ends: float
+    comment: str
+    created_by: str
+    created: float
+    via: str
+    removed_by: str | None
+
+
+def describe_dsn(dsn: str) -> str:
+    """Where a DSN points (host:port/db), never its password: for messages and logs."""
+    try:
+        parts = urlsplit(dsn)
+        where = f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
+    except ValueError:
+        return "the fleet store (state.fleet)"
+    database = parts.path.lstrip("/")
+    return f"{where}/{database}" if database else where
+
+
+class FleetStore:
+    """The shared alert book: a small pool of connections, each statement bounded in time."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = 5.0,
+        max_connections: int = 4,
+    ) -> None:
+        self._where = describe_dsn(dsn)
+        self._dsn = dsn
+        self._statement_timeout_ms = max(1, int(statement_timeout * 1000))
+        # libpq counts connect_timeout in whole seconds and treats anything under 2 as 2.
+        self._connect_timeout = max(2, round(connect_timeout))
+        self._kwargs: dict[str, Any] = {
+            "connect_timeout": self._connect_timeout,
+            "application_name": "oai400d",
+        }
+        self._pool: ConnectionPool[psycopg.Connection[TupleRow]] = ConnectionPool(
+            dsn,
+            kwargs=self._kwargs,
+            min_size=1,
+            max_size=max_connections,
+            open=False,
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            # Waiting for a pooled connection is bounded too: a dead store fails the call fast.
+            timeout=float(self._connect_timeout) + 1.0,
+            # The pool's background reconnects back off 1, 2, 4 s… without bound; giving up after
+            # 10 s lets the next call start again at 1 s, so a store back after a long outage is
+            # used again within seconds, not after a backoff of minutes.
+            reconnect_timeout=10.0,
+            name="oai400d-fleet",
+        )
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def open(self) -> int:
+        """Connect, create or migrate the schema; the number of migrations applied."""
+        # One direct connection first: its error (refused, no such database, bad password)
+        # says far more than the pool's "no connection within N s".
+        applied = self._direct(self._migrate)
+        self._pool.open(wait=False)
+        return applied
+
+    def close(self) -> None:
+        """Close every connection of the pool."""
+        self._pool.close()
+
+    def __enter__(self) -> FleetStore:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def schema_version(self) -> int:
+        """The schema version the store is at (0: never migrated)."""
+
+        def read(conn: psycopg.Connection[TupleRow]) -> int:
+            exists = conn.execute("SELECT to_regclass('fleet_schema_version')").fetchone()
+            if exists is None or exists[0] is None:
+                return 0
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM fleet_schema_version")
+            return int(_one(row.fetchone()))
+
+        return self._call(read)
+
+    # -- the alert book ---------------------------------------------------------------------
+
+    def contribute(
+        self,
+        fingerprint: str,
+        host: str,
+        count_delta: int,
+        first_seen: float,
+        last_seen: float,
+        alert_data: dict[str, Any] | None = None,
+    ) -> None:
+        """Add one host's findings of one problem to the fleet's alert (opening it if new)."""
+        self.contribute_many(
+            [Contribution(fingerprint, host, count_delta, first_seen, last_seen, alert_data or {})]
+        )
+
+    def contribute_many(self, contributions: Sequence[Contribution]) -> None:
+        """Add a batch of contributions in one transaction (all or none)."""
+        if not contributions:
+            return
+        # Rows locked in one order by every host: two batches can never deadlock on each other.
+        ordered = sorted(contributions, key=lambda c: (c.fingerprint, c.host))
+
+        def write(conn: psycopg.Connection[TupleRow]) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                for c in ordered:
+                    # ONE statement per table: the row lock of ON CONFLICT serialises hosts, so
+                    # concurrent adds never lose a count (no read-modify-write in Python).
+                    cur.execute(
+                        """
+                        INSERT INTO fleet_alerts (fingerprint, count, first_seen, last_seen, data)
+                        VALUES (%s, %s, to_timestamp(%s), to_timestamp(%s), %s::jsonb)
+                        ON CONFLICT (fingerprint) DO UPDATE SET
+                            count = fleet_alerts.count + EXCLUDED.count,
+                            first_seen = least(fleet_alerts.first_seen, EXCLUDED.first_seen),
+                            last_seen = greatest(fleet_alerts.last_seen, EXCLUDED.last_seen),
+                            updated = now()
+                        """,
+                        (
+                            c.fingerprint,
+                            c.count_delta,
+                            c.first_seen,
+                            c.last_seen,
+                            json.dumps(c.alert_data),
+                        ),
+                    )
+                    cur.execute(
+                        """
+                        INSERT INTO fleet_alert_hosts (fingerprint, host, count, last_seen)
+                        VALUES (%s, %s, %s, to_timestamp(%s))
+                        ON CONFLICT (fingerprint, host) DO UPDATE SET
+                            count = fleet_alert_hosts.count + EXCLUDED.count,
+                            last_seen = greatest(fleet_alert_hosts.last_seen, EXCLUDED.last_seen)
+                        """,
+                        (c.fingerprint, c.host, c.count_delta, c.last_seen),
+                    )
+
+        for c in ordered:
+            if c.count_delta < 0:
+                raise ValueError(f"count_delta must be >= 0, not {c.count_delta}")
+        self._call(write)
+
+    def alert(self, fingerprint: str) -> FleetAlert | None:
+        """The fleet-wide view of one alert, or None if no host has contributed to it."""
+
+        def read(conn: psycopg.Connection[TupleRow]) -> FleetAlert | None:
+            row = conn.execute(
+                """
+                SELECT fingerprint, count, extract(epoch FROM first_seen)::float8,
+                       extract(epoch FROM last_seen)::float8, data, owner,
+                       extract(epoch FROM lease_until)::float8, message
+                FROM fleet_alerts WHERE fingerprint = %s
+                """,
+                (fingerprint,),
+            ).fetchone()
+            if row is None:
+                return None
+            hosts = conn.execute(
+                """
+                SELECT host, count, extract(epoch FROM last_seen)::float8
+                FROM fleet_alert_hosts WHERE fingerprint = %s ORDER BY host
+                """,
+                (fingerprint,),
+            ).fetchall()
+            return FleetAlert(
+                fingerprint=row[0],
+                count=int(row[1]),
+                first_seen=float(row[2]),
+                last_seen=float(row[3]),
+                hosts=tuple(HostCount(h, int(n), float(seen)) for h, n, seen in hosts),
+                data=dict(row[4]),
+                owner=row[5],
+                lease_until=None if row[6] is None else float(row[6]),
+                message=None if row[7] is None else dict(row[7]),
+            )
+
+        return self._call(read)
+
+    # -- who owns the Slack message ---------------------------------------------------------
+
+    def take_lease(self, fingerprint: str, host: str, ttl: float) -> bool:
+        """Own the alert's message for `ttl` s if nobody does or its owner's lease has expired."""
+        return self._lease(
+            """
+            UPDATE fleet_alerts SET owner = %(host)s,
+                lease_until = now() + make_interval(secs => %(ttl)s)
+            WHERE fingerprint = %(fp)s
+              AND (owner IS NULL OR owner = %(host)s OR lease_until < now())
+            RETURNING owner
+            """,
+            fingerprint,
+            host,
+            ttl,
+        )
+
+    def renew_lease(self, fingerprint: str, host: str, ttl: float) -> bool:
+        """Extend this host's lease; False if another host has taken the message over."""
+        return self._lease(
+            """
+            UPDATE fleet_alerts SET lease_until = now() + make_interval(secs => %(ttl)s)
+            WHERE fingerprint = %(fp)s AND owner = %(host)s
+            RETURNING owner
+            """,
+            fingerprint,
+            host,
+            ttl,
+        )
+
+    def release_lease(self, fingerprint: str, host: str) -> bool:
+        """Give the message up (clean shutdown) so another host takes it at once."""
+        return self._lease(
+            """
+            UPDATE fleet_alerts SET owner = NULL, lease_until = NULL
+            WHERE fingerprint = %(fp)s AND owner = %(host)s
+            RETURNING owner
+            """,
+            fingerprint,
+            host,
+            0.0,
+        )
+
+    def record_message(self, fingerprint: str, host: str, message: dict[str, Any]) -> bool:
+        """Store where the alert's Slack message is (channel, ts); only its owner may."""
+
+        def write(conn: psycopg.Connection[TupleRow]) -> bool:
+            row = conn.execute(
+                """
+                UPDATE fleet_alerts SET message = %s::jsonb
+                WHERE fingerprint = %s AND owner = %s RETURNING owner
+                """,
+                (json.dumps(message), fingerprint, host),
+            ).fetchone()
+            return row is not None
+
+        return self._call(write)
+
+    def _lease(self, sql: str, fingerprint: str, host: str, ttl: float) -> bool:
+        if ttl < 0:
+            raise ValueError(f"a lease's ttl must be >= 0 s, not {ttl}")
+
+        def write(conn: psycopg.Connection[TupleRow]) -> bool:
+            row = conn.execute(sql, {"fp": fingerprint, "host": host, "ttl": ttl}).fetchone()
+            return row is not None and row[0] in (host, None)
+
+        return self._call(write)
+
+    # -- fleet-wide silences and acks -------------------------------------------------------
+
+    def add_silence(
+        self,
+        fingerprint: str | None,
+        category: str | None,
+        starts: float,
+        ends: float,
+        comment: str,
+        created_by: str,
+        via: str = "cli",
+    ) -> int:
+        """Silence a fingerprint or a category fleet-wide from starts to ends; its id."""
+        if (fingerprint is None) == (category is None):
+            raise ValueError("a silence matches either a fingerprint or a category")
+
+        def write(conn: psycopg.Connection[TupleRow]) -> int:
+            row = conn.execute(
+                """
+                INSERT INTO fleet_silences
+                    (fingerprint, category, starts, ends, comment, created_by, via)
+                VALUES (%s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s) RETURNING id
+                """,
+                (fingerprint, category, starts, ends, comment, created_by, via),
+            ).fetchone()
+            return int(_one(row))
+
+        return self._call(write)
+
+    def silences(self, after: float | None = None) -> list[FleetSilence]:
+        """Fleet-wide silences that end after a time (all of them when None), oldest first."""
+
+        def read(conn: psycopg.Connection[TupleRow]) -> list[FleetSilence]:
+            rows = conn.execute(
+                """
+                SELECT id, fingerprint, category, extract(epoch FROM starts)::float8,
+                       extract(epoch FROM ends)::float8, comment, created_by,
+                       extract(epoch FROM created)::float8, via, removed_by
+                FROM fleet_silences
+                WHERE %s::float8 IS NULL OR ends > to_timestamp(%s::float8) ORDER BY id
+                """,
+                (after, after),
+            ).fetchall()
+            return [FleetSilence(*row) for row in rows]
+
+        return self._call(read)
+
+    def acknowledge(
+        self, fingerprint: str, by: str, at: float, comment: str = "", via: str = "cli"
+    ) -> None:
+        """Record fleet-wide that someone has seen this alert (the latest ack wins)."""
+
+        def write(conn: psycopg.Connection[TupleRow]) -> None:
+            conn.execute(
+                """
+                INSERT INTO fleet_acks VALUES (%s, %s, to_timestamp(%s), %s, %s)
+                ON CONFLICT (fingerprint) DO UPDATE SET acked_by = EXCLUDED.acked_by,
+                    acked_at = EXCLUDED.acked_at, comment = EXCLUDED.comment, via = EXCLUDED.via
+                """,
+                (fingerprint, by, at, comment, via),
+            )
+
+        self._call(write)
+
+    def acks(self) -> list[tuple[str, str, float, str, str]]:
+        """Every fleet-wide ack as (fingerprint, by, at, comment, via), oldest first."""
+
+        def read(conn: psycopg.Connection[TupleRow]) -> list[tuple[str, str, float, str, str]]:
+            rows = conn.execute(
+                """
+                SELECT fingerprint, acked_by, extract(epoch FROM acked_at)::float8, comment, via
+                FROM fleet_acks ORDER BY acked_at
+                """
+            ).fetchall()
+            return [(r[0], r[1], float(r[2]), r[3], r[4]) for r in rows]
+
+        return self._call(read)
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    def _configure(self, conn: psycopg.Connection[TupleRow]) -> None:
+        """Bound every statement of a new connection in time; autocommit unless in a transaction."""
+        conn.autocommit = True
+        conn.execute(
+            "SELECT set_config('statement_timeout', %s, false),"
+            " set_config('idle_in_transaction_session_timeout', %s, false)",
+            # A host frozen inside a transaction must not hold row locks for the whole fleet.
+            (f"{self._statement_timeout_ms}ms", f"{self._statement_timeout_ms * 4}ms"),
+        )
+
+    def _call(self, work: Callable[[psycopg.Connection[TupleRow]], T]) -> T:
+        """Run `work` on a pooled connection, translating every psycopg error into ours."""
+        try:
+            with self._pool.connection() as conn:
+                return work(conn)
+        except PoolTimeout:
+            raise FleetUnavailableError(
+                f"the fleet store {self._where} is unreachable: no connection within "
+                f"{self._connect_timeout + 1} s; check that PostgreSQL runs and that this host "
+                "may connect (pg_hba.conf, firewall); findings are kept locally meanwhile"
+            ) from None
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    def _direct(self, work: Callable[[psycopg.Connection[TupleRow]], T]) -> T:
+        """Run `work` on a connection of its own (outside the pool), errors translated."""
+        try:
+            with psycopg.connect(self._dsn, **self._kwargs) as conn:
+                self._configure(conn)
+                return work(conn)
+        except psycopg.Error as exc:
+            raise self._translate(exc) from exc
+
+    def _translate(self, exc: psycopg.Error) -> FleetError:
+        """A psycopg error as FleetUnavailableError (retry helps) or FleetStoreError (it cannot)."""
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        state = exc.sqlstate or _connect_sqlstate(detail)
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return FleetUnavailableError(
+                f"the fleet store {self._where} did not answer within statement_timeout "
+                f"({self._statement_timeout_ms} ms): it is overloaded or a lock is held; "
+                f"the call can be retried ({detail})"
+            )
+        if state.startswith(("28", "42501")):  # login refused, or no rights on a table
+            return FleetStoreError(
+                f"the fleet store {self._where} refused oai400d: {detail}; fix the user, "
+                "password or grants in state.fleet (or OAI400D_FLEET_DSN / the fleet-dsn "
+                "credential) and in PostgreSQL"
+            )
+        if state.startswith("3D"):  # no such database
+            return FleetStoreError(
+                f"the fleet store {self._where} has no such database: {detail}; create it "
+                "(createdb) or fix the database name in state.fleet"
+            )
+        if state.startswith(_RETRYABLE_SQLSTATE_PREFIXES) or (
+            isinstance(exc, psycopg.OperationalError) and not state
+        ):
+            # No SQLSTATE on an OperationalError: the connection itself failed (refused,
+            # timed out, dropped), which is what "unreachable" means.
+            return FleetUnavailableError(
+                f"the fleet store {self._where} is unreachable: {detail}; check that "
+                "PostgreSQL runs and that this host may connect (pg_hba.conf, firewall); "
+                "the call can be retried"
+            )
+        return FleetStoreError(
+            f"the fleet store {self._where} rejected a statement of oai400d: {detail}; this "
+            "is a bug or a schema changed by hand, report it with this message"
+        )
+
+    def _migrate(self, conn: psycopg.Connection[TupleRow]) -> int:
+        """Bring the schema up to SCHEMA_VERSION in one transaction; migrations applied."""
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute(
+                """
+                CREATE TABLE IF NOT EXISTS fleet_schema_version (
+                    version INTEGER PRIMARY KEY,
+                    applied TIMESTAMPTZ NOT NULL DEFAULT now()
+                )
+                """
+            )
+            current = int(
+                _one(
+                    conn.execute(
+                        "SELECT coalesce(max(version), 0) FROM fleet_schema_version"
+                    ).fetchone()
+                )
+            )
+            if current > SCHEMA_VERSION:
+                raise FleetStoreError(
+                    f"the fleet store {self._where} has schema version {current}, newer than "
+                    f"this oai400d knows ({SCHEMA_VERSION}): another host runs a newer "
+                    "oai400d; upgrade this one too"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                conn.execute(MIGRATIONS[version - 1])
+                conn.execute("INSERT INTO fleet_schema_version (version) VALUES (%s)", (version,))
+            return SCHEMA_VERSION - current
+
+
+def _connect_sqlstate(detail: str) -> str:
+    """The SQLSTATE of a refused connection, read from its text (libpq does not carry it)."""
+    if "password authentication failed" in detail or "no pg_hba.conf entry" in detail:
+        return "28000"
+    if "FATAL:" in detail and "database" in detail and "does not exist" in detail:
+        return "3D000"
+    if "FATAL:" in detail and "role" in detail and "does not exist" in detail:
+        return "28000"
+    return ""
+
+
+def _one(row: tuple[Any, ...] | None) -> Any:
+    """The single value of a one-row, one-column result."""
+    if row is None:
+        raise FleetStoreError("the fleet store returned no row where one was expected")
+    return row[0]

@@ -1,0 +1,253 @@
+"""The fleet's shared alert book against a real PostgreSQL on 127.0.0.1 (tests/pg_harness.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from oai400d.errors import FleetStoreError, FleetUnavailableError
+from oai400d.fleet import SCHEMA_VERSION, FleetStore, describe_dsn
+from tests.daemon_harness import wait_until
+from tests.pg_harness import PostgresUnavailable, free_port, start_postgres
+
+T0 = 1_790_000_000.0  # a fixed epoch time for first/last seen
+
+
+@pytest.fixture
+def store(fleet_dsn: str) -> Iterator[FleetStore]:
+    """An opened store on a fresh database; short timeouts so failures show fast."""
+    with FleetStore(fleet_dsn, connect_timeout=2, statement_timeout=2) as opened:
+        yield opened
+
+
+def _versions(dsn: str) -> list[tuple[int, object]]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            "SELECT version, applied FROM fleet_schema_version ORDER BY version"
+        ).fetchall()
+
+
+def test_schema_is_created_once_and_migrating_again_is_a_no_op(fleet_dsn: str) -> None:
+    """The first open applies every migration; later opens (also 4 at once) apply none."""
+    first = FleetStore(fleet_dsn)
+    assert first.open() == SCHEMA_VERSION
+    assert first.schema_version() == SCHEMA_VERSION
+    before = _versions(fleet_dsn)
+    assert [v for v, _ in before] == list(range(1, SCHEMA_VERSION + 1))
+
+    results: list[int] = []
+    stores = [FleetStore(fleet_dsn) for _ in range(4)]
+    threads = [threading.Thread(target=lambda s=s: results.append(s.open())) for s in stores]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [0, 0, 0, 0]
+    assert _versions(fleet_dsn) == before  # not even the applied time changed
+    for s in [first, *stores]:
+        s.close()
+
+
+def test_a_store_newer_than_this_oai400d_is_refused_with_what_to_do(fleet_dsn: str) -> None:
+    """Another host ran a newer schema: not retryable, says to upgrade."""
+    with FleetStore(fleet_dsn):
+        pass
+    with psycopg.connect(fleet_dsn) as conn:
+        conn.execute(
+            "INSERT INTO fleet_schema_version (version) VALUES (%s)", (SCHEMA_VERSION + 1,)
+        )
+    with pytest.raises(FleetStoreError, match=r"newer than this oai400d.*upgrade") as caught:
+        FleetStore(fleet_dsn).open()
+    assert caught.value.retryable is False
+
+
+def test_five_hosts_contributing_at_once_make_one_alert_with_every_count(fleet_dsn: str) -> None:
+    """5 hosts, each its own connection, 40 adds each to one fingerprint: one row, no count lost."""
+    hosts = [f"web-{i}" for i in range(1, 6)]
+    stores = [FleetStore(fleet_dsn, statement_timeout=5) for _ in hosts]
+    for s in stores:
+        s.open()
+    start = threading.Barrier(len(hosts))
+    errors: list[BaseException] = []
+
+    def host_loop(store: FleetStore, host: str, index: int) -> None:
+        try:
+            start.wait(timeout=10)
+            for n in range(40):
+                seen = T0 + index * 10 + n
+                store.contribute("fp-shared", host, index + 1, seen, seen, {"title": "key revoked"})
+        except BaseException as exc:  # reported by the main thread below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=host_loop, args=(s, h, i))
+        for i, (s, h) in enumerate(zip(stores, hosts, strict=True))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+
+    alert = stores[0].alert("fp-shared")
+    assert alert is not None
+    assert alert.count == sum(40 * (i + 1) for i in range(5))
+    assert [h.host for h in alert.hosts] == hosts
+    assert [h.count for h in alert.hosts] == [40 * (i + 1) for i in range(5)]
+    assert alert.first_seen == T0
+    assert alert.last_seen == T0 + 4 * 10 + 39
+    assert alert.data == {"title": "key revoked"}
+    with psycopg.connect(fleet_dsn) as conn:
+        rows = conn.execute("SELECT count(*) FROM fleet_alerts").fetchone()
+    assert rows == (1,)
+    for s in stores:
+        s.close()
+
+
+def test_unknown_fingerprint_has_no_alert(store: FleetStore) -> None:
+    assert store.alert("nope") is None
+
+
+def test_one_host_owns_the_message_until_it_stops_renewing(fleet_dsn: str) -> None:
+    """A takes the lease, B cannot; A stops renewing → B takes over after the ttl; release."""
+    with FleetStore(fleet_dsn) as a, FleetStore(fleet_dsn) as b:
+        a.contribute("fp", "host-a", 1, T0, T0)
+        b.contribute("fp", "host-b", 1, T0, T0)
+        assert a.take_lease("fp", "host-a", ttl=60)
+        assert not b.take_lease("fp", "host-b", ttl=60)
+        assert a.renew_lease("fp", "host-a", ttl=60)
+        assert not b.renew_lease("fp", "host-b", ttl=60)
+        assert a.record_message("fp", "host-a", {"channel": "C1", "ts": "1.2"})
+        assert not b.record_message("fp", "host-b", {"channel": "C1", "ts": "9.9"})
+
+        # A "dies": its last renewal is short and it never renews again.
+        assert a.renew_lease("fp", "host-a", ttl=0.3)
+        started = time.monotonic()
+        wait_until(lambda: b.take_lease("fp", "host-b", ttl=60), 5, "B to take the lease over")
+        assert time.monotonic() - started < 2
+        alert = b.alert("fp")
+        assert alert is not None and alert.owner == "host-b"
+        assert alert.message == {"channel": "C1", "ts": "1.2"}  # B edits A's message, no new one
+        assert not a.renew_lease("fp", "host-a", ttl=60)  # A, back, learns it lost the message
+        assert not a.release_lease("fp", "host-a")
+
+        assert b.release_lease("fp", "host-b")
+        released = a.alert("fp")
+        assert released is not None and released.owner is None and released.lease_until is None
+        assert a.take_lease("fp", "host-a", ttl=60)  # free at once after a release
+
+
+def test_no_lease_on_an_alert_nobody_opened(store: FleetStore) -> None:
+    assert not store.take_lease("never-seen", "host-a", ttl=60)
+
+
+def test_a_statement_over_the_timeout_is_a_retryable_error(fleet_dsn: str) -> None:
+    """A row locked by another session makes contribute wait; statement_timeout ends the wait."""
+    with FleetStore(fleet_dsn, statement_timeout=0.3) as store:
+        store.contribute("fp", "host-a", 1, T0, T0)
+        with psycopg.connect(fleet_dsn) as locker:
+            locker.execute("SELECT 1 FROM fleet_alerts WHERE fingerprint = 'fp' FOR UPDATE")
+            started = time.monotonic()
+            with pytest.raises(FleetUnavailableError, match="statement_timeout") as caught:
+                store.contribute("fp", "host-a", 1, T0, T0)
+            assert time.monotonic() - started < 2
+            assert caught.value.retryable is True
+            locker.rollback()
+        store.contribute("fp", "host-a", 1, T0, T0)  # the same call works once the lock is gone
+        alert = store.alert("fp")
+        assert alert is not None and alert.count == 2  # the timed-out add was rolled back whole
+
+
+def test_refused_connection_is_a_clear_retryable_error(postgres: object) -> None:
+    """Nothing listens on the port: refused at once, retryable, names host:port."""
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(FleetUnavailableError, match=f"127.0.0.1:{port}/fleet is unreachable"):
+        FleetStore(f"postgresql://oai400d:s3cret@127.0.0.1:{port}/fleet").open()
+    assert time.monotonic() - started < 2
+
+
+def test_a_silent_server_is_given_up_after_connect_timeout() -> None:
+    """A port that accepts but never answers (a hung server): connect_timeout ends the wait."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nobody ever replies
+        port = silent.getsockname()[1]
+        dsn = f"postgresql://oai400d:s3cret@127.0.0.1:{port}/fleet"
+        started = time.monotonic()
+        with pytest.raises(FleetUnavailableError) as caught:
+            FleetStore(dsn, connect_timeout=2).open()
+        elapsed = time.monotonic() - started
+    assert 1.5 < elapsed < 5
+    assert caught.value.retryable is True
+    message = str(caught.value)
+    assert "unreachable" in message and "pg_hba.conf" in message
+    assert "s3cret" not in message
+
+
+def test_no_such_database_is_not_retryable(postgres: object, fleet_dsn: str) -> None:
+    missing = fleet_dsn.rsplit("/", 1)[0] + "/no_such_db"
+    with pytest.raises(FleetStoreError, match=r"no such database.*createdb") as caught:
+        FleetStore(missing).open()
+    assert caught.value.retryable is False
+
+
+def test_fleet_wide_silences_and_acks(store: FleetStore) -> None:
+    sid = store.add_silence("fp", None, T0, T0 + 3600, "deploy", "alice")
+    store.add_silence(None, "auth.invalid_api_key", T0, T0 + 60, "", "bob", via="slack")
+    assert [s.id for s in store.silences()] == [sid, sid + 1]
+    assert [s.created_by for s in store.silences(after=T0 + 120)] == ["alice"]
+    assert store.silences(after=T0 + 120)[0].ends == T0 + 3600
+    with pytest.raises(ValueError):
+        store.add_silence("fp", "cat", T0, T0 + 1, "", "x")
+    store.acknowledge("fp", "alice", T0)
+    store.acknowledge("fp", "bob", T0 + 5, "on it", "slack")
+    assert store.acks() == [("fp", "bob", T0 + 5, "on it", "slack")]
+
+
+def test_describe_dsn_never_shows_the_password() -> None:
+    assert describe_dsn("postgresql://u:pw@db.example:6432/fleet") == "db.example:6432/fleet"
+    assert describe_dsn("postgresql:///fleet") == "localhost:5432/fleet"
+
+
+def test_an_unknown_role_is_not_retryable_and_says_what_to_fix(fleet_dsn: str) -> None:
+    wrong = fleet_dsn.replace("postgresql://postgres@", "postgresql://nobody_here@")
+    with pytest.raises(FleetStoreError, match=r"refused oai400d.*fleet-dsn") as caught:
+        FleetStore(wrong).open()
+    assert caught.value.retryable is False
+
+
+def test_an_outage_is_retryable_and_the_store_is_used_again_when_it_returns() -> None:
+    """Server halted: each call fails fast and retryable; restarted: the pool reconnects."""
+    try:
+        server = start_postgres()  # a private server: halting the session's would hit others
+    except PostgresUnavailable as exc:
+        pytest.skip(f"no PostgreSQL for the fleet tests: {exc}")
+    try:
+        with FleetStore(server.create_database(), connect_timeout=2) as store:
+            store.contribute("fp", "host-a", 1, T0, T0)
+            server.halt()
+            started = time.monotonic()
+            with pytest.raises(FleetUnavailableError, match="unreachable") as caught:
+                store.contribute("fp", "host-a", 5, T0, T0 + 1)
+            assert time.monotonic() - started < 5  # the pool's wait is bounded too
+            assert caught.value.retryable is True
+            server.resume()
+
+            def retried() -> bool:
+                try:
+                    store.contribute("fp", "host-a", 5, T0, T0 + 1)
+                except FleetUnavailableError:
+                    return False
+                return True
+
+            wait_until(retried, 20, "the store to be used again after the outage")
+            alert = store.alert("fp")
+            assert alert is not None and alert.count == 6  # the failed add left no trace
+    finally:
+        server.stop()
