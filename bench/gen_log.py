@@ -1855,6 +1855,7 @@ def shape_chunks(
     lookalikes: list[Record],
     per_chunk: int,
     lookalikes_per_chunk: int,
+    substitutions: Callable[[datetime], Subs] = timestamps_ext,
 ) -> Chunks:
     categories = sorted(evidence)
     slots = range(per_chunk)
@@ -1865,7 +1866,7 @@ def shape_chunks(
         recs[where[0]] = rng.choice(evidence[rng.choice(categories)])
         for i in where[1:]:
             recs[i] = rng.choice(lookalikes)
-        yield recs, timestamps_ext(t)
+        yield recs, substitutions(t)
         t += timedelta(seconds=1)
 
 
@@ -1978,18 +1979,10 @@ def chunks(seed: int) -> Iterator[tuple[list[Record], tuple[tuple[bytes, bytes],
         for _ in range(NORMAL_POOL)
     ]
     evidence = evidence_pool(rng)
-    categories = sorted(evidence)
     lookalikes = lookalike_pool(rng)
-    t = START
-    slots = range(RECORDS_PER_CHUNK)
-    while True:
-        recs = rng.choices(normal, k=RECORDS_PER_CHUNK)
-        where = rng.sample(slots, 1 + LOOKALIKES_PER_CHUNK)
-        recs[where[0]] = rng.choice(evidence[rng.choice(categories)])
-        for i in where[1:]:
-            recs[i] = rng.choice(lookalikes)
-        yield recs, timestamps(t)
-        t += timedelta(seconds=1)
+    yield from shape_chunks(
+        rng, normal, evidence, lookalikes, RECORDS_PER_CHUNK, LOOKALIKES_PER_CHUNK, timestamps
+    )
 
 
 SHAPES: dict[str, Callable[[int], Chunks]] = {

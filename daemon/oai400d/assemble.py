@@ -55,12 +55,6 @@ def starts_record(text: str) -> bool:
     return _RECORD_START.match(text) is not None
 
 
-def continues_body(text: str) -> bool:
-    """Whether a line can be part of an open JSON/dict body: indented, or a key, bracket or quote
-    first (unindented JSON). Anything else (a stack, an exception line) ends a cut body."""
-    return text[:1] in (" ", "\t", '"', "'", "{", "}", "[", "]", "(", ")", ",")
-
-
 # Lines at column 0 that continue the exception above them: Java's cause chain and unindented
 # frames, .NET's RequestFailedException / HttpOperationException blocks and inner exceptions.
 _CONTINUATION = re.compile(
@@ -85,19 +79,6 @@ def is_header_line(text: str) -> bool:
     return _HEADER.match(text) is not None
 
 
-def may_continue(text: str) -> bool:
-    """Whether a line could continue an event begun above it, in any state of the Assembler:
-    what the scanner walks back over to find where the event holding a hit begins."""
-    return (
-        not text.strip()
-        or continues_body(text)
-        or continues_record(text)
-        or is_header_line(text)
-        or is_chain_marker(text)
-        or text[:1] == "<"  # a line of an HTML page
-    )
-
-
 TRACEBACK_START = "Traceback (most recent call last):"
 CHAIN_MARKERS = (
     "During handling of the above exception, another exception occurred:",
@@ -116,10 +97,6 @@ def is_chain_marker(text: str) -> bool:
 def is_indented(text: str) -> bool:
     """A continuation line: indented and not blank (stack frames, object dumps)."""
     return text[:1] in (" ", "\t") and bool(text.strip())
-
-
-def is_closing(text: str) -> bool:
-    return text[:1] in ("}", "]", ")")
 
 
 def bracket_delta(text: str) -> int:

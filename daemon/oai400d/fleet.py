@@ -26,6 +26,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from oai400d.errors import FleetError, FleetStoreError, FleetUnavailableError
+from oai400d.model import Silence
 
 # Each migration brings the schema from version N-1 to N, in one transaction; never edit one
 # that has shipped: add the next.
@@ -111,22 +112,6 @@ class FleetAlert:
     owner: str | None
     lease_until: float | None
     message: dict[str, Any] | None
-
-
-@dataclass(frozen=True, slots=True)
-class FleetSilence:
-    """A fleet-wide silence, the shape of model.Silence (times: epoch seconds)."""
-
-    id: int
-    fingerprint: str | None
-    category: str | None
-    starts: float
-    ends: float
-    comment: str
-    created_by: str
-    created: float
-    via: str
-    removed_by: str | None
 
 
 def describe_dsn(dsn: str) -> str:
@@ -405,10 +390,10 @@ class FleetStore:
 
         return self._call(write)
 
-    def silences(self, after: float | None = None) -> list[FleetSilence]:
+    def silences(self, after: float | None = None) -> list[Silence]:
         """Fleet-wide silences that end after a time (all of them when None), oldest first."""
 
-        def read(conn: psycopg.Connection[TupleRow]) -> list[FleetSilence]:
+        def read(conn: psycopg.Connection[TupleRow]) -> list[Silence]:
             rows = conn.execute(
                 """
                 SELECT id, fingerprint, category, extract(epoch FROM starts)::float8,
@@ -419,7 +404,7 @@ class FleetStore:
                 """,
                 (after, after),
             ).fetchall()
-            return [FleetSilence(*row) for row in rows]
+            return [Silence(*row) for row in rows]
 
         return self._call(read)
 

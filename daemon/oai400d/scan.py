@@ -20,7 +20,6 @@ from typing import Protocol
 from oai400d.assemble import (
     Assembler,
     is_chain_marker,
-    is_closing,
     is_indented,
     is_traceback_start,
     opens_content,
@@ -292,15 +291,9 @@ class _Range:
         return data
 
 
-def _is_plain(text: str) -> bool:
-    return bool(text.strip()) and not (
-        is_indented(text) or is_closing(text) or is_chain_marker(text) or is_traceback_start(text)
-    )
-
-
 def split_point(path: str, size: int) -> int | None:
-    """A line start near the middle of the file that no event spans: it and the two lines before
-    it are plain lines, and the next one does not start a traceback. None if there is none near."""
+    """A line start near the middle of the file where an event begins whatever came before: a
+    line that starts a new record (as the Assembler decides). None if there is none near."""
     middle = size // 2
     with open(path, "rb") as handle:
         handle.seek(middle)
@@ -310,16 +303,15 @@ def split_point(path: str, size: int) -> int | None:
         return None
     lines = window[first:].split(b"\n")[:-1]
     texts = [line.decode("utf-8", "replace") for line in lines]
-    offset = middle + first
-    for index in range(len(texts)):
+    offset = middle + first + len(lines[0]) + 1 if lines else middle + first
+    for before, text, line in zip(texts, texts[1:], lines[1:], strict=False):
         if (
-            index >= 2
-            and index + 1 < len(texts)
-            and all(_is_plain(t) for t in texts[index - 2 : index + 1])
-            and not is_traceback_start(texts[index + 1])
+            starts_record(text)
+            and not opens_content(before)
+            and wrapped_piece(before, text) is None
         ):
             return offset
-        offset += len(lines[index]) + 1
+        offset += len(line) + 1
     return None
 
 

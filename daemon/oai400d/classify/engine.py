@@ -90,10 +90,6 @@ class Classifier:
         weakest evidence, e.g. an httpx request line logged just before the real exception."""
         return finding.rule in self._status_only
 
-    def is_candidate(self, text: str) -> bool:
-        """The cheap test: could any rule match this text at all?"""
-        return self.prefilter.any_in(text)
-
     def classify(self, event: Event) -> Finding | None:
         """The finding for this event, or None when it is not an OpenAI API error."""
         text = event.text

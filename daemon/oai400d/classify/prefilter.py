@@ -25,6 +25,27 @@ except ImportError:  # pragma: no cover - exercised where no wheel exists
     hyperscan = None  # type: ignore[assignment]
 
 
+def _engine(asked: str) -> str:
+    """ "hyperscan" or "re": "auto" takes Hyperscan where its wheel is installed."""
+    if asked == "auto":
+        return "re" if hyperscan is None else "hyperscan"
+    if asked == "hyperscan" and hyperscan is None:
+        raise ValueError("the hyperscan engine is not installed")
+    return asked
+
+
+def _compiled(expressions: Sequence[tuple[int, bytes, int]]) -> Any:
+    """One Hyperscan block-mode database of (id, expression, flags); hyperscan.error if refused."""
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    database.compile(
+        expressions=[expression for _, expression, _ in expressions],
+        ids=[index for index, _, _ in expressions],
+        elements=len(expressions),
+        flags=[flags for _, _, flags in expressions],
+    )
+    return database
+
+
 def _release_freed_memory() -> None:
     """Give the ~20 MiB that compiling the automaton used back to the system: glibc keeps freed
     heap pages otherwise, and a daemon's RSS would carry them for its whole life."""
@@ -48,19 +69,13 @@ class Prefilter:
         expressions = [_escape(literal) for literal in self.literals] + list(self.patterns)
         if not expressions:
             raise ValueError("a prefilter needs at least one literal or pattern")
-        self.engine = "hyperscan" if engine == "auto" and hyperscan is not None else engine
-        if self.engine == "auto":
-            self.engine = "re"
+        self.engine = _engine(engine)
         if self.engine == "hyperscan":
-            if hyperscan is None:
-                raise ValueError("the hyperscan engine is not installed")
-            self._database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            encoded = [expression.encode("utf-8") for expression in expressions]
-            self._database.compile(
-                expressions=encoded,
-                ids=list(range(len(encoded))),
-                elements=len(encoded),
-                flags=[hyperscan.HS_FLAG_CASELESS] * len(encoded),
+            self._database = _compiled(
+                [
+                    (i, e.encode("utf-8"), hyperscan.HS_FLAG_CASELESS)
+                    for i, e in enumerate(expressions)
+                ]
             )
             self._scratch = hyperscan.Scratch(self._database)
             _release_freed_memory()
@@ -130,7 +145,7 @@ class PatternSet:
         self.patterns = tuple(patterns)
         self._slow: list[int] = []  # indexes searched with `re`
         self._database: Any = None
-        if hyperscan is not None and engine in ("auto", "hyperscan"):
+        if _engine(engine) == "hyperscan":
             self._database, self._slow = _compile_set(self.patterns)
             if self._database is not None:
                 self._scratch = hyperscan.Scratch(self._database)
@@ -197,14 +212,8 @@ def _database(expressions: list[tuple[int, bytes]], patterns: Sequence[re.Patter
     """The compiled database, or None if Hyperscan refuses one of the expressions."""
     if not expressions:
         return None
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    single = hyperscan.HS_FLAG_SINGLEMATCH  # which patterns match is all that is asked
     try:
-        database.compile(
-            expressions=[expression for _, expression in expressions],
-            ids=[index for index, _ in expressions],
-            elements=len(expressions),
-            flags=[_flags(patterns[i]) | hyperscan.HS_FLAG_SINGLEMATCH for i, _ in expressions],
-        )
+        return _compiled([(i, e, _flags(patterns[i]) | single) for i, e in expressions])
     except hyperscan.error:
         return None
-    return database
