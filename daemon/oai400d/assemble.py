@@ -121,6 +121,13 @@ def bracket_delta(text: str) -> int:
     return delta
 
 
+def is_binary(text: str) -> bool:
+    """Whether a line is binary data rather than text: a NUL, or one character in eight that
+    could not be decoded. Its brackets mean nothing, so it neither opens a body nor goes on with
+    one: garbage must never swallow the lines after it (an error line among them)."""
+    return "\x00" in text or text.count("\ufffd") * 8 > len(text)
+
+
 def leaves_open(text: str) -> bool:
     """Whether a line opens more brackets than it closes (a body that goes on below, or was cut);
     counted in C first, since most lines balance or hold no bracket at all."""
@@ -275,7 +282,7 @@ class Assembler:
             self._in_html = not closes_html(text)
         elif opens_html(text):
             self._in_html = True
-        elif self._depth > 0 or leaves_open(text):
+        elif (self._depth > 0 or leaves_open(text)) and not is_binary(text):
             self._depth = max(0, self._depth + bracket_delta(text))
 
     def _full(self) -> bool:
@@ -288,9 +295,9 @@ class Assembler:
         if continues_record(text) or (self._in_headers and is_header_line(text)):
             return True
         if self._depth > 0:
-            # Inside an open body anything but a new record or a traceback goes on: a body printed
-            # without indentation, or a message that a terminal wrapped at column 0.
-            if not is_traceback_start(text):
+            # Inside an open body anything but a new record, a traceback or binary data goes on:
+            # a body printed without indentation, or a message a terminal wrapped at column 0.
+            if not (is_traceback_start(text) or is_binary(text)):
                 return True
             self._depth = 0  # a cut body: what follows is not part of it
         if is_chain_marker(text):
