@@ -23,8 +23,11 @@ LAYERS = {
     "oai400d.probes": 3,
     "oai400d.notify": 3,
     "oai400d.metrics": 3,  # reads the state DB at scrape time; service wires it
-    "oai400d.service": 4,
-    "oai400d.cli": 5,
+    # This host's part in the fleet: runs the alert lifecycle on the store's counts, fills the
+    # outbox; service wires it.
+    "oai400d.fleetsync": 4,
+    "oai400d.service": 5,
+    "oai400d.cli": 6,
 }
 # Each third-party library belongs to one module (its errors are translated there).
 OWNERS = {

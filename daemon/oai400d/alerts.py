@@ -139,12 +139,15 @@ class AlertBook:
 
     # --- time -------------------------------------------------------------------------------
 
-    def tick(self, now: float) -> list[Notification]:
-        """The notifications due at `now`, applying the lifecycle to every alert."""
+    def tick(self, now: float, logs: bool = True) -> list[Notification]:
+        """The notifications due at `now`, applying the lifecycle to every alert. `logs=False`:
+        log alerts wait as they are (a fleet announces them; this host only if it falls back)."""
         s = self.settings
         due: list[Notification] = []
         for fingerprint, entry in list(self._entries.items()):
             a = entry.alert
+            if not (logs or self._own_business(a)):
+                continue
             quiet = now - a.last_seen
             if a.state == "backlog":
                 if quiet >= s.resolve_after:
@@ -267,12 +270,14 @@ class AlertBook:
         entry = self._entries.get(fingerprint)
         return None if entry is None else entry.alert
 
-    def next_due(self, now: float) -> float:
-        """Seconds until tick() may have something to do (for the main loop's sleep)."""
+    def next_due(self, now: float, logs: bool = True) -> float:
+        """Seconds until tick(now, logs) may have something to do (for the main loop's sleep)."""
         s = self.settings
         soonest = float("inf")
         for entry in self._entries.values():
             a = entry.alert
+            if not (logs or self._own_business(a)):
+                continue
             silence = self.silence_for(a, now) if a.state in ("pending", "open") else None
             if silence is not None:
                 # Nothing to say until it ends, but a log alert may still resolve meanwhile.
@@ -295,6 +300,25 @@ class AlertBook:
             elif a.state == "backlog":
                 soonest = min(soonest, a.last_seen + s.resolve_after)
         return max(0.0, soonest - now)
+
+    @staticmethod
+    def _own_business(alert: Alert) -> bool:
+        """Alerts this host handles itself even in a fleet: its probes, and its backlog."""
+        return alert.source == "probe" or alert.state == "backlog"
+
+    def absorb(self, now: float) -> list[Notification]:
+        """The fleet store is back and has this host's findings: end the log alerts it kept on
+        its own meanwhile. One it announced gets a "merged" message; the others just go."""
+        merged: list[Notification] = []
+        for fingerprint, entry in list(self._entries.items()):
+            a = entry.alert
+            if self._own_business(a) or a.state not in ("pending", "open"):
+                continue
+            done = replace(a, state="resolved", resolved_at=now, notified_count=a.count)
+            self._set(fingerprint, done)
+            if a.state == "open":
+                merged.append(self._notification("merged", done, a.count - a.notified_count))
+        return merged
 
     # --- silences and acknowledgements ------------------------------------------------------
 

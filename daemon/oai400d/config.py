@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -100,8 +101,8 @@ class LogsSettings(_Section):
 
 class StateSettings(_Section):
     path: str = "./oai400d-state.db"
-    # The fleet's shared alert book (issue 10, not used by the daemon yet): a postgresql:// URI,
-    # also from OAI400D_FLEET_DSN or the fleet-dsn credential. Secret: a DSN may hold a password.
+    # The fleet's shared alert book (see [fleet]): a postgresql:// URI, also from
+    # OAI400D_FLEET_DSN or the fleet-dsn credential. Secret: a DSN may hold a password.
     fleet: SecretStr | None = None
 
 
@@ -186,6 +187,24 @@ class AlertsSettings(_Section):
     repeat_interval: Duration = 4 * 3600.0
     resolve_after: Duration = 15 * 60.0
     backlog_window: Duration | None = None
+
+
+class FleetSettings(_Section):
+    """`[fleet]`: how this host takes part in the shared alert book of `state.fleet`."""
+
+    host: str = Field(default_factory=socket.gethostname, min_length=1, max_length=255)
+    fallback_after: Duration = 120.0
+    lease: Duration = 30.0
+    sync_interval: Duration = 1.0
+    connect_timeout: Duration = 5.0
+    statement_timeout: Duration = 5.0
+
+    @field_validator("lease", "sync_interval", "connect_timeout", "statement_timeout")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be more than 0 s")
+        return value
 
 
 class MetricsSettings(_Section):
@@ -342,6 +361,7 @@ class Settings(_Section):
     probes: ProbesSettings = Field(default_factory=ProbesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings)
     rules: list[dict[str, Any]] = Field(default_factory=list)
 
 

@@ -15,8 +15,9 @@ Not wired into the daemon yet (issue 10): the service still keeps its alert book
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -66,6 +67,23 @@ MIGRATIONS: tuple[str, ...] = (
         comment TEXT NOT NULL, via TEXT NOT NULL
     );
     """,
+    # 2: episodes (a problem that resolved and came back is a new alert, with its own message),
+    # the announcement state written by the message's owner, and per-instance batch numbers
+    # that make a contribution apply exactly once however often it is sent.
+    """
+    ALTER TABLE fleet_alerts
+        ADD COLUMN episode BIGINT NOT NULL DEFAULT 1,
+        ADD COLUMN state TEXT NOT NULL DEFAULT 'pending',
+        ADD COLUMN lifecycle JSONB NOT NULL DEFAULT '{}'::jsonb;
+    ALTER TABLE fleet_alert_hosts ADD COLUMN episode BIGINT NOT NULL DEFAULT 1;
+    CREATE INDEX fleet_alerts_open ON fleet_alerts (state, lease_until);
+    CREATE TABLE fleet_instances (
+        instance TEXT PRIMARY KEY,
+        host TEXT NOT NULL,
+        applied_seq BIGINT NOT NULL,
+        seen TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # pg_advisory_xact_lock key: hosts starting together migrate one after the other, never twice.
@@ -76,6 +94,92 @@ _MIGRATION_LOCK = 0x0A1400D
 _RETRYABLE_SQLSTATE_PREFIXES = ("08", "40", "53", "55P03", "57")
 
 T = TypeVar("T")
+
+# The pool logs every failed reconnection attempt; FleetSync reports an outage once, saying what
+# to do, so the pool's own account of it is only wanted when something unexpected goes wrong.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+# One statement for a whole batch of contributions (one round trip, one transaction). The gate
+# applies a batch only if its seq is above the highest its instance had applied; the rows are
+# summed per alert and per (alert, host) first, since one INSERT … ON CONFLICT may not touch a
+# row twice; rows are written in fingerprint order so that concurrent batches never deadlock.
+_CONTRIBUTE = """
+WITH input AS (
+    SELECT * FROM unnest(
+        %(fps)s::text[], %(hosts)s::text[], %(counts)s::bigint[],
+        %(firsts)s::float8[], %(lasts)s::float8[], %(datas)s::jsonb[]
+    ) AS u (fingerprint, host, n, first_seen, last_seen, data)
+),
+gate AS (
+    INSERT INTO fleet_instances AS i (instance, host, applied_seq)
+    SELECT %(instance)s::text, %(host)s::text, %(seq)s::bigint WHERE %(instance)s::text IS NOT NULL
+    ON CONFLICT (instance) DO UPDATE
+        SET applied_seq = EXCLUDED.applied_seq, host = EXCLUDED.host, seen = now()
+        WHERE i.applied_seq < EXCLUDED.applied_seq
+    RETURNING 1
+),
+go AS (SELECT 1 AS go WHERE %(instance)s::text IS NULL OR EXISTS (SELECT 1 FROM gate)),
+per_alert AS (
+    SELECT fingerprint, sum(n) AS n, min(first_seen) AS first_seen,
+           max(last_seen) AS last_seen, (array_agg(data))[1] AS data
+    FROM input CROSS JOIN go GROUP BY fingerprint
+),
+alerts AS (
+    INSERT INTO fleet_alerts AS a (fingerprint, count, first_seen, last_seen, data)
+    SELECT fingerprint, n, to_timestamp(first_seen), to_timestamp(last_seen), data
+    FROM per_alert ORDER BY fingerprint
+    ON CONFLICT (fingerprint) DO UPDATE SET
+        episode = CASE WHEN a.state = 'resolved' THEN a.episode + 1 ELSE a.episode END,
+        count = CASE WHEN a.state = 'resolved' THEN EXCLUDED.count
+                     ELSE a.count + EXCLUDED.count END,
+        first_seen = CASE WHEN a.state = 'resolved' THEN EXCLUDED.first_seen
+                          ELSE least(a.first_seen, EXCLUDED.first_seen) END,
+        last_seen = CASE WHEN a.state = 'resolved' THEN EXCLUDED.last_seen
+                         ELSE greatest(a.last_seen, EXCLUDED.last_seen) END,
+        data = CASE WHEN a.state = 'resolved' THEN EXCLUDED.data ELSE a.data END,
+        lifecycle = CASE WHEN a.state = 'resolved' THEN '{}'::jsonb ELSE a.lifecycle END,
+        message = CASE WHEN a.state = 'resolved' THEN NULL ELSE a.message END,
+        state = CASE WHEN a.state = 'resolved' THEN 'pending' ELSE a.state END,
+        updated = now()
+    RETURNING fingerprint, episode
+),
+hosts AS (
+    INSERT INTO fleet_alert_hosts AS h (fingerprint, host, episode, count, last_seen)
+    SELECT i.fingerprint, i.host, alerts.episode, sum(i.n), to_timestamp(max(i.last_seen))
+    FROM input i JOIN alerts USING (fingerprint)
+    GROUP BY i.fingerprint, i.host, alerts.episode ORDER BY 1, 2
+    ON CONFLICT (fingerprint, host) DO UPDATE SET
+        count = CASE WHEN h.episode = EXCLUDED.episode THEN h.count + EXCLUDED.count
+                     ELSE EXCLUDED.count END,
+        last_seen = CASE WHEN h.episode = EXCLUDED.episode
+                         THEN greatest(h.last_seen, EXCLUDED.last_seen)
+                         ELSE EXCLUDED.last_seen END,
+        episode = EXCLUDED.episode
+    RETURNING 1
+)
+SELECT EXISTS (SELECT 1 FROM go) AND (SELECT count(*) FROM hosts) >= 0
+"""
+
+# Take or renew leases in one statement. A row is wanted when this host saw it, or when it has
+# been orphaned for a whole ttl (its owner's lease long expired, or never owned since its last
+# contribution); SKIP LOCKED: a row another host is claiming right now is left to it.
+_CLAIM = """
+WITH wanted AS (
+    SELECT fingerprint, owner AS before FROM fleet_alerts
+    WHERE state <> 'resolved'
+      AND (fingerprint = ANY(%(fps)s::text[])
+           OR lease_until < now() - make_interval(secs => %(ttl)s)
+           OR (owner IS NULL AND updated < now() - make_interval(secs => %(ttl)s)))
+      AND (owner IS NULL OR owner = %(host)s OR lease_until < now())
+    ORDER BY fingerprint
+    LIMIT 1000
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE fleet_alerts a SET owner = %(host)s,
+    lease_until = now() + make_interval(secs => %(ttl)s)
+FROM wanted WHERE a.fingerprint = wanted.fingerprint
+RETURNING a.fingerprint, wanted.before
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +216,10 @@ class FleetAlert:
     owner: str | None
     lease_until: float | None
     message: dict[str, Any] | None
+    episode: int = 1
+    state: str = "pending"  # pending, open or resolved: written by the owner only
+    lifecycle: dict[str, Any] = field(default_factory=dict)  # the owner's announcement state
+    host_count: int = 0  # hosts that contributed to this episode (`hosts` may list fewer)
 
 
 def describe_dsn(dsn: str) -> str:
@@ -211,51 +319,41 @@ class FleetStore:
             [Contribution(fingerprint, host, count_delta, first_seen, last_seen, alert_data or {})]
         )
 
-    def contribute_many(self, contributions: Sequence[Contribution]) -> None:
-        """Add a batch of contributions in one transaction (all or none)."""
+    def contribute_many(
+        self,
+        contributions: Sequence[Contribution],
+        batch: tuple[str, int] | None = None,
+    ) -> bool:
+        """Add contributions in ONE statement (all or none); False if `batch` was applied before.
+
+        `batch` is (instance, seq): the sending daemon's id and the number of this batch. The
+        store keeps the highest seq applied per instance, so a batch sent again after a lost
+        answer or a crash is not counted twice. Contributions to a resolved alert open its next
+        episode: count, hosts and announcement state start afresh.
+        """
         if not contributions:
-            return
-        # Rows locked in one order by every host: two batches can never deadlock on each other.
-        ordered = sorted(contributions, key=lambda c: (c.fingerprint, c.host))
-
-        def write(conn: psycopg.Connection[TupleRow]) -> None:
-            with conn.transaction(), conn.cursor() as cur:
-                for c in ordered:
-                    # ONE statement per table: the row lock of ON CONFLICT serialises hosts, so
-                    # concurrent adds never lose a count (no read-modify-write in Python).
-                    cur.execute(
-                        """
-                        INSERT INTO fleet_alerts (fingerprint, count, first_seen, last_seen, data)
-                        VALUES (%s, %s, to_timestamp(%s), to_timestamp(%s), %s::jsonb)
-                        ON CONFLICT (fingerprint) DO UPDATE SET
-                            count = fleet_alerts.count + EXCLUDED.count,
-                            first_seen = least(fleet_alerts.first_seen, EXCLUDED.first_seen),
-                            last_seen = greatest(fleet_alerts.last_seen, EXCLUDED.last_seen),
-                            updated = now()
-                        """,
-                        (
-                            c.fingerprint,
-                            c.count_delta,
-                            c.first_seen,
-                            c.last_seen,
-                            json.dumps(c.alert_data),
-                        ),
-                    )
-                    cur.execute(
-                        """
-                        INSERT INTO fleet_alert_hosts (fingerprint, host, count, last_seen)
-                        VALUES (%s, %s, %s, to_timestamp(%s))
-                        ON CONFLICT (fingerprint, host) DO UPDATE SET
-                            count = fleet_alert_hosts.count + EXCLUDED.count,
-                            last_seen = greatest(fleet_alert_hosts.last_seen, EXCLUDED.last_seen)
-                        """,
-                        (c.fingerprint, c.host, c.count_delta, c.last_seen),
-                    )
-
-        for c in ordered:
+            return True
+        for c in contributions:
             if c.count_delta < 0:
                 raise ValueError(f"count_delta must be >= 0, not {c.count_delta}")
-        self._call(write)
+        instance, seq = batch if batch is not None else (None, 0)
+        host = contributions[0].host
+        columns: dict[str, list[Any]] = {
+            "fps": [c.fingerprint for c in contributions],
+            "hosts": [c.host for c in contributions],
+            "counts": [c.count_delta for c in contributions],
+            "firsts": [c.first_seen for c in contributions],
+            "lasts": [c.last_seen for c in contributions],
+            "datas": [json.dumps(c.alert_data) for c in contributions],
+        }
+
+        def write(conn: psycopg.Connection[TupleRow]) -> bool:
+            row = conn.execute(
+                _CONTRIBUTE, {**columns, "instance": instance, "host": host, "seq": seq}
+            ).fetchone()
+            return bool(_one(row))
+
+        return self._call(write)
 
     def alert(self, fingerprint: str) -> FleetAlert | None:
         """The fleet-wide view of one alert, or None if no host has contributed to it."""
@@ -263,10 +361,7 @@ class FleetStore:
         def read(conn: psycopg.Connection[TupleRow]) -> FleetAlert | None:
             row = conn.execute(
                 """
-                SELECT fingerprint, count, extract(epoch FROM first_seen)::float8,
-                       extract(epoch FROM last_seen)::float8, data, owner,
-                       extract(epoch FROM lease_until)::float8, message
-                FROM fleet_alerts WHERE fingerprint = %s
+                SELECT fingerprint FROM fleet_alerts WHERE fingerprint = %s
                 """,
                 (fingerprint,),
             ).fetchone()
@@ -274,24 +369,95 @@ class FleetStore:
                 return None
             hosts = conn.execute(
                 """
-                SELECT host, count, extract(epoch FROM last_seen)::float8
-                FROM fleet_alert_hosts WHERE fingerprint = %s ORDER BY host
+                SELECT h.host, h.count, extract(epoch FROM h.last_seen)::float8
+                FROM fleet_alert_hosts h JOIN fleet_alerts a USING (fingerprint, episode)
+                WHERE h.fingerprint = %s ORDER BY h.host
                 """,
                 (fingerprint,),
             ).fetchall()
-            return FleetAlert(
-                fingerprint=row[0],
-                count=int(row[1]),
-                first_seen=float(row[2]),
-                last_seen=float(row[3]),
-                hosts=tuple(HostCount(h, int(n), float(seen)) for h, n, seen in hosts),
-                data=dict(row[4]),
-                owner=row[5],
-                lease_until=None if row[6] is None else float(row[6]),
-                message=None if row[7] is None else dict(row[7]),
+            found = _read_alerts(conn, [fingerprint], hosts_listed=0)
+            return replace(
+                found[0], hosts=tuple(HostCount(h, int(n), float(seen)) for h, n, seen in hosts)
             )
 
         return self._call(read)
+
+    def alerts(self, fingerprints: Sequence[str], hosts_listed: int = 10) -> list[FleetAlert]:
+        """The fleet-wide view of these alerts in one round trip, with the first
+        `hosts_listed` host names (by name) and the number of hosts of each."""
+        wanted = sorted(set(fingerprints))
+        if not wanted:
+            return []
+        return self._call(lambda conn: _read_alerts(conn, wanted, hosts_listed))
+
+    def claim(self, fingerprints: Sequence[str], host: str, ttl: float) -> dict[str, str | None]:
+        """Take or renew, in one statement, the message of every unresolved alert here that
+        nobody owns, this host owns, or whose owner's lease has expired; also alerts orphaned
+        for longer than `ttl` (every host that saw them stopped) so that they still resolve.
+        Returns {fingerprint: the owner before} for each alert this host now owns."""
+        if ttl <= 0:
+            raise ValueError(f"a lease's ttl must be > 0 s, not {ttl}")
+
+        def write(conn: psycopg.Connection[TupleRow]) -> dict[str, str | None]:
+            rows = conn.execute(
+                _CLAIM, {"fps": sorted(set(fingerprints)), "host": host, "ttl": ttl}
+            ).fetchall()
+            return {str(r[0]): r[1] for r in rows}
+
+        return self._call(write)
+
+    def advance(
+        self,
+        fingerprint: str,
+        host: str,
+        episode: int,
+        state: str,
+        lifecycle: dict[str, Any],
+        expect_count: int | None = None,
+    ) -> bool:
+        """Write the announcement state of an alert this host owns; False (nothing written)
+        if it lost the lease, the episode moved on, or, with `expect_count`, findings came in
+        since the owner looked (a resolution must not swallow them)."""
+
+        def write(conn: psycopg.Connection[TupleRow]) -> bool:
+            row = conn.execute(
+                """
+                UPDATE fleet_alerts SET state = %s, lifecycle = %s::jsonb, updated = now()
+                WHERE fingerprint = %s AND owner = %s AND episode = %s
+                  AND state <> 'resolved' AND (%s::bigint IS NULL OR count = %s::bigint)
+                RETURNING 1
+                """,
+                (
+                    state,
+                    json.dumps(lifecycle),
+                    fingerprint,
+                    host,
+                    episode,
+                    expect_count,
+                    expect_count,
+                ),
+            ).fetchone()
+            return row is not None
+
+        return self._call(write)
+
+    def prune(self, older_than_days: float = 7.0) -> int:
+        """Forget alerts resolved and instances silent for longer than this; rows removed."""
+
+        def write(conn: psycopg.Connection[TupleRow]) -> int:
+            with conn.transaction():
+                gone = conn.execute(
+                    "DELETE FROM fleet_alerts WHERE state = 'resolved' "
+                    "AND updated < now() - %s * interval '1 day'",
+                    (older_than_days,),
+                ).rowcount
+                gone += conn.execute(
+                    "DELETE FROM fleet_instances WHERE seen < now() - %s * interval '1 day'",
+                    (older_than_days * 4,),
+                ).rowcount
+            return gone
+
+        return self._call(write)
 
     # -- who owns the Slack message ---------------------------------------------------------
 
@@ -407,6 +573,19 @@ class FleetStore:
             return [Silence(*row) for row in rows]
 
         return self._call(read)
+
+    def lift_silence(self, silence_id: int, by: str, now: float) -> Silence | None:
+        """End a fleet-wide silence now (kept, with who lifted it); None if there is none."""
+
+        def write(conn: psycopg.Connection[TupleRow]) -> None:
+            conn.execute(
+                "UPDATE fleet_silences SET ends = to_timestamp(%s), removed_by = %s "
+                "WHERE id = %s AND ends > to_timestamp(%s)",
+                (now, by, silence_id, now),
+            )
+
+        self._call(write)
+        return next((x for x in self.silences() if x.id == silence_id), None)
 
     def acknowledge(
         self, fingerprint: str, by: str, at: float, comment: str = "", via: str = "cli"
@@ -539,6 +718,45 @@ class FleetStore:
                 conn.execute(MIGRATIONS[version - 1])
                 conn.execute("INSERT INTO fleet_schema_version (version) VALUES (%s)", (version,))
             return SCHEMA_VERSION - current
+
+
+def _read_alerts(
+    conn: psycopg.Connection[TupleRow], fingerprints: Sequence[str], hosts_listed: int
+) -> list[FleetAlert]:
+    """These alerts with the number of their episode's hosts and the first names, by name."""
+    rows = conn.execute(
+        """
+        SELECT a.fingerprint, a.count, extract(epoch FROM a.first_seen)::float8,
+               extract(epoch FROM a.last_seen)::float8, a.data, a.owner,
+               extract(epoch FROM a.lease_until)::float8, a.message, a.episode, a.state,
+               a.lifecycle,
+               (SELECT count(*) FROM fleet_alert_hosts h
+                WHERE h.fingerprint = a.fingerprint AND h.episode = a.episode),
+               ARRAY(SELECT h.host FROM fleet_alert_hosts h
+                     WHERE h.fingerprint = a.fingerprint AND h.episode = a.episode
+                     ORDER BY h.host LIMIT %s)
+        FROM fleet_alerts a WHERE a.fingerprint = ANY(%s::text[]) ORDER BY a.fingerprint
+        """,
+        (hosts_listed, list(fingerprints)),
+    ).fetchall()
+    return [
+        FleetAlert(
+            fingerprint=row[0],
+            count=int(row[1]),
+            first_seen=float(row[2]),
+            last_seen=float(row[3]),
+            hosts=tuple(HostCount(name, 0, 0.0) for name in row[12]),
+            data=dict(row[4]),
+            owner=row[5],
+            lease_until=None if row[6] is None else float(row[6]),
+            message=None if row[7] is None else dict(row[7]),
+            episode=int(row[8]),
+            state=str(row[9]),
+            lifecycle=dict(row[10]),
+            host_count=int(row[11]),
+        )
+        for row in rows
+    ]
 
 
 def _connect_sqlstate(detail: str) -> str:

@@ -210,6 +210,12 @@ class Notification:
     items: tuple[dict[str, Any], ...] = ()  # backlog: one entry per alert it covers
     acked_by: str | None = None  # who acknowledged the alert, and when (ISO 8601)
     acked_at: str | None = None
+    # A fleet (state.fleet): the hosts that saw it (the first few by name) and how many there
+    # are; `episode` names the one Slack message every host's notifications of it share.
+    hosts: tuple[str, ...] = ()
+    host_count: int = 0
+    episode: str = ""
+    note: str = ""  # a line about how far the message can be trusted (a fleet store outage)
 
     def to_json(self) -> dict[str, Any]:
         """The console JSON contract (DESIGN.md) first, then the extra fields."""
@@ -242,13 +248,20 @@ class Notification:
         if self.acked_by is not None:
             data["acked_by"] = self.acked_by
             data["acked_at"] = self.acked_at
+        if self.host_count:
+            data["hosts"] = list(self.hosts)
+            data["host_count"] = self.host_count
+        if self.episode:
+            data["episode"] = self.episode
+        if self.note:
+            data["note"] = self.note
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Notification:
         """Back from what to_json() wrote (the outbox stores notifications as JSON)."""
         fields = dict(data)
-        for key in ("files", "fixes", "docs"):
+        for key in ("files", "fixes", "docs", "hosts"):
             fields[key] = tuple(fields.get(key) or ())
         fields["items"] = tuple(fields.get("items") or ())
         return cls(**fields)
@@ -326,3 +339,16 @@ class Ack:
     at: float
     comment: str = ""
     via: str = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetDelta:
+    """Findings of one alert this host has not yet added to the fleet's store (state.fleet).
+
+    `data` describes the alert (category, title, fixes, …) for a store that has not seen it."""
+
+    fingerprint: str
+    count: int
+    first_seen: float
+    last_seen: float
+    data: dict[str, Any]

@@ -399,7 +399,7 @@ class _Api:
 
 
 def provider_of(base_url: str, configured: str = "auto") -> str:
-    """"openai", "azure" or "compatible": as configured, else from the host name alone.
+    """ "openai", "azure" or "compatible": as configured, else from the host name alone.
 
     Never from the path: gateways and proxies serve `/openai/v1` too, and taking them for Azure
     sends the key in the wrong header, which reads as a rejected key."""

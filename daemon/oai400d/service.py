@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -22,6 +22,8 @@ from oai400d.assemble import Assembler
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
+from oai400d.fleet import FleetStore
+from oai400d.fleetsync import FleetSync, alert_data
 from oai400d.metrics import (
     PROBE_SUCCESS_META,
     MetricsExport,
@@ -29,7 +31,7 @@ from oai400d.metrics import (
     Tally,
     make_registry,
 )
-from oai400d.model import Event, FileState, Finding, Notification, ProbeResult
+from oai400d.model import Event, FileState, Finding, FleetDelta, Notification, ProbeResult
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.notify.socket_mode import SlackSocketMode
@@ -119,6 +121,19 @@ def make_notifier(settings: Settings) -> Notifier:
     if slack.webhook_url is not None:
         return SlackWebhookNotifier(slack.webhook_url.get_secret_value(), interval, slack.timeout)
     return ConsoleNotifier(settings.console.format)
+
+
+def make_fleet(settings: Settings, poke_outbox: Callable[[], None]) -> FleetSync | None:
+    """This host's part in the fleet's alert book, when state.fleet is set."""
+    if settings.state.fleet is None:
+        return None
+    f = settings.fleet
+    store = FleetStore(
+        settings.state.fleet.get_secret_value(),
+        connect_timeout=f.connect_timeout,
+        statement_timeout=f.statement_timeout,
+    )
+    return FleetSync(settings, store, poke_outbox)
 
 
 def make_socket_mode(settings: Settings) -> SlackSocketMode | None:
@@ -288,6 +303,14 @@ class Daemon:
         self.tally = Tally()  # what metrics count as it happens (read by a scrape's thread)
         self._labels: dict[str, str] = {}  # path → its metrics `source` label
         self.socket_mode: SlackSocketMode | None = None  # the alert buttons, when configured
+        self.fleet: FleetSync | None = None  # the shared alert book, with state.fleet
+        self._fleet_deltas: dict[str, FleetDelta] = {}  # findings for it, queued at the commit
+        self._fell_back = False  # the store failed so long that this host alerts on its own
+        # Findings queued for the store while it answered, until it confirms them: if it fails
+        # first, they count in the alert this host may have to send on its own. Per commit:
+        # (committed at, observed at, fingerprint → (a finding, how many)).
+        self._step_findings: dict[str, tuple[Finding, int]] = {}
+        self._unconfirmed: list[tuple[float, float, dict[str, tuple[Finding, int]]]] = []
 
     # --- signals ----------------------------------------------------------------------------
 
@@ -331,7 +354,9 @@ class Daemon:
         )
         self.metrics.start(s.metrics)
         self.classifier = Classifier(load_rules(s.rules))
-        self.book = AlertBook(s.alerts, self.state.alerts())
+        self.book = AlertBook(
+            s.alerts, self.state.alerts(), host=s.fleet.host if s.state.fleet else None
+        )
         self._start_mutes(self.clock())
         last_stop = self.state.get_meta("last_stop")
         self._last_stop = float(last_stop) if last_stop else None
@@ -342,6 +367,9 @@ class Daemon:
         )
         self.tally.declare(self._source_names(), self.worker.notifier.name)
         self.worker.start()
+        self.fleet = make_fleet(s, self.worker.poke)
+        if self.fleet is not None:
+            self.fleet.start()
         self.socket_mode = make_socket_mode(s)
         if self.socket_mode is not None:
             self.socket_mode.start()
@@ -421,15 +449,16 @@ class Daemon:
                 self._held.append((finding, now, backlog))
             else:
                 self._recent.append((finding, now))
-                self._count_finding(finding)
-                self.book.observe(finding, now, backlog=backlog)
+                self._observe(finding, now, backlog)
         self._release_held(now)
         if self._catching_up and not (
             self.sources.more or self.journals.more or self.journals.catching_up
         ):
             self._catching_up = False  # lines read from now on are live
-        if self._summary_due and not self._catching_up and not any(
-            f.caught_up and f.assembler.pending for f in self._all_followed()
+        if (
+            self._summary_due
+            and not self._catching_up
+            and not any(f.caught_up and f.assembler.pending for f in self._all_followed())
         ):
             # Every caught-up line has been classified: one summary for all of them.
             self._summary_due = False
@@ -438,8 +467,83 @@ class Daemon:
                 self._pending.append(summary)
         self._take_probe_results(now)
         self._refresh_mutes(now)
-        self._pending.extend(self.book.tick(now))
+        if self.fleet is None:
+            self._pending.extend(self.book.tick(now))
+        else:
+            self._pending.extend(self._tick_in_fleet(now))
         self._commit(now)
+
+    # --- the fleet (state.fleet) ------------------------------------------------------------
+
+    def _observe(self, finding: Finding, now: float, backlog: bool) -> None:
+        """Count a finding: into the local book, and with a fleet into the store's queue (the
+        local book then only keeps what it must announce itself if the store stays away)."""
+        self._count_finding(finding)
+        if self.fleet is not None and not backlog:
+            queued = self._fleet_deltas.get(finding.fingerprint)
+            self._fleet_deltas[finding.fingerprint] = (
+                FleetDelta(finding.fingerprint, 1, now, now, alert_data(finding))
+                if queued is None
+                else replace(queued, count=queued.count + 1, last_seen=now)
+            )
+            if self.fleet.failing_since is None:
+                _, seen = self._step_findings.get(finding.fingerprint, (finding, 0))
+                self._step_findings[finding.fingerprint] = (finding, seen + 1)
+                return
+        self.book.observe(finding, now, backlog=backlog)
+
+    def _falling_back(self, now: float) -> bool:
+        """Whether the store has failed for fleet.fallback_after: this host alerts on its own."""
+        assert self.fleet is not None
+        failing = self.fleet.failing_since
+        return failing is not None and now - failing >= self.settings.fleet.fallback_after
+
+    def _tick_in_fleet(self, now: float) -> list[Notification]:
+        """The local book's notifications in a fleet: probes and backlog always; log alerts only
+        while the store is away, saying so; when it is back, those end as merged."""
+        assert self.fleet is not None
+        failing = self.fleet.failing_since
+        if failing is None:
+            confirmed = self.fleet.confirmed_through
+            self._unconfirmed = [u for u in self._unconfirmed if u[0] > confirmed]
+        else:  # what the store may not have got counts here too
+            for _, seen, findings in self._unconfirmed:
+                for finding, count in findings.values():
+                    for _ in range(count):
+                        self.book.observe(finding, seen)
+            self._unconfirmed = []
+        fallback = self._falling_back(now)
+        if fallback and not self._fell_back:
+            log.warning(
+                "the fleet store has failed for %.0f s (fleet.fallback_after): this host alerts "
+                "on its own findings until it is back",
+                now - (failing or now),
+            )
+        local = self.book.silences
+        self.book.silences = [*local, *self.fleet.silences]  # the last the store said
+        try:
+            due = self.book.tick(now, logs=fallback)
+        finally:
+            self.book.silences = local
+        if failing is None and self._fell_back:
+            due.extend(self.book.absorb(now))
+        elif failing is None:
+            self.book.absorb(now)  # what it kept meanwhile is in the store's queue: forget it
+        self._fell_back = fallback if failing is not None else False
+        host = self.book.host
+        note = (
+            f"The fleet store has been unreachable since {iso(failing)}: this message counts "
+            f"the findings of {host} alone; they are merged into the fleet's alert when the "
+            "store is back."
+            if failing is not None
+            else f"The fleet store is back: {host}'s findings are counted in the fleet's alert."
+        )
+        return [
+            n
+            if n.kind == "backlog" or n.fingerprint.startswith("probe:")
+            else replace(n, note=note, episode=f"{n.first_seen}@{host}")
+            for n in due
+        ]
 
     # --- silences and acknowledgements (written by the CLI and Slack into the state DB) ------
 
@@ -554,8 +658,7 @@ class Daemon:
             ):
                 continue  # the same failure, told better by the detailed finding
             if now - held_at >= STATUS_ONLY_HOLD or self._stop.is_set():
-                self._count_finding(finding)
-                self.book.observe(finding, now, backlog=backlog)
+                self._observe(finding, now, backlog)
             else:
                 still.append((finding, held_at, backlog))
         self._held = still
@@ -572,12 +675,13 @@ class Daemon:
 
     def _commit(self, now: float, force: bool = False) -> None:
         alerts = self.book.changed()
-        if not (alerts or self._pending or self._forget or force) and (
+        if not (alerts or self._pending or self._forget or self._fleet_deltas or force) and (
             not self._dirty_positions or now - self._last_position_commit < POSITION_COMMIT_INTERVAL
         ):
             return
         positions = [self._safe_position(f) for f in self._followed.values()]
         self.state.commit(
+            fleet=self._fleet_deltas.values(),
             journals=self.journals.positions(
                 {name: j.assembler.first_pending for name, j in self._journal_followed.items()}
             ),
@@ -589,6 +693,12 @@ class Daemon:
         )
         if self._pending:
             self.worker.poke()
+        if self._step_findings:
+            self._unconfirmed.append((time.time(), now, self._step_findings))
+            self._step_findings = {}
+        if self._fleet_deltas and self.fleet is not None:
+            self.fleet.poke()
+        self._fleet_deltas = {}
         self._pending = []
         self._forget = []
         self._dirty_positions = False
@@ -604,7 +714,8 @@ class Daemon:
         return FileState(p.path, p.dev, p.ino, p.head, p.head_len, first.offset, first.line_no - 1)
 
     def _sleep_for(self, now: float, next_ping: float, next_reconcile: float) -> float:
-        deadlines = [now + LOOP_MAX_SLEEP, next_reconcile, now + self.book.next_due(now)]
+        logs = self.fleet is None or self._falling_back(now)
+        deadlines = [now + LOOP_MAX_SLEEP, next_reconcile, now + self.book.next_due(now, logs)]
         if self.systemd.watchdog_interval:
             deadlines.append(next_ping)
         timeout = self.settings.logs.multiline_timeout
@@ -628,6 +739,8 @@ class Daemon:
             self.systemd.send("READY=1", f"STATUS=reload failed; {self._status_line()}")
             return
         new = loaded.settings
+        if (new.state.fleet, new.fleet) != (self.settings.state.fleet, self.settings.fleet):
+            log.warning("state.fleet or [fleet] changed: takes effect at the next restart")
         if new.state.path != self.settings.state.path:
             log.warning(
                 "state.path changed to %s: takes effect at the next restart", new.state.path
@@ -756,6 +869,8 @@ class Daemon:
             self.probes.stop()
             self.sources.stop()
             self.journals.stop()
+            if self.fleet is not None:
+                self.fleet.stop()  # after the last commit: it sends what that queued
             self.worker.stop()
             self.state.close()
             self.systemd.close()

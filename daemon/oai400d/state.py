@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from oai400d.errors import StateError
-from oai400d.model import Ack, Alert, FileState, JournalPosition, Notification, Silence
+from oai400d.model import (
+    Ack,
+    Alert,
+    FileState,
+    FleetDelta,
+    JournalPosition,
+    Notification,
+    Silence,
+)
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -64,6 +73,11 @@ CREATE TABLE IF NOT EXISTS acks (
     comment TEXT NOT NULL, via TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS slack_actions (key TEXT PRIMARY KEY, seen REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS fleet_queue (
+    seq INTEGER NOT NULL, fingerprint TEXT NOT NULL, count INTEGER NOT NULL,
+    first_seen REAL NOT NULL, last_seen REAL NOT NULL, data TEXT NOT NULL,
+    PRIMARY KEY (seq, fingerprint)
+);
 """
 
 
@@ -152,8 +166,10 @@ class State:
         notifications: Iterable[Notification] = (),
         now: float | None = None,
         journals: Iterable[JournalPosition] = (),
+        fleet: Iterable[FleetDelta] = (),
     ) -> None:
-        """Write a batch in one transaction."""
+        """Write a batch in one transaction (with state.fleet: the findings for the store too,
+        so a crash can neither lose them nor send them twice)."""
         stamp = time.time() if now is None else now
         with self._transaction() as db:
             # Forgotten files first: a file forgotten and followed again in one batch stays.
@@ -180,6 +196,61 @@ class State:
                 "INSERT INTO outbox (fingerprint, kind, payload, created) VALUES (?, ?, ?, ?)",
                 [(n.fingerprint, n.kind, json.dumps(n.to_json()), stamp) for n in notifications],
             )
+            # Unsent findings (seq 0) of one alert are summed into one row while they wait.
+            db.executemany(
+                "INSERT INTO fleet_queue VALUES (0, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (seq, fingerprint) DO UPDATE SET count = count + excluded.count, "
+                "first_seen = min(first_seen, excluded.first_seen), "
+                "last_seen = max(last_seen, excluded.last_seen)",
+                [
+                    (d.fingerprint, d.count, d.first_seen, d.last_seen, json.dumps(d.data))
+                    for d in fleet
+                ],
+            )
+
+    # --- the fleet's queue (state.fleet) ----------------------------------------------------
+
+    def fleet_instance(self) -> str:
+        """This state DB's id in the fleet store, made on first use: batch numbers are counted
+        per instance, so a host whose state DB was replaced starts a count of its own."""
+        with self._transaction() as db:
+            row = db.execute("SELECT value FROM meta WHERE key = 'fleet_instance'").fetchone()
+            if row is not None:
+                return str(row[0])
+            instance = uuid.uuid4().hex
+            db.execute("INSERT INTO meta VALUES ('fleet_instance', ?)", (instance,))
+            return instance
+
+    def fleet_batch(self) -> tuple[int, list[FleetDelta]] | None:
+        """The next batch for the store, numbered: the one sent before if it was never confirmed
+        (sent again with the same number, so the store can tell), else the waiting findings
+        under a new number. None when nothing waits."""
+        with self._transaction() as db:
+            row = db.execute("SELECT min(seq) FROM fleet_queue WHERE seq > 0").fetchone()
+            seq = row[0]
+            if seq is None:
+                if db.execute("SELECT 1 FROM fleet_queue WHERE seq = 0 LIMIT 1").fetchone() is None:
+                    return None
+                last = db.execute("SELECT value FROM meta WHERE key = 'fleet_seq'").fetchone()
+                seq = int(last[0]) + 1 if last is not None else 1
+                db.execute("INSERT OR REPLACE INTO meta VALUES ('fleet_seq', ?)", (str(seq),))
+                db.execute("UPDATE fleet_queue SET seq = ? WHERE seq = 0", (seq,))
+            rows = db.execute(
+                "SELECT fingerprint, count, first_seen, last_seen, data FROM fleet_queue "
+                "WHERE seq = ? ORDER BY fingerprint",
+                (seq,),
+            ).fetchall()
+        return int(seq), [FleetDelta(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def fleet_sent(self, seq: int) -> None:
+        """The store confirmed batch `seq`: forget it."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM fleet_queue WHERE seq = ?", (seq,))
+
+    def fleet_queued(self) -> int:
+        """Findings waiting for the store (0 without state.fleet)."""
+        row = self._db.execute("SELECT coalesce(sum(count), 0) FROM fleet_queue").fetchone()
+        return int(row[0])
 
     # --- reads ------------------------------------------------------------------------------
 

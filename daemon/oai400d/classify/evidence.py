@@ -67,9 +67,16 @@ STATUS_TRIGGERS: tuple[str, ...] = (
 # The Vercel AI SDK's APICallError carries only the reason phrase when the body has no message.
 _REASON_ONLY = re.compile(r"(?m)AI_APICallError\]: ([A-Z][a-z]+(?: [A-Z][a-z]+)*)\s*$")
 _REASON_STATUS = {
-    "Bad Request": 400, "Unauthorized": 401, "Forbidden": 403, "Not Found": 404,
-    "Payload Too Large": 413, "Too Many Requests": 429, "Internal Server Error": 500,
-    "Bad Gateway": 502, "Service Unavailable": 503, "Gateway Timeout": 504,
+    "Bad Request": 400,
+    "Unauthorized": 401,
+    "Forbidden": 403,
+    "Not Found": 404,
+    "Payload Too Large": 413,
+    "Too Many Requests": 429,
+    "Internal Server Error": 500,
+    "Bad Gateway": 502,
+    "Service Unavailable": 503,
+    "Gateway Timeout": 504,
 }
 
 

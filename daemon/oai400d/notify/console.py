@@ -16,6 +16,7 @@ _MARK = {
     "repeated": "STILL ",
     "resolved": "RESOLVED",
     "backlog": "BACKLOG",
+    "merged": "MERGED",
 }
 
 
@@ -26,6 +27,14 @@ def _duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds // 60}m"
     return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def _on(n: Notification) -> str:
+    """'on web-1', or for a fleet 'on 5 hosts (web-1, web-2, …)'."""
+    if n.host_count and n.hosts:
+        more = f", +{n.host_count - len(n.hosts)} more" if n.host_count > len(n.hosts) else ""
+        return f"on {n.host_count} host(s) ({', '.join(n.hosts)}{more})"
+    return f"on {n.host}" if n.host else ""
 
 
 def render_text(n: Notification) -> str:
@@ -48,7 +57,7 @@ def render_text(n: Notification) -> str:
             f"code {n.error_code}" if n.error_code else "",
             f"model {n.model}" if n.model else "",
             f"request {n.request_id}" if n.request_id else "",
-            f"on {n.host}" if n.host else "",
+            _on(n),
         )
         if part
     )
@@ -60,11 +69,13 @@ def render_text(n: Notification) -> str:
             f"  - {item['count']} × {item['title']} ({item['category']})"
             f" in {', '.join(item['files'])}"
         )
+    if n.note:
+        lines.append(f"  note: {n.note}")
     if n.context:
         lines.append(f"  context: {n.context}")
     if n.acked_by:
         lines.append(f"  acknowledged by {n.acked_by} at {n.acked_at}")
-    if n.kind != "resolved":
+    if n.kind not in ("resolved", "merged"):
         for fix in n.fixes[:3]:
             lines.append(f"  fix: {fix}")
         for doc in n.docs[:2]:

@@ -17,6 +17,7 @@ import socket
 import time
 import urllib.error
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Any
 
@@ -85,8 +86,10 @@ class LayoutRejected(PermanentDeliveryError):
 
 
 def episode(n: Notification) -> str:
-    """One Slack message per alert episode: a problem that resolves and comes back is new."""
-    return f"{n.fingerprint}@{n.first_seen}"
+    """One Slack message per alert episode: a problem that resolves and comes back is new. A
+    fleet's notifications name their episode, so that every host that comes to own the alert
+    edits the same message."""
+    return f"{n.fingerprint}@{n.episode or n.first_seen}"
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -179,11 +182,13 @@ class SlackWebNotifier:
             self._post_once(ref, key, message)
             return
         existing = state.delivery_target(key, TARGET)
+        if existing is None and notification.episode and notification.kind != "opened":
+            existing = self._find_fleet_message(key, notification.first_seen)
         if existing is None:  # the first message of this episode (or its message is gone)
             self._post_once(ref, key, message)
             return
         self._update(existing, message, notification, ref)
-        if notification.kind in ("repeated", "resolved"):
+        if notification.kind in ("repeated", "resolved", "merged"):
             self._reply_once(ref, existing, render_reply(notification))
 
     def send_digest(self, notifications: Sequence[Notification], ref: str) -> None:
@@ -199,7 +204,7 @@ class SlackWebNotifier:
         state = self._state()
         intent = state.delivery_target(f"intent:{ref}", TARGET)
         if intent is not None:
-            found = self._find_posted(intent[0], ref, since=float(intent[1]))
+            found = self._find_posted(intent[0], "ref", ref, since=float(intent[1]))
             if found is not None:
                 state.remember_delivery(key, TARGET, found[0], found[1])
                 return
@@ -233,10 +238,25 @@ class SlackWebNotifier:
         state.remember_delivery(key, TARGET, channel, ts)
         state.remember_delivery("channel-id", TARGET, channel, channel)
 
-    def _find_posted(self, channel: str, ref: str, since: float) -> tuple[str, str] | None:
-        """The message an interrupted attempt posted, found by its metadata (needs
-        channels:history; without it we post again and say so)."""
-        if not channel or channel.startswith("#"):
+    def _find_fleet_message(self, key: str, first_seen: str) -> tuple[str, str] | None:
+        """The message of a fleet alert that another host posted while it owned the alert, and
+        died before the store learnt where it is: found by its episode key, then edited."""
+        try:
+            since = datetime.strptime(first_seen, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        except ValueError:
+            return None
+        found = self._find_posted(self._channel_id(), "key", key, since.timestamp())
+        if found is not None:
+            self._state().remember_delivery(key, TARGET, found[0], found[1])
+        return found
+
+    def _find_posted(
+        self, channel: str, field: str, value: str, since: float
+    ) -> tuple[str, str] | None:
+        """The message whose metadata has this ref (an interrupted attempt of ours) or key (an
+        alert's episode), posted since a time (needs channels:history; without it we post again
+        and say so)."""
+        if not channel or (channel.startswith("#") and field == "ref"):
             return None
         try:
             answer = self.client.conversations_history(
@@ -254,7 +274,7 @@ class SlackWebNotifier:
         messages: list[dict[str, Any]] = answer.get("messages") or []
         for item in messages:
             payload = (item.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("ref") == ref:
+            if payload.get(field) == value:
                 return channel, str(item["ts"])
         return None
 

@@ -34,6 +34,7 @@ _CONTEXT_MAX = 800
 _FIX_MAX = 400
 _FIXES_SHOWN = 5
 _FILES_SHOWN = 3
+_HOSTS_SHOWN = 5  # a fleet alert names this many hosts, then "+N more"
 _DOCS_SHOWN = 5
 _URL_MAX = 400
 _LINK_LABEL_MAX = 60
@@ -240,7 +241,7 @@ def _rate(count: int, first: str, last: str) -> str:
 
 
 def _emoji(severity: str, kind: str = "") -> str:
-    if kind == "resolved":
+    if kind in ("resolved", "merged"):
         return _RESOLVED_EMOJI
     return _SEVERITY_EMOJI.get(severity, _UNKNOWN_EMOJI)
 
@@ -328,7 +329,8 @@ def _header_text(n: Notification) -> str:
     """Severity emoji, title and HTTP status; green with "Resolved:" once it is over."""
     status = _status(n.status)
     suffix = f" ({status})" if status and str(status) not in n.title else ""
-    prefix = f"{_emoji(n.severity, n.kind)} " + ("Resolved: " if n.kind == "resolved" else "")
+    lead = {"resolved": "Resolved: ", "merged": "Merged into the fleet alert: "}.get(n.kind, "")
+    prefix = f"{_emoji(n.severity, n.kind)} " + lead
     room = HEADER_MAX - _size(prefix) - _size(suffix)
     return prefix + _clip(_safe(n.title) or "OpenAI error", room) + suffix
 
@@ -342,14 +344,28 @@ def _count_text(n: Notification) -> str:
     return text
 
 
-def _where(files: Iterable[object], host: str, sep: str = "\n") -> str:
+def _on(n: Notification) -> str:
+    """'on `web-1`'; for a fleet 'on 37 hosts (`web-1`, `web-2`, … +32 more)'; or ''."""
+    count = _int(n.host_count)
+    names = [_str(h) for h in (n.hosts if isinstance(n.hosts, tuple | list) else ())]
+    names = [h for h in names if h.strip()]
+    if count > 0 and names:
+        shown = [_code(_clip(_safe(h), _VALUE_MAX)) for h in names[:_HOSTS_SHOWN]]
+        if count > len(shown):
+            shown.append(f"+{count - len(shown):,} more")
+        return f"on {_plural(count, 'host')} ({', '.join(shown)})"
+    if _str(n.host).strip():
+        return f"on {_code(_clip(_safe(n.host), _VALUE_MAX))}"
+    return ""
+
+
+def _where(files: Iterable[object], on: str, sep: str = "\n") -> str:
     paths = [p for p in (_str(f) for f in files) if p.strip()]
     shown = [_code(_clip_left(_safe(p), _PATH_MAX)) for p in paths[:_FILES_SHOWN]]
     if len(paths) > _FILES_SHOWN:
         shown.append(f"+{len(paths) - _FILES_SHOWN:,} more")
     text = sep.join(shown)
-    if host.strip():
-        on = f"on {_code(_clip(_safe(host), _VALUE_MAX))}"
+    if on:
         # One per line in a field; in running text "a.log, b.log on web-1".
         glue = "\n" if sep == "\n" else " "
         text = f"{text}{glue}{on}" if text else on
@@ -370,7 +386,7 @@ def _facts(n: Notification) -> list[tuple[str, str]]:
         ("Count", _count_text(n)),
         ("First seen", _date(n.first_seen)),
         ("Last seen", _date(n.last_seen)),
-        ("Where", _where(n.files, _str(n.host))),
+        ("Where", _where(n.files, _on(n))),
         ("Error", _error_text(n)),
         ("Model", _code(_clip(_safe(n.model), _VALUE_MAX)) if _str(n.model).strip() else ""),
         (
@@ -383,6 +399,11 @@ def _facts(n: Notification) -> list[tuple[str, str]]:
 
 def _resolved_text(n: Notification) -> str:
     count = _int(n.count)
+    if n.kind == "merged":
+        return (
+            f"*Merged into the fleet alert*: the fleet store is reachable again and this "
+            f"host's {_plural(count, 'error')} are counted there from now on."
+        )
     return (
         f"*Resolved* after {_duration(n.duration_s)}: {_plural(count, 'error')} in all, "
         f"the last {_date(n.last_seen)}."
@@ -477,6 +498,8 @@ def _fallback(n: Notification) -> str:
         return (
             f"Resolved after {_duration(n.duration_s)}: {title} ({_plural(count, 'error')} in all)"
         )
+    if n.kind == "merged":
+        return f"Merged into the fleet alert: {title} ({_plural(count, 'error')} on this host)"
     status = _status(n.status)
     label = {"critical": "Critical", "warning": "Warning", "info": "Info"}.get(n.severity, "Alert")
     text = f"{label}: {title}" + (f" ({status})" if status and str(status) not in n.title else "")
@@ -484,7 +507,9 @@ def _fallback(n: Notification) -> str:
     paths = [p for p in (_str(f) for f in n.files) if p.strip()]
     if paths:
         text += f" in {_clip_left(_safe(paths[0]), _PATH_MAX)}"
-    if _str(n.host).strip():
+    if _int(n.host_count) > 1:
+        text += f" on {_plural(_int(n.host_count), 'host')}"
+    elif _str(n.host).strip():
         text += f" on {_clip(_safe(n.host), _VALUE_MAX)}"
     return text
 
@@ -522,10 +547,12 @@ def render(n: Notification, actions: bool = False) -> SlackMessage:
     `actions`, an open alert gets its buttons (only when something answers them)."""
     if n.kind == "backlog":
         return _render_backlog(n)
-    buttons = _actions(n) if actions and n.kind != "resolved" else None
+    buttons = _actions(n) if actions and n.kind not in ("resolved", "merged") else None
     parts: list[tuple[int, dict[str, Any]]] = [(0, _header(_header_text(n)))]
-    if n.kind == "resolved":
+    if n.kind in ("resolved", "merged"):
         parts.append((0, _section(_resolved_text(n))))
+    if _str(n.note).strip():
+        parts.append((0, _context(":warning: " + _clip(_safe(n.note), _CONTEXT_MAX))))
     parts.append((0, _fields([f"*{label}*\n{value}" for label, value in _facts(n)])))
     if _str(n.acked_by).strip():
         parts.append((0, _context(_ack_text(n))))
@@ -558,8 +585,10 @@ def render_plain(n: Notification) -> str:
         return _backlog_plain(n)
     # (priority, text) in display order; the most important are kept when room runs out.
     pieces: list[tuple[int, str]] = [(0, f"*{_header_text(n)}*")]
-    if n.kind == "resolved":
+    if n.kind in ("resolved", "merged"):
         pieces.append((1, _resolved_text(n)))
+    if _str(n.note).strip():
+        pieces.append((1, ":warning: " + _clip(_safe(n.note), _CONTEXT_MAX)))
     facts = dict(_facts(n))
     when = [f"*{k}:* {facts[k]}" for k in ("Count", "First seen", "Last seen") if k in facts]
     pieces.append((1, " · ".join(when).replace("\n", " ")))
@@ -569,7 +598,7 @@ def render_plain(n: Notification) -> str:
     if what:
         pieces.append((2, " · ".join(what)))
     if "Where" in facts:
-        pieces.append((3, "*Where:* " + _where(n.files, _str(n.host), sep=", ")))
+        pieces.append((3, "*Where:* " + _where(n.files, _on(n), sep=", ")))
     if _str(n.message).strip():
         pieces.append((4, _fence(_clip(_safe(n.message).strip("\n"), _MESSAGE_MAX))))
     if _str(n.context).strip():
@@ -604,7 +633,9 @@ def _assemble_plain(pieces: list[tuple[int, str]], excerpt: str, footer: tuple[i
 def render_reply(n: Notification, *, since_s: float | None = None) -> str:
     """A short threaded reply under the alert's message (since_s: time since the last one)."""
     count, new = _int(n.count), _int(n.new)
-    if n.kind == "resolved":
+    if n.kind == "merged":
+        text = f"{_RESOLVED_EMOJI} {_resolved_text(n)}"
+    elif n.kind == "resolved":
         text = (
             f"{_RESOLVED_EMOJI} *Resolved* after {_duration(n.duration_s)}: "
             f"{_plural(count, 'error')} in all, the last {_date(n.last_seen)}."
@@ -680,7 +711,7 @@ def _item_lines(n: Notification) -> list[str]:
 
 
 def _backlog_intro(n: Notification) -> str:
-    where = _where(n.files, _str(n.host), sep=", ")
+    where = _where(n.files, _on(n), sep=", ")
     return (
         f"While oai400d was not running, the logs recorded {_plural(_int(n.count), 'OpenAI error')}"
         f" between {_date(n.first_seen)} and {_date(n.last_seen)}"
