@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +20,7 @@ import pytest
 
 from tests.daemon_harness import ERROR_LINE, DaemonProcess, append, wait_until, write_config
 from tests.fakes.slack import FakeSlack, SlackMessage
+from tests.fakes.slack_socket import block_action
 from tests.pg_harness import PostgresServer, PostgresUnavailable, start_postgres
 
 
@@ -27,6 +30,7 @@ def start_host(
     dsn: str,
     slack: FakeSlack,
     alerts: dict[str, str] | None = None,
+    env: dict[str, str] | None = None,
     **fleet: str,
 ) -> DaemonProcess:
     """`oai400d run` as host `name`: its own directory, state DB and logs; the shared store."""
@@ -45,7 +49,7 @@ def start_host(
         slack={"base_url": slack.base_url, "channel": "#openai-alerts", "retry_max": "2s"},
         alerts={"group_wait": "1s", "group_interval": "500ms", **(alerts or {})},
     )
-    return DaemonProcess(config, env={"SLACK_BOT_TOKEN": slack.token})
+    return DaemonProcess(config, env={"SLACK_BOT_TOKEN": slack.token, **(env or {})})
 
 
 def log_of(tmp: Path, name: str) -> Path:
@@ -216,3 +220,107 @@ def test_a_store_outage_loses_no_count_and_the_local_alerts_are_merged_back(
     for daemon in hosts.values():
         assert daemon.stop(timeout=10) == 0
         assert "Traceback" not in daemon.log(), daemon.log()
+
+
+def oai400d(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "oai400d.cli", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_silences_and_acks_from_any_host_are_fleet_wide(
+    tmp_path: Path, fleet_dsn: str, fake_slack: FakeSlack, hosts: dict[str, DaemonProcess]
+) -> None:
+    """`oai400d ack` run on one host shows on the fleet's message, whoever owns it; a silence
+    made on one host is listed on every host and taken up by every daemon."""
+    for name in ("web-1", "web-2"):
+        hosts[name] = start_host(tmp_path, name, fleet_dsn, fake_slack)
+        hosts[name].wait_ready()
+        append(log_of(tmp_path, name), ERROR_LINE)
+    wait_until(
+        lambda: (m := top_level(fake_slack)) and "2 hosts" in text_of(m[0]),
+        timeout=20,
+        what="the fleet message on 2 hosts",
+    )
+    row = fleet_row(fleet_dsn, "fingerprint", "owner")
+    assert row is not None
+    fingerprint, owner = row
+    other = "web-2" if owner == "web-1" else "web-1"
+
+    acked = oai400d("ack", fingerprint, "--config", str(tmp_path / other / "config.toml"))
+    assert acked.returncode == 0, acked.stderr
+    wait_until(
+        lambda: "cknowledged" in text_of(top_level(fake_slack)[0]),
+        timeout=15,
+        what="the owner to show the acknowledgement made on the other host",
+    )
+
+    made = oai400d(
+        "silence",
+        "--category",
+        "auth.invalid_api_key",
+        "--for",
+        "1h",
+        "--comment",
+        "rotating",
+        "--config",
+        str(tmp_path / "web-1" / "config.toml"),
+    )
+    assert made.returncode == 0, made.stderr
+    listed = oai400d("silences", "--json", "--config", str(tmp_path / "web-2" / "config.toml"))
+    assert listed.returncode == 0, listed.stderr
+    (silence,) = json.loads(listed.stdout)
+    assert (silence["category"], silence["comment"]) == ("auth.invalid_api_key", "rotating")
+    for daemon in hosts.values():
+        wait_until(
+            lambda d=daemon: "fleet-wide silence" in d.log(),
+            timeout=10,
+            what="the silence taken up",
+        )
+
+
+def test_a_slack_button_pressed_on_a_host_that_did_not_post_the_message_works_fleet_wide(
+    tmp_path: Path, fleet_dsn: str, fake_slack: FakeSlack, hosts: dict[str, DaemonProcess]
+) -> None:
+    """Slack hands a button press to any of the app's connections: a host that never posted
+    the message checks it against the store's record of the message and records the silence
+    fleet-wide; a press on a message that is not the alert's is still refused."""
+    app = {"SLACK_APP_TOKEN": fake_slack.app_token}
+    hosts["web-1"] = start_host(tmp_path, "web-1", fleet_dsn, fake_slack, env=app)
+    hosts["web-1"].wait_ready()
+    wait_until(lambda: fake_slack.sockets.connections == 1, timeout=10, what="web-1's socket")
+    hosts["web-2"] = start_host(tmp_path, "web-2", fleet_dsn, fake_slack, env=app)
+    hosts["web-2"].wait_ready()
+    wait_until(lambda: fake_slack.sockets.connections == 2, timeout=10, what="web-2's socket")
+    append(log_of(tmp_path, "web-1"), ERROR_LINE)  # only web-1 saw it: web-1 posts the message
+    (post,) = fake_slack.wait_for_posts(1, timeout=15)
+    row = wait_until(
+        lambda: (r := fleet_row(fleet_dsn, "fingerprint", "owner", "message")) and r[2] and r,
+        timeout=10,
+        what="the message recorded in the store",
+    )
+    fingerprint, owner, _ = row
+    assert owner == "web-1"
+    channel, ts = post.answer["channel"], post.answer["ts"]
+
+    forged = block_action("env-f", "oai400d_silence_1h", fingerprint, "U0ALICE001", channel, "1.1")
+    fake_slack.sockets.push(forged)  # the newest connection: web-2's
+    wait_until(lambda: "refused Slack" in hosts["web-2"].log(), timeout=10, what="the refusal")
+
+    pressed = block_action(
+        "env-1", "oai400d_silence_1h", fingerprint, "U0ALICE001", channel, ts, user_name="alice"
+    )
+    fake_slack.sockets.push(pressed)
+    wait_until(
+        lambda: "silenced alert" in hosts["web-2"].log(), timeout=10, what="web-2 to record it"
+    )
+    with psycopg.connect(fleet_dsn) as conn:
+        silences = conn.execute(
+            "SELECT fingerprint, created_by, via FROM fleet_silences"
+        ).fetchall()
+    assert silences == [(fingerprint, "alice (U0ALICE001)", "slack")]
+    wait_until(
+        lambda: "fleet-wide silence" in hosts["web-1"].log(),
+        timeout=10,
+        what="the owner to take the silence up",
+    )

@@ -11,7 +11,8 @@ import psycopg
 import pytest
 
 from oai400d.errors import FleetStoreError, FleetUnavailableError
-from oai400d.fleet import SCHEMA_VERSION, FleetStore, describe_dsn
+from oai400d.fleet import SCHEMA_VERSION, Contribution, FleetStore, describe_dsn
+from oai400d.model import Ack
 from tests.daemon_harness import wait_until
 from tests.pg_harness import PostgresUnavailable, free_port, start_postgres
 
@@ -114,36 +115,103 @@ def test_unknown_fingerprint_has_no_alert(store: FleetStore) -> None:
 
 
 def test_one_host_owns_the_message_until_it_stops_renewing(fleet_dsn: str) -> None:
-    """A takes the lease, B cannot; A stops renewing → B takes over after the ttl; release."""
+    """A claims the message, B cannot; A stops renewing → B takes over after the ttl; release."""
     with FleetStore(fleet_dsn) as a, FleetStore(fleet_dsn) as b:
         a.contribute("fp", "host-a", 1, T0, T0)
         b.contribute("fp", "host-b", 1, T0, T0)
-        assert a.take_lease("fp", "host-a", ttl=60)
-        assert not b.take_lease("fp", "host-b", ttl=60)
-        assert a.renew_lease("fp", "host-a", ttl=60)
-        assert not b.renew_lease("fp", "host-b", ttl=60)
+        assert a.claim(["fp"], "host-a", ttl=60) == {"fp": None}
+        assert b.claim(["fp"], "host-b", ttl=60) == {}
+        assert a.claim(["fp"], "host-a", ttl=60) == {"fp": "host-a"}  # renewed
         assert a.record_message("fp", "host-a", {"channel": "C1", "ts": "1.2"})
         assert not b.record_message("fp", "host-b", {"channel": "C1", "ts": "9.9"})
 
         # A "dies": its last renewal is short and it never renews again.
-        assert a.renew_lease("fp", "host-a", ttl=0.3)
+        assert a.claim(["fp"], "host-a", ttl=0.3) == {"fp": "host-a"}
         started = time.monotonic()
-        wait_until(lambda: b.take_lease("fp", "host-b", ttl=60), 5, "B to take the lease over")
+        wait_until(lambda: b.claim(["fp"], "host-b", ttl=60), 5, "B to take the message over")
         assert time.monotonic() - started < 2
         alert = b.alert("fp")
         assert alert is not None and alert.owner == "host-b"
         assert alert.message == {"channel": "C1", "ts": "1.2"}  # B edits A's message, no new one
-        assert not a.renew_lease("fp", "host-a", ttl=60)  # A, back, learns it lost the message
+        assert a.claim(["fp"], "host-a", ttl=60) == {}  # A, back, learns it lost the message
         assert not a.release_lease("fp", "host-a")
 
         assert b.release_lease("fp", "host-b")
         released = a.alert("fp")
         assert released is not None and released.owner is None and released.lease_until is None
-        assert a.take_lease("fp", "host-a", ttl=60)  # free at once after a release
+        assert a.claim(["fp"], "host-a", ttl=60) == {"fp": None}  # free at once after a release
 
 
-def test_no_lease_on_an_alert_nobody_opened(store: FleetStore) -> None:
-    assert not store.take_lease("never-seen", "host-a", ttl=60)
+def test_nothing_to_claim_for_an_alert_nobody_opened(store: FleetStore) -> None:
+    assert store.claim(["never-seen"], "host-a", ttl=60) == {}
+
+
+def test_an_alert_orphaned_for_a_whole_lease_is_claimed_by_any_host(store: FleetStore) -> None:
+    """Every host that saw it stopped: another host, which never saw it, still takes it over
+    (after its lease has been expired for one more ttl), so that it resolves."""
+    store.contribute("fp", "host-a", 1, T0, T0)
+    assert store.claim(["fp"], "host-a", ttl=0.2) == {"fp": None}
+    assert store.claim([], "host-b", ttl=0.2) == {}  # not yet: A may still be renewing
+    wait_until(lambda: store.claim([], "host-b", ttl=0.2), 5, "the orphan to be claimed")
+
+
+def test_a_batch_sent_again_is_counted_once(store: FleetStore) -> None:
+    """A batch whose answer was lost is sent again under its number: applied once. A new
+    instance (a replaced state DB) numbers its batches afresh."""
+    batch = [Contribution("fp", "host-a", 3, T0, T0 + 1)]
+    assert store.contribute_many(batch, batch=("inst-1", 1))
+    assert not store.contribute_many(batch, batch=("inst-1", 1))
+    assert store.contribute_many(batch, batch=("inst-1", 2))
+    assert not store.contribute_many(batch, batch=("inst-1", 1))  # an older one, late
+    assert store.contribute_many(batch, batch=("inst-2", 1))
+    alert = store.alert("fp")
+    assert alert is not None and alert.count == 9
+
+
+def test_advance_needs_the_lease_and_a_resolution_an_unchanged_count(store: FleetStore) -> None:
+    store.contribute("fp", "host-a", 2, T0, T0)
+    store.claim(["fp"], "host-a", ttl=60)
+    assert not store.advance("fp", "host-b", 1, "open", {"notified_count": 2})  # not the owner
+    assert not store.advance("fp", "host-a", 2, "open", {"notified_count": 2})  # wrong episode
+    assert store.advance("fp", "host-a", 1, "open", {"notified_count": 2})
+    store.contribute("fp", "host-b", 1, T0 + 5, T0 + 5)  # came in after the owner looked
+    assert not store.advance("fp", "host-a", 1, "resolved", {}, expect_count=2)
+    assert store.advance("fp", "host-a", 1, "resolved", {"notified_count": 3}, expect_count=3)
+    assert not store.advance("fp", "host-a", 1, "resolved", {}, expect_count=3)  # once only
+
+
+def test_a_resolved_alert_that_comes_back_is_a_new_episode(store: FleetStore) -> None:
+    """Count, hosts, announcement state and message start afresh; first_seen is the new one."""
+    store.contribute("fp", "host-a", 2, T0, T0)
+    store.contribute("fp", "host-b", 1, T0, T0)
+    store.claim(["fp"], "host-a", ttl=60)
+    store.record_message("fp", "host-a", {"channel": "C1", "ts": "1.2"})
+    assert store.advance("fp", "host-a", 1, "resolved", {"notified_count": 3}, expect_count=3)
+    store.contribute("fp", "host-c", 4, T0 + 100, T0 + 101)
+    (alert,) = store.alerts(["fp"])
+    assert (alert.episode, alert.state, alert.count) == (2, "pending", 4)
+    assert (alert.first_seen, alert.last_seen) == (T0 + 100, T0 + 101)
+    assert alert.lifecycle == {} and alert.message is None
+    assert alert.host_count == 1 and [h.host for h in alert.hosts] == ["host-c"]
+    store.contribute("fp", "host-a", 1, T0 + 102, T0 + 102)
+    (alert,) = store.alerts(["fp"])
+    assert alert.count == 5 and [h.host for h in alert.hosts] == ["host-a", "host-c"]
+    detail = store.alert("fp")
+    assert detail is not None and [(h.host, h.count) for h in detail.hosts] == [
+        ("host-a", 1),
+        ("host-c", 4),
+    ]
+
+
+def test_prune_forgets_alerts_resolved_long_ago(store: FleetStore, fleet_dsn: str) -> None:
+    store.contribute("old", "host-a", 1, T0, T0)
+    store.contribute("live", "host-a", 1, T0, T0)
+    store.claim(["old"], "host-a", ttl=60)
+    assert store.advance("old", "host-a", 1, "resolved", {}, expect_count=1)
+    with psycopg.connect(fleet_dsn, autocommit=True) as conn:
+        conn.execute("UPDATE fleet_alerts SET updated = now() - interval '8 days'")
+    assert store.prune(older_than_days=7) == 1
+    assert store.alert("old") is None and store.alert("live") is not None
 
 
 def test_a_statement_over_the_timeout_is_a_retryable_error(fleet_dsn: str) -> None:
@@ -198,16 +266,20 @@ def test_no_such_database_is_not_retryable(postgres: object, fleet_dsn: str) -> 
 
 
 def test_fleet_wide_silences_and_acks(store: FleetStore) -> None:
-    sid = store.add_silence("fp", None, T0, T0 + 3600, "deploy", "alice")
+    sid = store.add_silence("fp", None, T0, T0 + 3600, "deploy", "alice").id
     store.add_silence(None, "auth.invalid_api_key", T0, T0 + 60, "", "bob", via="slack")
     assert [s.id for s in store.silences()] == [sid, sid + 1]
     assert [s.created_by for s in store.silences(after=T0 + 120)] == ["alice"]
     assert store.silences(after=T0 + 120)[0].ends == T0 + 3600
     with pytest.raises(ValueError):
         store.add_silence("fp", "cat", T0, T0 + 1, "", "x")
-    store.acknowledge("fp", "alice", T0)
-    store.acknowledge("fp", "bob", T0 + 5, "on it", "slack")
-    assert store.acks() == [("fp", "bob", T0 + 5, "on it", "slack")]
+    store.acknowledge(Ack("fp", "alice", T0))
+    store.acknowledge(Ack("fp", "bob", T0 + 5, "on it", "slack"))
+    assert store.acks() == [Ack("fp", "bob", T0 + 5, "on it", "slack")]
+    lifted = store.lift_silence(sid, "carol", T0 + 10)
+    assert lifted is not None and (lifted.ends, lifted.removed_by) == (T0 + 10, "carol")
+    assert store.lift_silence(sid, "dave", T0 + 20) == lifted  # already lifted: unchanged
+    assert store.silence(999) is None
 
 
 def test_describe_dsn_never_shows_the_password() -> None:

@@ -15,13 +15,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, Protocol, TextIO
 
 from oai400d import __version__
 from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
 from oai400d.config import LoadedConfig, format_duration, load_config, parse_duration, public_view
-from oai400d.errors import ConfigError, DeliveryError, StateError
+from oai400d.errors import ConfigError, DeliveryError, FleetError, StateError
 from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
 from oai400d.scan import Scanner, scan_file
 from oai400d.state import State
@@ -33,6 +33,7 @@ EXIT_OK = 0
 EXIT_WARNING = 1
 EXIT_USAGE = 2
 EXIT_STATE = 73  # EX_CANTCREAT: the state database cannot be opened
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the fleet store cannot be reached
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keys on it
 
 PROGRESS_MIN_BYTES = 64 * 1024 * 1024
@@ -543,10 +544,57 @@ def whoami() -> str:
         return f"uid {os.getuid()}"
 
 
+class _Described(Protocol):
+    @property
+    def state(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+
+
+class MuteBook(Protocol):
+    """Where silences and acknowledgements live: the state DB, or with state.fleet the store."""
+
+    @property
+    def where(self) -> str: ...
+    def alert(self, fingerprint: str) -> _Described | None: ...
+    def add_silence(
+        self,
+        fingerprint: str | None,
+        category: str | None,
+        starts: float,
+        ends: float,
+        comment: str,
+        created_by: str,
+        via: str,
+    ) -> Silence: ...
+    def silence(self, silence_id: int) -> Silence | None: ...
+    def silences(self, after: float | None = None) -> list[Silence]: ...
+    def lift_silence(self, silence_id: int, by: str, now: float) -> Silence | None: ...
+    def acknowledge(self, ack: Ack) -> None: ...
+
+
 @contextmanager
-def _writable_state(args: argparse.Namespace) -> Iterator[State | None]:
+def _mute_book(args: argparse.Namespace) -> Iterator[MuteBook | None]:
+    """The fleet store (fleet-wide) with state.fleet, else the state DB; None (after saying
+    why) when there is none yet. Errors of either surface as StateError or FleetError."""
+    settings = _load(args).settings
+    if settings.state.fleet is not None:
+        from oai400d.fleet import FleetStore  # psycopg only where a fleet is configured
+
+        store = FleetStore(settings.state.fleet.get_secret_value(), connect_timeout=5)
+        store.open()
+        try:
+            yield store
+        finally:
+            store.close()
+        return
+    with _writable_state(settings.state.path) as state:
+        yield state
+
+
+@contextmanager
+def _writable_state(path: str) -> Iterator[State | None]:
     """The state DB for a change; None (after saying why) when there is none yet."""
-    path = _load(args).settings.state.path
     if not os.path.exists(path):
         print(
             f"oai400d: no state database at {path}; start `oai400d run` with this config "
@@ -562,8 +610,10 @@ def _writable_state(args: argparse.Namespace) -> Iterator[State | None]:
         state.close()
 
 
-def _state_failed(exc: StateError) -> int:
+def _state_failed(exc: StateError | FleetError) -> int:
     print(f"oai400d: {exc}", file=sys.stderr)
+    if isinstance(exc, FleetError):
+        return EXIT_UNAVAILABLE
     print(
         "oai400d: run the command as the user the daemon runs as (e.g. sudo -u oai400d …)",
         file=sys.stderr,
@@ -616,13 +666,13 @@ def cmd_silence(args: argparse.Namespace) -> int:
         )
         return EXIT_USAGE
     try:
-        with _writable_state(args) as state:
+        with _mute_book(args) as state:
             if state is None:
                 return EXIT_NOT_FOUND
             if args.fingerprint is not None and state.alert(args.fingerprint) is None:
                 print(
                     f"oai400d silence: no alert with fingerprint {args.fingerprint} in "
-                    f"{state.path}; `oai400d status` lists the open ones (to mute what has not "
+                    f"{state.where}; `oai400d status` lists the open ones (to mute what has not "
                     "happened yet, use --category)",
                     file=sys.stderr,
                 )
@@ -631,7 +681,7 @@ def cmd_silence(args: argparse.Namespace) -> int:
             silence = state.add_silence(
                 args.fingerprint, args.category, now, now + seconds, args.comment, whoami(), "cli"
             )
-    except StateError as exc:
+    except (StateError, FleetError) as exc:
         return _state_failed(exc)
     if args.json:
         print(json.dumps(silence_json(silence, now), indent=2))
@@ -646,10 +696,18 @@ def cmd_silence(args: argparse.Namespace) -> int:
 
 
 def cmd_silences(args: argparse.Namespace) -> int:
-    path = _load(args).settings.state.path
+    settings = _load(args).settings
+    path = settings.state.path
     now = time.time()
     found: list[Silence] = []
-    if os.path.exists(path):
+    if settings.state.fleet is not None:
+        try:
+            with _mute_book(args) as book:
+                assert book is not None
+                found = book.silences(after=None if args.all else now)
+        except FleetError as exc:
+            return _state_failed(exc)
+    elif os.path.exists(path):
         state = State(path, readonly=True)
         try:
             found = state.silences(after=None if args.all else now)
@@ -674,14 +732,14 @@ def cmd_silences(args: argparse.Namespace) -> int:
 
 def cmd_unsilence(args: argparse.Namespace) -> int:
     try:
-        with _writable_state(args) as state:
+        with _mute_book(args) as state:
             if state is None:
                 return EXIT_NOT_FOUND
             now = time.time()
             before = state.silence(args.id)
             if before is None:
                 print(
-                    f"oai400d unsilence: no silence {args.id} in {state.path}; "
+                    f"oai400d unsilence: no silence {args.id} in {state.where}; "
                     "`oai400d silences --all` lists them",
                     file=sys.stderr,
                 )
@@ -691,7 +749,7 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
                 print(f"silence {args.id} ({before.matcher}) already {how} at {iso(before.ends)}")
                 return EXIT_OK
             state.lift_silence(args.id, whoami(), now)
-    except StateError as exc:
+    except (StateError, FleetError) as exc:
         return _state_failed(exc)
     print(f"lifted silence {args.id} ({before.matcher}): messages resume")
     return EXIT_OK
@@ -699,13 +757,13 @@ def cmd_unsilence(args: argparse.Namespace) -> int:
 
 def cmd_ack(args: argparse.Namespace) -> int:
     try:
-        with _writable_state(args) as state:
+        with _mute_book(args) as state:
             if state is None:
                 return EXIT_NOT_FOUND
             alert = state.alert(args.fingerprint)
             if alert is None:
                 print(
-                    f"oai400d ack: no alert with fingerprint {args.fingerprint} in {state.path}; "
+                    f"oai400d ack: no alert with fingerprint {args.fingerprint} in {state.where}; "
                     "`oai400d status` lists the open ones",
                     file=sys.stderr,
                 )
@@ -719,7 +777,7 @@ def cmd_ack(args: argparse.Namespace) -> int:
                 return EXIT_NOT_FOUND
             who = whoami()
             state.acknowledge(Ack(args.fingerprint, who, time.time(), args.comment, "cli"))
-    except StateError as exc:
+    except (StateError, FleetError) as exc:
         return _state_failed(exc)
     print(f"acknowledged {args.fingerprint} ({alert.title}) as {who}: its reminders stop")
     return EXIT_OK

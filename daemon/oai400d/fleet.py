@@ -27,7 +27,7 @@ from psycopg.rows import TupleRow
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from oai400d.errors import FleetError, FleetStoreError, FleetUnavailableError
-from oai400d.model import Silence
+from oai400d.model import Ack, Silence
 
 # Each migration brings the schema from version N-1 to N, in one transaction; never edit one
 # that has shipped: add the next.
@@ -220,6 +220,10 @@ class FleetAlert:
     state: str = "pending"  # pending, open or resolved: written by the owner only
     lifecycle: dict[str, Any] = field(default_factory=dict)  # the owner's announcement state
     host_count: int = 0  # hosts that contributed to this episode (`hosts` may list fewer)
+
+    @property
+    def title(self) -> str:
+        return str(self.data.get("title") or self.fingerprint)
 
 
 def describe_dsn(dsn: str) -> str:
@@ -461,34 +465,6 @@ class FleetStore:
 
     # -- who owns the Slack message ---------------------------------------------------------
 
-    def take_lease(self, fingerprint: str, host: str, ttl: float) -> bool:
-        """Own the alert's message for `ttl` s if nobody does or its owner's lease has expired."""
-        return self._lease(
-            """
-            UPDATE fleet_alerts SET owner = %(host)s,
-                lease_until = now() + make_interval(secs => %(ttl)s)
-            WHERE fingerprint = %(fp)s
-              AND (owner IS NULL OR owner = %(host)s OR lease_until < now())
-            RETURNING owner
-            """,
-            fingerprint,
-            host,
-            ttl,
-        )
-
-    def renew_lease(self, fingerprint: str, host: str, ttl: float) -> bool:
-        """Extend this host's lease; False if another host has taken the message over."""
-        return self._lease(
-            """
-            UPDATE fleet_alerts SET lease_until = now() + make_interval(secs => %(ttl)s)
-            WHERE fingerprint = %(fp)s AND owner = %(host)s
-            RETURNING owner
-            """,
-            fingerprint,
-            host,
-            ttl,
-        )
-
     def release_lease(self, fingerprint: str, host: str) -> bool:
         """Give the message up (clean shutdown) so another host takes it at once."""
         return self._lease(
@@ -538,8 +514,8 @@ class FleetStore:
         comment: str,
         created_by: str,
         via: str = "cli",
-    ) -> int:
-        """Silence a fingerprint or a category fleet-wide from starts to ends; its id."""
+    ) -> Silence:
+        """Silence a fingerprint or a category fleet-wide from starts to ends."""
         if (fingerprint is None) == (category is None):
             raise ValueError("a silence matches either a fingerprint or a category")
 
@@ -554,7 +530,12 @@ class FleetStore:
             ).fetchone()
             return int(_one(row))
 
-        return self._call(write)
+        found = self.silence(self._call(write))
+        assert found is not None
+        return found
+
+    def silence(self, silence_id: int) -> Silence | None:
+        return next((x for x in self.silences() if x.id == silence_id), None)
 
     def silences(self, after: float | None = None) -> list[Silence]:
         """Fleet-wide silences that end after a time (all of them when None), oldest first."""
@@ -585,11 +566,9 @@ class FleetStore:
             )
 
         self._call(write)
-        return next((x for x in self.silences() if x.id == silence_id), None)
+        return self.silence(silence_id)
 
-    def acknowledge(
-        self, fingerprint: str, by: str, at: float, comment: str = "", via: str = "cli"
-    ) -> None:
+    def acknowledge(self, ack: Ack) -> None:
         """Record fleet-wide that someone has seen this alert (the latest ack wins)."""
 
         def write(conn: psycopg.Connection[TupleRow]) -> None:
@@ -599,24 +578,29 @@ class FleetStore:
                 ON CONFLICT (fingerprint) DO UPDATE SET acked_by = EXCLUDED.acked_by,
                     acked_at = EXCLUDED.acked_at, comment = EXCLUDED.comment, via = EXCLUDED.via
                 """,
-                (fingerprint, by, at, comment, via),
+                (ack.fingerprint, ack.by, ack.at, ack.comment, ack.via),
             )
 
         self._call(write)
 
-    def acks(self) -> list[tuple[str, str, float, str, str]]:
-        """Every fleet-wide ack as (fingerprint, by, at, comment, via), oldest first."""
+    def acks(self) -> list[Ack]:
+        """Every fleet-wide acknowledgement, oldest first."""
 
-        def read(conn: psycopg.Connection[TupleRow]) -> list[tuple[str, str, float, str, str]]:
+        def read(conn: psycopg.Connection[TupleRow]) -> list[Ack]:
             rows = conn.execute(
                 """
                 SELECT fingerprint, acked_by, extract(epoch FROM acked_at)::float8, comment, via
                 FROM fleet_acks ORDER BY acked_at
                 """
             ).fetchall()
-            return [(r[0], r[1], float(r[2]), r[3], r[4]) for r in rows]
+            return [Ack(r[0], r[1], float(r[2]), r[3], r[4]) for r in rows]
 
         return self._call(read)
+
+    @property
+    def where(self) -> str:
+        """Where the store is, for people: `the fleet store db:5432/oai400d`."""
+        return f"the fleet store {self._where}"
 
     # -- plumbing ---------------------------------------------------------------------------
 

@@ -272,9 +272,7 @@ class FleetSync:
                     f": {x.comment}" if x.comment else "",
                 )
         self.silences = silences
-        self._acks = {
-            fp: Ack(fp, by, at, comment, via) for fp, by, at, comment, via in self.store.acks()
-        }
+        self._acks = {ack.fingerprint: ack for ack in self.store.acks()}
 
     def _own(self, state: State, now: float) -> None:
         """Lease the alerts this host saw; run the lifecycle of those it owns."""

@@ -125,15 +125,20 @@ def make_notifier(settings: Settings) -> Notifier:
 
 def make_fleet(settings: Settings, poke_outbox: Callable[[], None]) -> FleetSync | None:
     """This host's part in the fleet's alert book, when state.fleet is set."""
+    store = make_fleet_store(settings)
+    return None if store is None else FleetSync(settings, store, poke_outbox)
+
+
+def make_fleet_store(settings: Settings) -> FleetStore | None:
+    """A connection pool to the fleet's store (not opened yet), when state.fleet is set."""
     if settings.state.fleet is None:
         return None
     f = settings.fleet
-    store = FleetStore(
+    return FleetStore(
         settings.state.fleet.get_secret_value(),
         connect_timeout=f.connect_timeout,
         statement_timeout=f.statement_timeout,
     )
-    return FleetSync(settings, store, poke_outbox)
 
 
 def make_socket_mode(settings: Settings) -> SlackSocketMode | None:
@@ -155,6 +160,7 @@ def make_socket_mode(settings: Settings) -> SlackSocketMode | None:
         slack.allowed_users,
         slack.allowed_groups,
         slack.timeout,
+        fleet=make_fleet_store(settings),
     )
 
 

@@ -143,6 +143,11 @@ class State:
     def close(self) -> None:
         self._db.close()
 
+    @property
+    def where(self) -> str:
+        """Where the state is, for people."""
+        return self.path
+
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
         try:

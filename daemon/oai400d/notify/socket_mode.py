@@ -24,7 +24,8 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from oai400d.errors import DeliveryError, PermanentDeliveryError, StateError
+from oai400d.errors import DeliveryError, FleetError, PermanentDeliveryError, StateError
+from oai400d.fleet import FleetStore
 from oai400d.model import Ack
 from oai400d.notify.slack import TARGET, translate
 from oai400d.notify.slack_blocks import ACTION_ACK, ACTION_SILENCE
@@ -159,8 +160,13 @@ class ActionHandler:
         allowed_groups: Sequence[str],
         groups: GroupMembers | None,
         clock: Callable[[], float] = time.time,
+        fleet: FleetStore | None = None,
     ) -> None:
         self.state_path = state_path
+        # With state.fleet the press may be on a message another host posted, and what it
+        # records is for the whole fleet: both are looked up and written in the store.
+        self.fleet = fleet
+        self._fleet_open = False
         self.allowed_users = frozenset(allowed_users)
         self.allowed_groups = tuple(allowed_groups)
         self.groups = groups
@@ -171,9 +177,16 @@ class ActionHandler:
         allowed = self._not_allowed(press)
         if allowed is not None:
             return allowed
-        if not press.fingerprint or state.alert(press.fingerprint) is None:
+        known = bool(press.fingerprint) and state.alert(press.fingerprint) is not None
+        messages = state.deliveries_of(press.fingerprint, TARGET) if known else []
+        in_fleet = bool(press.fingerprint) and self.fleet is not None
+        shared = self._fleet().alert(press.fingerprint) if in_fleet else None
+        if shared is not None:
+            known = True
+            if shared.message and shared.message.get("channel") and shared.message.get("ts"):
+                messages.append((str(shared.message["channel"]), str(shared.message["ts"])))
+        if not known:
             return f"forged: no alert with fingerprint {press.fingerprint!r}"
-        messages = state.deliveries_of(press.fingerprint, TARGET)
         if not messages:
             return f"forged: alert {press.fingerprint} has no Slack message"
         if (press.channel, press.message_ts) not in messages:
@@ -184,6 +197,13 @@ class ActionHandler:
         if not state.claim_action(press.seen_keys(), self.clock(), SEEN_KEPT):
             return "replayed: this action was handled before"
         return None
+
+    def _fleet(self) -> FleetStore:
+        assert self.fleet is not None
+        if not self._fleet_open:
+            self.fleet.open()
+            self._fleet_open = True
+        return self.fleet
 
     def _not_allowed(self, press: Press) -> str | None:
         if not press.user_id:
@@ -217,6 +237,7 @@ class ActionHandler:
             return False
         try:
             reason = self.refusal(press, state)
+            book: State | FleetStore = state if self.fleet is None else self._fleet()
             if reason is not None:
                 log.warning(
                     "refused Slack %s on alert %s by user %s: %s",
@@ -228,11 +249,11 @@ class ActionHandler:
                 return False
             now = self.clock()
             if press.action_id == ACTION_ACK:
-                state.acknowledge(Ack(press.fingerprint, press.who, now, "", "slack"))
+                book.acknowledge(Ack(press.fingerprint, press.who, now, "", "slack"))
                 log.info("Slack: %s acknowledged alert %s", press.who, press.fingerprint)
             else:
                 seconds = ACTION_SILENCE[press.action_id]
-                silence = state.add_silence(
+                silence = book.add_silence(
                     press.fingerprint, None, now, now + seconds, "", press.who, "slack"
                 )
                 log.info(
@@ -243,7 +264,7 @@ class ActionHandler:
                     silence.id,
                 )
             return True
-        except StateError as exc:
+        except (StateError, FleetError) as exc:
             log.error("Slack %s by %s not recorded: %s", press.action_id, press.user_id, exc)
             return False
         finally:
@@ -280,10 +301,11 @@ class SlackSocketMode:
         allowed_users: Sequence[str],
         allowed_groups: Sequence[str],
         timeout: float = 10.0,
+        fleet: FleetStore | None = None,
     ) -> SlackSocketMode:
         """The connection and its handler, user groups looked up with the bot token."""
         groups = GroupMembers(WebClient(token=bot_token, base_url=base_url, timeout=int(timeout)))
-        handler = ActionHandler(state_path, allowed_users, allowed_groups, groups)
+        handler = ActionHandler(state_path, allowed_users, allowed_groups, groups, fleet=fleet)
         return cls(app_token, base_url, handler, timeout)
 
     def start(self) -> None:
