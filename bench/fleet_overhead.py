@@ -32,8 +32,10 @@ name per fingerprint, so each carries the ~1.2 KB of alert data the daemon queue
    message the client sends waits for one answer; connection set-ups are counted apart).
    Then the same with --hosts (5) hosts at once, each a thread with its own FleetStore, state DB,
    instance and host name, all contributing the same fingerprints back to back (no pause
-   between rounds: the most contention; row locks serialize their upserts). The threads share
-   this process's GIL, so Python work of one host delays the others too.
+   between rounds: the most contention; row locks serialize their upserts; --rounds rounds in
+   all, each host its share). Back to back is what a storm does: every main-loop commit that
+   queued findings pokes the sync thread, which then starts its next round at once. The
+   threads share this process's GIL, so Python work of one host delays the others too.
 3. Optional (--daemon): `oai400d run` with and without state.fleet under the load of
    bench/daemon_sustained.py (its writer: --daemon-rate lines/s, 1 in 1000 an error, into 10
    files for --daemon-seconds s): the daemon's CPU, and with the fleet the round trips it makes
@@ -42,9 +44,9 @@ name per fingerprint, so each carries the ~1.2 KB of alert data the daemon queue
 Skips (exit 0) when no PostgreSQL server binaries are found. No pass/fail, except sanity
 checks (a step that fails, counts that do not add up: exit 1).
 
-    python bench/fleet_overhead.py                   # ~1.5 min
+    python bench/fleet_overhead.py                   # about 1 min
     python bench/fleet_overhead.py --quick           # fewer rounds and batches
-    python bench/fleet_overhead.py --daemon          # adds part 3 (~1.5 min more)
+    python bench/fleet_overhead.py --daemon          # adds part 3 (about 75 s more)
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import shutil
 import socket
 import statistics
@@ -69,22 +70,24 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from benchlib import DEFAULT_WORK_DIR, REPO_DIR, git_revision
 from daemon_latency import error_line, host_line, percentile
 
 sys.path.insert(0, str(REPO_DIR))  # tests.pg_harness
 
-from oai400d.alerts import AlertBook  # noqa: E402
-from oai400d.classify.engine import Classifier  # noqa: E402
-from oai400d.classify.rules import load_rules  # noqa: E402
-from oai400d.config import AlertsSettings, Settings, load_config  # noqa: E402
-from oai400d.fleetsync import FleetSync, alert_data  # noqa: E402
-from oai400d.model import Event, FileState, Finding, FleetDelta  # noqa: E402
-from oai400d.service import make_fleet  # noqa: E402
-from oai400d.state import State  # noqa: E402
-from tests.pg_harness import PostgresServer, PostgresUnavailable, start_postgres  # noqa: E402
+from tests.pg_harness import PostgresServer, PostgresUnavailable, start_postgres
 
-HOST_WORK_DIR = DEFAULT_WORK_DIR / "fleet-overhead"
+from oai400d.alerts import AlertBook
+from oai400d.classify.engine import Classifier
+from oai400d.classify.rules import load_rules
+from oai400d.config import AlertsSettings, Settings, load_config
+from oai400d.fleetsync import FleetSync, alert_data
+from oai400d.model import Event, FileState, Finding, FleetDelta
+from oai400d.service import make_fleet
+from oai400d.state import State
+
 POSITIONS = 10  # followed files whose positions every commit writes
 STORE_METHODS = (
     "contribute_many",
@@ -245,7 +248,8 @@ def bench_main_loop(
     )
 
 
-def print_main_loop(results: list[MainLoopResult]) -> None:
+def print_main_loop(results: list[MainLoopResult]) -> list[str]:
+    """Print the main loop's figures; return the Markdown table rows."""
     print()
     print("1. Main loop: State.commit of one batch (SQLite, WAL, synchronous=NORMAL), medians")
     print(
@@ -257,6 +261,7 @@ def print_main_loop(results: list[MainLoopResult]) -> None:
         f"{'':>11} {'':>8} {'':>5} {'µs':>10} {'µs':>9} {'µs':>9} {'µs':>9} {'µs':>9} "
         f"{'µs':>8} {'µs':>8} {'µs':>19} {'µs':>9}"
     )
+    rows: list[str] = []
     for r in results:
         n = r.shape.findings
         print(
@@ -265,6 +270,11 @@ def print_main_loop(results: list[MainLoopResult]) -> None:
             f"{r.build_us / n:>8.2f} {r.total_us / n:>8.2f} {r.local_us:>19.0f} "
             f"{r.observe_us:>9.0f}"
         )
+        rows.append(
+            f"| {r.shape.label} | {n} | {r.rows} | {r.base_us:.0f} µs | {r.fleet_us:.0f} µs | "
+            f"{r.upsert_us:.0f} µs = {r.upsert_us / n:.1f} µs | {r.build_us / n:.1f} µs | "
+            f"**{r.total_us / n:.1f} µs** | {r.local_us:.0f} µs + {r.observe_us:.0f} µs |"
+        )
     print(
         "positions: commit of 10 file positions alone; +fleet: the same with the batch's "
         "FleetDelta rows; upsert = +fleet - positions; build: making the deltas as "
@@ -272,6 +282,7 @@ def print_main_loop(results: list[MainLoopResult]) -> None:
         "without a fleet the daemon writes the local AlertBook's changed alerts instead "
         "(+alerts, a commit with the positions) after AlertBook.observe of each finding."
     )
+    return rows
 
 
 # --------------------------------------------------------------------------- the wire counter
@@ -463,7 +474,9 @@ class Round:
     connects: int = 0
 
 
-def run_round(host: Host, findings: list[Finding], gap: float, relay: CountingRelay | None) -> Round:
+def run_round(
+    host: Host, findings: list[Finding], gap: float, relay: CountingRelay | None
+) -> Round:
     """The main loop commits one batch into the queue, then one FleetSync step."""
     now = host.clock.t
     host.state.commit(fleet=queue_deltas(findings, now).values(), now=now)
@@ -501,21 +514,28 @@ class StoreResult:
     shape: Shape
     hosts: int
     rounds: list[Round]  # every host's measured rounds
-    count_rounds: list[Round] = field(default_factory=list)
+    count_rounds: list[Round] = field(default_factory=list)  # the counting pass
     store_count: int = 0
     expected_count: int = 0
 
-    def wall(self) -> tuple[float, float, float]:
+    def wall_ms(self) -> tuple[float, float]:
+        """(median, p95) of the wall time of a round, ms."""
         ordered = sorted(float(r.wall_ns) for r in self.rounds)
-        return us(statistics.median(ordered)), us(percentile(ordered, 95)), us(ordered[-1])
+        return statistics.median(ordered) / 1e6, percentile(ordered, 95) / 1e6
 
-    def cpu_median_us(self) -> float:
-        return us(statistics.median(r.cpu_ns for r in self.rounds))
+    def max_ms(self, transition: bool) -> float | None:
+        """The slowest round without (or with) a lifecycle transition (advance), ms."""
+        walls = [r.wall_ns for r in self.rounds if bool(r.calls["advance"]) == transition]
+        return max(walls) / 1e6 if walls else None
 
-    def statements(self) -> tuple[float, int]:
-        """(mean statements per round, most in one round)."""
-        counts = [r.statements for r in self.rounds]
-        return statistics.fmean(counts), max(counts)
+    def cpu_ms(self) -> float:
+        return statistics.median(r.cpu_ns for r in self.rounds) / 1e6
+
+    def per_finding_us(self) -> float:
+        return self.wall_ms()[0] * 1000 / self.shape.findings
+
+    def mean_statements(self) -> float:
+        return statistics.fmean(r.statements for r in self.rounds)
 
     def breakdown(self) -> str:
         total: Counter[str] = Counter()
@@ -524,20 +544,26 @@ class StoreResult:
         n = len(self.rounds)
         return ", ".join(f"{name} {total[name] / n:.2f}" for name in STORE_METHODS if total[name])
 
-    def typical(self) -> Round:
-        """A round without a lifecycle transition (the usual one)."""
-        plain = [r for r in self.count_rounds if not r.calls["advance"]]
-        return max(plain, key=lambda r: r.statements) if plain else self.count_rounds[0]
+    def counted(self, transition: bool) -> str:
+        """'statements / wire round trips' of the counting pass's rounds (the first, which
+        opens the store, left out): their range; with `transition`, the rounds with advance."""
+        rounds = [r for r in self.count_rounds[1:] if bool(r.calls["advance"]) == transition]
+        if not rounds:
+            return "-"
+
+        def span(values: list[int]) -> str:
+            lo, hi = min(values), max(values)
+            return f"{lo}" if lo == hi else f"{lo}-{hi}"
+
+        return f"{span([r.statements for r in rounds])} / {span([r.wire for r in rounds])}"
 
     def wire_per_statement(self) -> float:
-        wire = sum(r.wire for r in self.count_rounds)
-        statements = sum(r.statements for r in self.count_rounds)
-        return wire / statements if statements else float("nan")
+        rounds = self.count_rounds[1:]
+        statements = sum(r.statements for r in rounds)
+        return sum(r.wire for r in rounds) / statements if statements else float("nan")
 
 
 def store_count(dsn: str) -> int:
-    import psycopg
-
     with psycopg.connect(dsn, connect_timeout=5) as conn:
         row = conn.execute("SELECT coalesce(sum(count), 0) FROM fleet_alerts").fetchone()
         return int(row[0]) if row else 0
@@ -570,7 +596,9 @@ def bench_store(
     result.expected_count = (warmup + rounds) * shape.findings
 
     relay = CountingRelay(server.port)
-    counting = make_host(work / f"{shape.name}-count", relay.dsn(server.create_database()), "c", start)
+    counting = make_host(
+        work / f"{shape.name}-count", relay.dsn(server.create_database()), "c", start
+    )
     try:
         result.count_rounds = [
             run_round(counting, findings, gap, relay) for _ in range(count_rounds)
@@ -591,9 +619,11 @@ def bench_hosts(
     gap: float,
     warmup: int = 3,
 ) -> StoreResult:
-    """`hosts` FleetSyncs at once on one store, the same fingerprints, rounds back to back."""
+    """`hosts` FleetSyncs at once on one store, the same fingerprints, rounds back to back;
+    `rounds` in all (each host its share)."""
     dsn = server.create_database()
     start = time.time()
+    per_host_rounds = -(-rounds // hosts)
     barrier = threading.Barrier(hosts)
     per_host: list[list[Round]] = [[] for _ in range(hosts)]
     errors: list[BaseException] = []
@@ -604,7 +634,7 @@ def bench_hosts(
             host = make_host(work / f"{shape.name}-{hosts}h-{i}", dsn, f"bench-{i}", start)
             run_round(host, findings, gap, None)  # opens the store (migrates once)
             barrier.wait(60)
-            for j in range(warmup + rounds):
+            for j in range(warmup + per_host_rounds):
                 r = run_round(host, findings, gap, None)
                 if j >= warmup:
                     per_host[i].append(r)
@@ -624,41 +654,52 @@ def bench_hosts(
         raise RuntimeError(f"a host failed: {errors[0]!r}") from errors[0]
     result = StoreResult(shape, hosts, [r for rs in per_host for r in rs])
     result.store_count = store_count(dsn)
-    result.expected_count = hosts * (1 + warmup + rounds) * shape.findings
+    result.expected_count = hosts * (1 + warmup + per_host_rounds) * shape.findings
     return result
 
 
-def print_store(results: list[StoreResult]) -> None:
+def print_store(results: list[StoreResult], hosts: int) -> list[str]:
+    """Print the store's figures; return the Markdown table rows."""
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f}"
+
     print()
     print(
-        "2. The store: one FleetSync round per batch (contribute_many + claim + alerts + "
-        "advance when due + silences/acks every 2 s)"
+        "2. The store: one FleetSync.step per batch (contribute_many, claim, alerts, advance "
+        "when a transition is due, silences + acks every 2 s), real PostgreSQL on 127.0.0.1"
     )
     print(
-        f"{'shape':>11} {'hosts':>5} {'rounds':>6} {'wall ms':>8} {'p95':>7} {'max':>7} "
-        f"{'CPU ms':>7} {'µs/finding':>10} {'stmts':>6} {'max':>4} {'wire/stmt':>9} "
-        f"{'typical round: stmts / wire':>28}"
+        f"{'shape':>11} {'hosts':>5} {'rounds':>6} {'wall ms':>8} {'p95':>6} {'max':>7} "
+        f"{'transition':>10} {'CPU ms':>6} {'µs/finding':>10} {'stmts':>6} "
+        f"{'stmts / wire':>13} {'transition':>15}"
     )
+    rows: list[str] = []
     for r in results:
-        med, p95, top = r.wall()
-        mean_st, max_st = r.statements()
-        n = r.shape.findings
-        typical = ""
-        ratio = ""
-        if r.count_rounds:
-            t = r.typical()
-            typical = f"{t.statements} / {t.wire}"
-            ratio = f"{r.wire_per_statement():.2f}"
+        med, p95 = r.wall_ms()
         print(
-            f"{r.shape.label:>11} {r.hosts:>5} {len(r.rounds):>6} {med / 1000:>8.2f} "
-            f"{p95 / 1000:>7.2f} {top / 1000:>7.1f} {r.cpu_median_us() / 1000:>7.2f} "
-            f"{med / n:>10.1f} {mean_st:>6.2f} {max_st:>4} {ratio:>9} {typical:>28}"
+            f"{r.shape.label:>11} {r.hosts:>5} {len(r.rounds):>6} {med:>8.2f} {p95:>6.1f} "
+            f"{ms(r.max_ms(False)):>7} {ms(r.max_ms(True)):>10} {r.cpu_ms():>6.1f} "
+            f"{r.per_finding_us():>10.1f} {r.mean_statements():>6.2f} "
+            f"{r.counted(False):>13} {r.counted(True):>15}"
+        )
+        hosts_text = "1" if r.hosts == 1 else f"{r.hosts}, at once"
+        wire = f"{r.counted(False)}; transition round {r.counted(True)}" if r.count_rounds else ""
+        rows.append(
+            f"| {r.shape.label} ({r.shape.findings} findings) | {hosts_text} | {med:.1f} / "
+            f"{p95:.1f} ms | {ms(r.max_ms(False))} ms | {ms(r.max_ms(True))} ms | "
+            f"{r.cpu_ms():.1f} ms | {r.per_finding_us():.0f} µs | {r.mean_statements():.2f} | "
+            f"{wire} |"
         )
     print(
-        "wall/CPU: per round and per host (CPU: the calling thread's); µs/finding: median wall "
-        "/ findings in the host's batch; stmts: statements per round (FleetSync.round_trips), "
-        "mean and most in one round; wire/stmt: round trips on the wire per statement in the "
-        "counting pass (through the relay)."
+        "wall ms: median per round and host, p95, the slowest round without a lifecycle "
+        "transition (max) and with one (transition: the round that sends an advance per alert "
+        "opened or updated); CPU ms: median CPU of the calling thread per round; µs/finding: "
+        "median wall / findings in the host's batch; stmts: statements per round "
+        "(FleetSync.round_trips), mean; stmts / wire: statements and round trips on the wire "
+        "per round in the counting pass (first round left out), rounds without and with a "
+        f"transition. The {hosts}-host rows: every host's rounds, back to back, same "
+        "fingerprints."
     )
     for r in results:
         mismatch = "" if r.store_count == r.expected_count else "  <- differs"
@@ -666,20 +707,33 @@ def print_store(results: list[StoreResult]) -> None:
             f"  {r.shape.label:>11} x{r.hosts}: statements per round by kind: {r.breakdown()}; "
             f"fleet-wide count {r.store_count:,} = {r.expected_count:,} findings sent{mismatch}"
         )
+        transitions = [x for x in r.rounds if x.calls["advance"]]
+        if transitions:
+            worst = max(transitions, key=lambda x: x.wall_ns)
+            print(
+                f"  {'':>11}     slowest transition round: {worst.calls['advance']} advance, "
+                f"{worst.statements} statements, wall {worst.wall_ns / 1e6:.1f} ms, CPU "
+                f"{worst.cpu_ns / 1e6:.1f} ms"
+            )
         if r.count_rounds:
-            connects = sum(x.connects for x in r.count_rounds)
+            first = r.count_rounds[0]
             print(
                 f"  {'':>11}     counting pass, {len(r.count_rounds)} rounds: "
                 f"{sum(x.statements for x in r.count_rounds)} statements, "
-                f"{sum(x.wire for x in r.count_rounds)} round trips on the wire, "
-                f"{connects} connection(s) opened"
+                f"{sum(x.wire for x in r.count_rounds)} round trips on the wire "
+                f"({r.wire_per_statement():.2f} per statement after the first round; the "
+                f"first: {first.statements} statements, {first.wire} round trips, "
+                f"{first.connects} connections, with the schema migration)"
             )
+    return rows
 
 
 # --------------------------------------------------------------------------- 3. the daemon
 
 
-def bench_daemon(server: PostgresServer, args: argparse.Namespace, work: Path) -> bool:
+def bench_daemon(
+    server: PostgresServer, args: argparse.Namespace, work: Path, lines: list[str]
+) -> bool:
     """`oai400d run` under daemon_sustained.py's load, without and with state.fleet."""
     import daemon_sustained as ds
     from daemon_latency import Daemon, resolve_or_fail, write_config
@@ -693,7 +747,6 @@ def bench_daemon(server: PostgresServer, args: argparse.Namespace, work: Path) -
         f"for {args.daemon_seconds:g} s, without and with state.fleet"
     )
     ok = True
-    rows: list[str] = []
     for fleet in (False, True):
         d = work / ("daemon-fleet" if fleet else "daemon-local")
         logs = d / "logs"
@@ -778,7 +831,7 @@ def bench_daemon(server: PostgresServer, args: argparse.Namespace, work: Path) -
             f"{where} {counted}/{expected} error lines"
         )
         print(line)
-        rows.append(line)
+        lines.append(line)
         if counted != expected:
             print("ERROR: the alert counts do not add up to the error lines written")
             ok = False
@@ -805,9 +858,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=200, help="timed store rounds per case (200)")
     ap.add_argument("--batches", type=int, default=300, help="timed main-loop batches (300)")
-    ap.add_argument(
-        "--count-rounds", type=int, default=30, help="rounds of the counting pass (30)"
-    )
+    ap.add_argument("--count-rounds", type=int, default=30, help="rounds of the counting pass (30)")
     ap.add_argument("--hosts", type=int, default=5, help="hosts of the concurrent case (5)")
     ap.add_argument(
         "--round-gap", type=float, default=1.0, help="fake seconds between rounds (1.0)"
@@ -851,14 +902,19 @@ def main(argv: list[str] | None = None) -> int:
                 bench_main_loop(s, batches[s.name], work, args.batches, args.drain_every)
                 for s in shapes
             ]
-            print_main_loop(main_results)
+            md_main = print_main_loop(main_results)
 
             store_results: list[StoreResult] = []
             for s in shapes:
                 t = time.perf_counter()
                 store_results.append(
                     bench_store(
-                        server, s, batches[s.name], work, args.rounds, args.count_rounds,
+                        server,
+                        s,
+                        batches[s.name],
+                        work,
+                        args.rounds,
+                        args.count_rounds,
                         args.round_gap,
                     )
                 )
@@ -868,14 +924,34 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
                 print(f"  store, {s.label}: {time.perf_counter() - t:.1f} s", flush=True)
-            print_store(store_results)
+            md_rows = print_store(store_results, args.hosts)
             for r in store_results:
                 if r.store_count != r.expected_count:
                     print(f"ERROR: the fleet-wide count of {r.shape.label} x{r.hosts} differs")
                     ok = False
 
+            daemon_lines: list[str] = []
             if args.daemon:
-                ok = bench_daemon(server, args, work) and ok
+                ok = bench_daemon(server, args, work, daemon_lines) and ok
+        print()
+        print("Markdown for BENCHMARKS.md:")
+        print(
+            "| batch | findings | queue rows | commit: positions | + fleet | fleet upsert: "
+            "per batch = per finding | building deltas, per finding | fleet, per finding | "
+            "no fleet: alerts commit + AlertBook.observe |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(md_main))
+        print()
+        print(
+            "| batch | hosts | round: median / p95 | slowest round | slowest transition round "
+            "| CPU per round | per finding | statements per round | statements / round trips "
+            "on the wire per round |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
+        print("\n".join(md_rows))
+        for line in daemon_lines:
+            print(f"- {line}")
     finally:
         server.stop()
     print(f"\ndone in {time.monotonic() - started:.0f} s at {datetime.now():%H:%M:%S}")

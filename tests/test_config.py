@@ -44,6 +44,9 @@ def test_every_problem_is_reported_at_once_with_its_key() -> None:
         ({"slacks": {}}, "slacks"),
         ({"logs": {"paths": "/var/log/*.log"}}, "logs.paths"),
         ({"logs": {"max_line": "huge"}}, "logs.max_line"),
+        ({"fleet": {"lease": "0s"}}, "fleet.lease"),
+        ({"fleet": {"fallback_after": "soon"}}, "fleet.fallback_after"),
+        ({"fleet": {"host": ""}}, "fleet.host"),
     ],
 )
 def test_wrong_values_name_their_key(raw: dict[str, object], key: str) -> None:

@@ -260,6 +260,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" (last {a['last_seen']}) {a['fingerprint']}"
         )
     print(f"outbox: {report['outbox_depth']} notification(s) waiting")
+    if report["fleet_queued"]:
+        print(f"fleet: {report['fleet_queued']} finding(s) waiting for the fleet's store")
     _print_mutes_status(report)
     if report["probes"]:
         print("probes:")
@@ -298,6 +300,7 @@ def _status_textfile(loaded: LoadedConfig, path: str) -> int:
 
 def _print_json_status(report: dict[str, Any] | None) -> int:
     empty = {"files": [], "alerts": [], "outbox_depth": 0, "probes": [], "silences": [], "acks": []}
+    empty["fleet_queued"] = 0
     empty["journals"] = []
     print(json.dumps(report or empty, indent=2))
     return EXIT_OK
@@ -329,6 +332,7 @@ def status_report(state: State) -> dict[str, Any]:
             for a in state.alerts()
         ],
         "outbox_depth": state.outbox_depth(),
+        "fleet_queued": state.fleet_queued(),
         **mutes_report(state),
         "probes": [
             {

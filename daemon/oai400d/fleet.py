@@ -105,10 +105,9 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 # row twice; rows are written in fingerprint order so that concurrent batches never deadlock.
 _CONTRIBUTE = """
 WITH input AS (
-    SELECT * FROM unnest(
-        %(fps)s::text[], %(hosts)s::text[], %(counts)s::bigint[],
-        %(firsts)s::float8[], %(lasts)s::float8[], %(datas)s::jsonb[]
-    ) AS u (fingerprint, host, n, first_seen, last_seen, data)
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+        AS u (fingerprint text, host text, n bigint, first_seen float8, last_seen float8,
+              data jsonb)
 ),
 gate AS (
     INSERT INTO fleet_instances AS i (instance, host, applied_seq)
@@ -160,6 +159,26 @@ hosts AS (
 SELECT EXISTS (SELECT 1 FROM go) AND (SELECT count(*) FROM hosts) >= 0
 """
 
+# The owner's transitions in one statement; rows locked in fingerprint order first, as every
+# other statement here locks them, so that it never deadlocks with a contribution.
+_ADVANCE = """
+WITH changes AS (
+    SELECT * FROM jsonb_to_recordset(%(rows)s::jsonb)
+        AS c (fingerprint text, episode bigint, state text, lifecycle jsonb, expect_count bigint)
+),
+locked AS (
+    SELECT a.fingerprint FROM fleet_alerts a JOIN changes c USING (fingerprint)
+    WHERE a.owner = %(host)s AND a.episode = c.episode AND a.state <> 'resolved'
+      AND (c.expect_count IS NULL OR a.count = c.expect_count)
+    ORDER BY a.fingerprint
+    FOR UPDATE OF a
+)
+UPDATE fleet_alerts a SET state = c.state, lifecycle = c.lifecycle, updated = now()
+FROM changes c JOIN locked USING (fingerprint)
+WHERE a.fingerprint = c.fingerprint
+RETURNING a.fingerprint
+"""
+
 # Take or renew leases in one statement. A row is wanted when this host saw it, or when it has
 # been orphaned for a whole ttl (its owner's lease long expired, or never owned since its last
 # contribution); SKIP LOCKED: a row another host is claiming right now is left to it.
@@ -192,6 +211,17 @@ class Contribution:
     first_seen: float
     last_seen: float
     alert_data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of an alert's announcement state, made by its owner (FleetStore.advance_many)."""
+
+    fingerprint: str
+    episode: int
+    state: str
+    lifecycle: dict[str, Any]
+    expect_count: int | None = None  # a resolution: only if no finding came in meanwhile
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +294,9 @@ class FleetStore:
             max_size=max_connections,
             open=False,
             configure=self._configure,
-            check=ConnectionPool.check_connection,
+            # No check= on lending: it costs a round trip before every statement. A connection
+            # that broke (the server restarted) fails its statement once, as unreachable, and
+            # the pool replaces it; the caller's next round goes through.
             # Waiting for a pooled connection is bounded too: a dead store fails the call fast.
             timeout=float(self._connect_timeout) + 1.0,
             # The pool's background reconnects back off 1, 2, 4 s… without bound; giving up after
@@ -342,18 +374,25 @@ class FleetStore:
                 raise ValueError(f"count_delta must be >= 0, not {c.count_delta}")
         instance, seq = batch if batch is not None else (None, 0)
         host = contributions[0].host
-        columns: dict[str, list[Any]] = {
-            "fps": [c.fingerprint for c in contributions],
-            "hosts": [c.host for c in contributions],
-            "counts": [c.count_delta for c in contributions],
-            "firsts": [c.first_seen for c in contributions],
-            "lasts": [c.last_seen for c in contributions],
-            "datas": [json.dumps(c.alert_data) for c in contributions],
-        }
+        # The whole batch as ONE JSON parameter: psycopg quotes a text[] of JSON documents in
+        # Python, character by character (30 ms for 500 rows; this: 4 ms).
+        rows = json.dumps(
+            [
+                {
+                    "fingerprint": c.fingerprint,
+                    "host": c.host,
+                    "n": c.count_delta,
+                    "first_seen": c.first_seen,
+                    "last_seen": c.last_seen,
+                    "data": c.alert_data,
+                }
+                for c in contributions
+            ]
+        )
 
         def write(conn: psycopg.Connection[TupleRow]) -> bool:
             row = conn.execute(
-                _CONTRIBUTE, {**columns, "instance": instance, "host": host, "seq": seq}
+                _CONTRIBUTE, {"rows": rows, "instance": instance, "host": host, "seq": seq}
             ).fetchone()
             return bool(_one(row))
 
@@ -419,29 +458,33 @@ class FleetStore:
         lifecycle: dict[str, Any],
         expect_count: int | None = None,
     ) -> bool:
-        """Write the announcement state of an alert this host owns; False (nothing written)
-        if it lost the lease, the episode moved on, or, with `expect_count`, findings came in
-        since the owner looked (a resolution must not swallow them)."""
+        """advance_many for one alert: whether it was written."""
+        change = Transition(fingerprint, episode, state, lifecycle, expect_count)
+        return fingerprint in self.advance_many(host, [change])
 
-        def write(conn: psycopg.Connection[TupleRow]) -> bool:
-            row = conn.execute(
-                """
-                UPDATE fleet_alerts SET state = %s, lifecycle = %s::jsonb, updated = now()
-                WHERE fingerprint = %s AND owner = %s AND episode = %s
-                  AND state <> 'resolved' AND (%s::bigint IS NULL OR count = %s::bigint)
-                RETURNING 1
-                """,
-                (
-                    state,
-                    json.dumps(lifecycle),
-                    fingerprint,
-                    host,
-                    episode,
-                    expect_count,
-                    expect_count,
-                ),
-            ).fetchone()
-            return row is not None
+    def advance_many(self, host: str, changes: Sequence[Transition]) -> set[str]:
+        """Write, in one statement, the announcement state of alerts this host owns; the
+        fingerprints written. One is skipped if this host lost its lease, the episode moved on,
+        or, with `expect_count`, findings came in since the owner looked (a resolution must
+        not swallow them)."""
+        if not changes:
+            return set()
+        rows = json.dumps(
+            [
+                {
+                    "fingerprint": c.fingerprint,
+                    "episode": c.episode,
+                    "state": c.state,
+                    "lifecycle": c.lifecycle,
+                    "expect_count": c.expect_count,
+                }
+                for c in sorted(changes, key=lambda c: c.fingerprint)
+            ]
+        )
+
+        def write(conn: psycopg.Connection[TupleRow]) -> set[str]:
+            found = conn.execute(_ADVANCE, {"rows": rows, "host": host}).fetchall()
+            return {str(r[0]) for r in found}
 
         return self._call(write)
 

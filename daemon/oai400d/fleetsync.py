@@ -27,7 +27,7 @@ from typing import Any
 from oai400d.alerts import AlertBook, iso
 from oai400d.config import Settings
 from oai400d.errors import FleetError, FleetStoreError
-from oai400d.fleet import Contribution, FleetAlert, FleetStore, describe_dsn
+from oai400d.fleet import Contribution, FleetAlert, FleetStore, Transition, describe_dsn
 from oai400d.model import Ack, Alert, Finding, Notification, Silence
 from oai400d.notify.slack import TARGET as SLACK_TARGET
 from oai400d.state import State
@@ -152,10 +152,6 @@ class FleetSync:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="oai400d-fleet", daemon=True)
         self._thread.start()
-
-    def poke(self) -> None:
-        """New findings were queued: send them now."""
-        self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
@@ -294,21 +290,41 @@ class FleetSync:
         if not claimed:
             return
         self.round_trips += 1
-        views = self.store.alerts(list(claimed))
+        views = [v for v in self.store.alerts(list(claimed)) if v.state != "resolved"]
+        changes: list[tuple[FleetAlert, Transition, list[Notification]]] = []
         for view in views:
-            if view.state == "resolved":
-                continue
             self._adopt_message(state, view)
-            due = self._advance(view, now)
+            change = self._lifecycle(view, now)
+            if change is not None:
+                changes.append((view, *change))
+        if changes:
+            self.round_trips += 1
+            written = self.store.advance_many(self.host, [t for _, t, _ in changes])
+            # Notified only what the store took: the others are looked at again next round
+            # (the lease went, or findings came in).
+            due = [
+                replace(
+                    n,
+                    host=self.host,
+                    hosts=tuple(h.host for h in view.hosts),
+                    host_count=view.host_count,
+                    episode=fleet_episode(view),
+                )
+                for view, change, notifications in changes
+                if change.fingerprint in written
+                for n in notifications
+            ]
             if due:
                 state.commit(notifications=due, now=now)
                 self._poke_outbox()
+        for view in views:
             self._publish_message(state, view)
 
-    def _advance(self, view: FleetAlert, now: float) -> list[Notification]:
-        """The lifecycle of one owned alert: its notifications, once the store took the change."""
-        alert = alert_of(view)
-        book = AlertBook(self.settings.alerts, [alert], host=self.host)
+    def _lifecycle(
+        self, view: FleetAlert, now: float
+    ) -> tuple[Transition, list[Notification]] | None:
+        """What the lifecycle makes of an owned alert now: its new state and notifications."""
+        book = AlertBook(self.settings.alerts, [alert_of(view)], host=self.host)
         book.silences = self.silences
         due: list[Notification] = []
         ack = self._acks.get(view.fingerprint)
@@ -319,30 +335,16 @@ class FleetSync:
         due.extend(book.tick(now))
         changed = book.changed()
         if not changed:
-            return []
+            return None
         new = changed[-1]
-        self.round_trips += 1
-        written = self.store.advance(
+        change = Transition(
             view.fingerprint,
-            self.host,
             view.episode,
             new.state,
             {key: getattr(new, key) for key in _LIFECYCLE},
             expect_count=view.count if new.state == "resolved" else None,
         )
-        if not written:
-            return []  # the lease went, or findings came in: look again next round
-        hosts = tuple(h.host for h in view.hosts)
-        return [
-            replace(
-                n,
-                host=self.host,
-                hosts=hosts,
-                host_count=view.host_count,
-                episode=fleet_episode(view),
-            )
-            for n in due
-        ]
+        return change, due
 
     # --- where the Slack message is ---------------------------------------------------------
 

@@ -169,6 +169,11 @@ def state_families(
         unit="seconds",
     )
     age.add_metric([], 0.0 if oldest is None else max(0.0, now - oldest))
+    queued = GaugeMetricFamily(
+        "oai400d_fleet_queued_findings",
+        "Findings waiting to be added to the fleet's store (state.fleet): grows while it is away",
+    )
+    queued.add_metric([], state.fleet_queued())
 
     status = GaugeMetricFamily(
         "oai400d_probe_status",
@@ -226,7 +231,7 @@ def state_families(
     for source in sorted(counts):
         files.add_metric([source], counts[source])
         lag.add_metric([source], behind[source])
-    return [alerts, depth, age, status, latency, last_run, last_ok, files, lag]
+    return [alerts, depth, age, queued, status, latency, last_run, last_ok, files, lag]
 
 
 def _lag(path: str, dev: int, ino: int, offset: int) -> int:

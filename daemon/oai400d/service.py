@@ -702,8 +702,6 @@ class Daemon:
         if self._step_findings:
             self._unconfirmed.append((time.time(), now, self._step_findings))
             self._step_findings = {}
-        if self._fleet_deltas and self.fleet is not None:
-            self.fleet.poke()
         self._fleet_deltas = {}
         self._pending = []
         self._forget = []

@@ -254,8 +254,8 @@ class State:
 
     def fleet_queued(self) -> int:
         """Findings waiting for the store (0 without state.fleet)."""
-        row = self._db.execute("SELECT coalesce(sum(count), 0) FROM fleet_queue").fetchone()
-        return int(row[0])
+        rows = self._rows("SELECT coalesce(sum(count), 0) FROM fleet_queue")
+        return int(rows[0][0]) if rows else 0
 
     # --- reads ------------------------------------------------------------------------------
 
