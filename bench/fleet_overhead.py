@@ -21,20 +21,21 @@ name per fingerprint, so each carries the ~1.2 KB of alert data the daemon queue
    A real `FleetSync` (Settings from a TOML config via load_config, the store made as the
    daemon makes it) driven round by round with `FleetSync.step(state)` on a real `State`: each
    round the "main loop" commits one batch of the shape into the queue, then one step sends it
-   (contribute_many), claims, reads the owned alerts, runs their lifecycle (advance when a
-   transition is due), reads silences and acks when due. The clock is a fake one that moves
-   --round-gap s (default 1 s = fleet.sync_interval) per round, so that alerts open after
-   group_wait (10 s) and are updated every group_interval (60 s) within the run: those rounds
-   send one `advance` per alert. Reported per round: wall ms (median, p95, max), the CPU of the
-   calling thread, statements (FleetSync.round_trips, with a breakdown by store method) and the
+   (contribute_many), claims, reads the owned alerts, runs their lifecycle (advance_many, one
+   statement for every transition due), reads silences and acks when due. The clock is a fake
+   one that moves --round-gap s (default 1 s = fleet.sync_interval) per round, so that alerts
+   open after group_wait (10 s) and are updated every group_interval (60 s) within the run:
+   those rounds send their transitions (one advance_many). Reported per round: wall ms (median,
+   p95, max), the CPU of the calling thread, statements (FleetSync.round_trips, with a
+   breakdown by store method) and the
    round trips on the wire, counted by a TCP relay in front of PostgreSQL in a separate,
    untimed pass of --count-rounds rounds (every simple Query and every extended-protocol Sync
    message the client sends waits for one answer; connection set-ups are counted apart).
    Then the same with --hosts (5) hosts at once, each a thread with its own FleetStore, state DB,
    instance and host name, all contributing the same fingerprints back to back (no pause
    between rounds: the most contention; row locks serialize their upserts; --rounds rounds in
-   all, each host its share). Back to back is what a storm does: every main-loop commit that
-   queued findings pokes the sync thread, which then starts its next round at once. The
+   all, each host its share). Back to back is harsher than a storm: the sync thread runs
+   once per fleet.sync_interval, so real hosts' rounds spread over each second. The
    threads share this process's GIL, so Python work of one host delays the others too.
 3. Optional (--daemon): `oai400d run` with and without state.fleet under the load of
    bench/daemon_sustained.py (its writer: --daemon-rate lines/s, 1 in 1000 an error, into 10
@@ -93,7 +94,7 @@ STORE_METHODS = (
     "contribute_many",
     "claim",
     "alerts",
-    "advance",
+    "advance_many",
     "record_message",
     "silences",
     "acks",
@@ -524,8 +525,8 @@ class StoreResult:
         return statistics.median(ordered) / 1e6, percentile(ordered, 95) / 1e6
 
     def max_ms(self, transition: bool) -> float | None:
-        """The slowest round without (or with) a lifecycle transition (advance), ms."""
-        walls = [r.wall_ns for r in self.rounds if bool(r.calls["advance"]) == transition]
+        """The slowest round without (or with) a lifecycle transition (advance_many), ms."""
+        walls = [r.wall_ns for r in self.rounds if bool(r.calls["advance_many"]) == transition]
         return max(walls) / 1e6 if walls else None
 
     def cpu_ms(self) -> float:
@@ -546,8 +547,8 @@ class StoreResult:
 
     def counted(self, transition: bool) -> str:
         """'statements / wire round trips' of the counting pass's rounds (the first, which
-        opens the store, left out): their range; with `transition`, the rounds with advance."""
-        rounds = [r for r in self.count_rounds[1:] if bool(r.calls["advance"]) == transition]
+        opens the store, left out): their range; with `transition`, the rounds with advance_many."""
+        rounds = [r for r in self.count_rounds[1:] if bool(r.calls["advance_many"]) == transition]
         if not rounds:
             return "-"
 
@@ -693,9 +694,9 @@ def print_store(results: list[StoreResult], hosts: int) -> list[str]:
         )
     print(
         "wall ms: median per round and host, p95, the slowest round without a lifecycle "
-        "transition (max) and with one (transition: the round that sends an advance per alert "
-        "opened or updated); CPU ms: median CPU of the calling thread per round; µs/finding: "
-        "median wall / findings in the host's batch; stmts: statements per round "
+        "transition (max) and with one (transition: the round that sends advance_many for the "
+        "alerts opened or updated); CPU ms: median CPU of the calling thread per round; "
+        "µs/finding: median wall / findings in the host's batch; stmts: statements per round "
         "(FleetSync.round_trips), mean; stmts / wire: statements and round trips on the wire "
         "per round in the counting pass (first round left out), rounds without and with a "
         f"transition. The {hosts}-host rows: every host's rounds, back to back, same "
@@ -707,11 +708,12 @@ def print_store(results: list[StoreResult], hosts: int) -> list[str]:
             f"  {r.shape.label:>11} x{r.hosts}: statements per round by kind: {r.breakdown()}; "
             f"fleet-wide count {r.store_count:,} = {r.expected_count:,} findings sent{mismatch}"
         )
-        transitions = [x for x in r.rounds if x.calls["advance"]]
+        transitions = [x for x in r.rounds if x.calls["advance_many"]]
         if transitions:
             worst = max(transitions, key=lambda x: x.wall_ns)
             print(
-                f"  {'':>11}     slowest transition round: {worst.calls['advance']} advance, "
+                f"  {'':>11}     slowest transition round: "
+                f"{worst.calls['advance_many']} advance_many, "
                 f"{worst.statements} statements, wall {worst.wall_ns / 1e6:.1f} ms, CPU "
                 f"{worst.cpu_ns / 1e6:.1f} ms"
             )
