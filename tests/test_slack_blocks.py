@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from oai400d import __version__
 from oai400d.model import Notification
+from oai400d.notify.console import render_text
 from oai400d.notify.slack_blocks import (
     SlackMessage,
     escape,
@@ -303,6 +304,46 @@ def test_probe_context_is_shown() -> None:
     """What the probes said at the time is part of the message."""
     message = render(opened(context="status page: Partial outage <!channel>"))
     assert ":mag: *Probes:* status page: Partial outage &lt;!channel&gt;" in section_texts(message)
+
+
+@pytest.mark.parametrize(
+    ("hosts", "count", "expected"),
+    [
+        (("web-1", "web-2"), 2, "on 2 hosts (`web-1`, `web-2`)"),
+        (
+            tuple(f"web-{i}" for i in range(1, 11)),
+            37,
+            "on 37 hosts (`web-1`, `web-2`, `web-3`, `web-4`, `web-5`, +32 more)",
+        ),
+        (("<!channel>",), 1, "on `&lt;!channel&gt;`"),
+    ],
+)
+def test_a_fleet_alert_names_its_hosts(hosts: tuple[str, ...], count: int, expected: str) -> None:
+    """A fleet's message says on how many hosts, naming the first five (escaped like all text
+    from outside), in the blocks, the plain-text version, the notification text and the
+    console; one host is just named."""
+    n = opened(hosts=hosts, host_count=count)
+    assert expected in field_texts(render(n))["Where"]
+    assert expected in render_plain(n)
+    assert expected.split(" (")[0].replace("`", "") in render(n).text
+    assert f"on {count} host(s) ({hosts[0]}" in render_text(n)
+    assert_within_limits(render(n))
+
+
+def test_a_local_alert_during_a_store_outage_says_so_and_its_merge_is_told() -> None:
+    """While the fleet's store is away a host's own message carries the note; when it is back
+    the message turns green, says it was merged, and loses its buttons."""
+    note = "The fleet store has been unreachable since 2026-11-25T10:00:00Z: …"
+    message = render(opened(note=note), actions=True)
+    assert any(note[:40] in t for t in texts(message.blocks))
+    merged = render(opened(kind="merged", note=note), actions=True)
+    header = merged.blocks[0]["text"]["text"]
+    assert header.startswith(":large_green_circle: Merged into the fleet alert:")
+    assert not [b for b in merged.blocks if b["type"] == "actions"]
+    assert "Merged into the fleet alert" in merged.text
+    assert "Merged into the fleet alert" in render_reply(opened(kind="merged"))
+    assert "MERGED" in render_text(opened(kind="merged"))
+    assert_within_limits(merged)
 
 
 def test_backlog_lists_what_was_found_while_catching_up() -> None:

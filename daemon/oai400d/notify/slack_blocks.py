@@ -349,7 +349,9 @@ def _on(n: Notification) -> str:
     count = _int(n.host_count)
     names = [_str(h) for h in (n.hosts if isinstance(n.hosts, tuple | list) else ())]
     names = [h for h in names if h.strip()]
-    if count > 0 and names:
+    if count == 1 and names:
+        return f"on {_code(_clip(_safe(names[0]), _VALUE_MAX))}"
+    if count > 1 and names:
         shown = [_code(_clip(_safe(h), _VALUE_MAX)) for h in names[:_HOSTS_SHOWN]]
         if count > len(shown):
             shown.append(f"+{count - len(shown):,} more")
@@ -507,8 +509,11 @@ def _fallback(n: Notification) -> str:
     paths = [p for p in (_str(f) for f in n.files) if p.strip()]
     if paths:
         text += f" in {_clip_left(_safe(paths[0]), _PATH_MAX)}"
+    hosts = [_str(h) for h in (n.hosts if isinstance(n.hosts, tuple | list) else ())]
     if _int(n.host_count) > 1:
         text += f" on {_plural(_int(n.host_count), 'host')}"
+    elif _int(n.host_count) == 1 and hosts and hosts[0].strip():
+        text += f" on {_clip(_safe(hosts[0]), _VALUE_MAX)}"
     elif _str(n.host).strip():
         text += f" on {_clip(_safe(n.host), _VALUE_MAX)}"
     return text
