@@ -323,3 +323,12 @@ def test_an_outage_is_retryable_and_the_store_is_used_again_when_it_returns() ->
             assert alert is not None and alert.count == 6  # the failed add left no trace
     finally:
         server.stop()
+
+
+def test_two_instances_under_one_host_name_see_each_other(store: FleetStore) -> None:
+    """Two daemons that call themselves web-1 would share leases: each learns of the other."""
+    assert store.register("inst-a", "web-1") == []
+    assert store.register("inst-b", "web-2") == []
+    assert store.register("inst-c", "web-1") == ["inst-a"]
+    assert store.register("inst-a", "web-1") == ["inst-c"]
+    assert store.register("inst-a", "web-1", within=0) == []  # long silent: not a namesake

@@ -488,6 +488,30 @@ class FleetStore:
 
         return self._call(write)
 
+    def register(self, instance: str, host: str, within: float = 120.0) -> list[str]:
+        """Say that this instance runs as `host` (now); the other instances seen under the same
+        host name within `within` s: two daemons that share a name would share leases."""
+
+        def write(conn: psycopg.Connection[TupleRow]) -> list[str]:
+            rows = conn.execute(
+                """
+                WITH me AS (
+                    INSERT INTO fleet_instances AS i (instance, host, applied_seq)
+                    VALUES (%(instance)s, %(host)s, 0)
+                    ON CONFLICT (instance) DO UPDATE SET host = EXCLUDED.host, seen = now()
+                    RETURNING instance
+                )
+                SELECT instance FROM fleet_instances
+                WHERE host = %(host)s AND instance <> %(instance)s
+                  AND seen > now() - make_interval(secs => %(within)s)
+                ORDER BY instance
+                """,
+                {"instance": instance, "host": host, "within": within},
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+
+        return self._call(write)
+
     def prune(self, older_than_days: float = 7.0) -> int:
         """Forget alerts resolved and instances silent for longer than this; rows removed."""
 

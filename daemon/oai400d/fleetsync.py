@@ -38,6 +38,7 @@ MUTES_INTERVAL = 2.0  # fleet-wide silences and acks are read this often
 BACKOFF_MAX = 10.0  # a failing store is tried again at least this often
 BATCHES_PER_ROUND = 8  # after an outage the queue drains this many batches a round
 PRUNE_INTERVAL = 3600.0
+REGISTER_INTERVAL = 60.0  # this instance tells the store it is alive, and checks its name
 # The announcement state the owner keeps in the store: what a host taking over needs to go on.
 _LIFECYCLE = (
     "notified_count",
@@ -141,6 +142,8 @@ class FleetSync:
         self._opened = False
         self._next_mutes = 0.0
         self._next_prune = 0.0
+        self._next_register = 0.0
+        self._namesakes: list[str] = []
         self._failures = 0
         self._reported: str | None = None
         self._wake = threading.Event()
@@ -219,6 +222,9 @@ class FleetSync:
             self._opened = True
             if applied:
                 log.info("fleet store %s: schema created or migrated", self.where)
+        if now >= self._next_register:
+            self._register()
+            self._next_register = now + REGISTER_INTERVAL
         self._push(state, now)
         if now >= self._next_mutes:
             self._read_mutes()
@@ -228,6 +234,20 @@ class FleetSync:
             self.round_trips += 1
             self.store.prune()
             self._next_prune = now + PRUNE_INTERVAL
+
+    def _register(self) -> None:
+        self.round_trips += 1
+        namesakes = self.store.register(self.instance, self.host)
+        if namesakes and namesakes != self._namesakes:
+            log.error(
+                "another oai400d (state DB id %s) also runs as %r in %s: the two would take "
+                "each other's alert messages for their own and post twice; give every host its "
+                "own name ([fleet] host, by default the hostname)",
+                ", ".join(namesakes),
+                self.host,
+                self.where,
+            )
+        self._namesakes = namesakes
 
     def _push(self, state: State, now: float) -> None:
         """Send the queued findings, batch by batch, each applied once by the store."""
