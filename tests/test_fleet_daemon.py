@@ -26,8 +26,10 @@ from tests.daemon_harness import (
     wait_until,
     write_config,
 )
+from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_socket import block_action
+from tests.fakes.status_page import FakeStatusPage
 from tests.pg_harness import PostgresServer, PostgresUnavailable, start_postgres
 
 
@@ -38,6 +40,7 @@ def start_host(
     slack: FakeSlack,
     alerts: dict[str, str] | None = None,
     env: dict[str, str] | None = None,
+    sections: dict[str, dict[str, Any]] | None = None,
     **fleet: str,
 ) -> DaemonProcess:
     """`oai400d run` as host `name`: its own directory, state DB and logs; the shared store."""
@@ -45,6 +48,7 @@ def start_host(
     home.mkdir()
     config = write_config(
         home,
+        **(sections or {}),
         state={"path": str(home / "state.db"), "fleet": dsn},
         fleet={
             "host": name,
@@ -342,3 +346,55 @@ def test_a_slack_button_pressed_on_a_host_that_did_not_post_the_message_works_fl
         timeout=10,
         what="the owner to take the silence up",
     )
+
+
+def test_a_key_that_fails_its_probe_on_every_host_is_one_alert_for_the_fleet(
+    tmp_path: Path,
+    fleet_dsn: str,
+    fake_slack: FakeSlack,
+    fake_openai: FakeOpenAI,
+    fake_status: FakeStatusPage,
+    hosts: dict[str, DaemonProcess],
+) -> None:
+    """Three hosts probing the same revoked key: one message per failing probe, on 3 hosts, not
+    one per host; once the key passes again everywhere, each resolves once."""
+    fake_openai.set_mode("invalid_key")
+    probes = {
+        "enabled": True,
+        "status_url": fake_status.summary_url,
+        "api_key_interval": "1s",
+        "status_interval": "1h",
+        "timeout": "2s",
+    }
+    openai = {"base_url": fake_openai.base_url, "models": ["gpt-4o-mini"]}
+    for name in ("web-1", "web-2", "web-3"):
+        hosts[name] = start_host(
+            tmp_path,
+            name,
+            fleet_dsn,
+            fake_slack,
+            {"resolve_after": "2s"},
+            env={"OPENAI_API_KEY": fake_openai.key},
+            sections={"probes": probes, "openai": openai},
+        )
+    for daemon in hosts.values():
+        daemon.wait_ready()
+    # The key fails both probes of a key (api_key, models): one message each, for 3 hosts.
+    messages = wait_until(
+        lambda: (
+            len(m := top_level(fake_slack)) == 2 and all("3 hosts" in text_of(x) for x in m) and m
+        ),
+        timeout=30,
+        what="one message per probe, each on 3 hosts",
+    )
+    assert sorted("Probe models" in text_of(m) for m in messages) == [False, True]
+    fake_openai.set_mode("ok")
+    wait_until(
+        lambda: all("Resolved" in text_of(m) for m in top_level(fake_slack)),
+        timeout=30,
+        what="both resolved",
+    )
+    assert len(top_level(fake_slack)) == 2
+    for message in messages:
+        replies = fake_slack.replies(message.channel, message.ts)
+        assert len([r for r in replies if "esolved" in r.text]) == 1

@@ -28,6 +28,27 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def probe_alert(result: ProbeResult, fingerprint: str, first_seen: float) -> Alert:
+    """A new, pending alert for a failing probe (no finding counted into it yet)."""
+    return Alert(
+        fingerprint=fingerprint,
+        category=result.cause or ("server.error" if result.name == "status_page" else "network"),
+        rule=f"probe.{result.name}",
+        severity="critical" if result.status == "critical" else "warning",
+        title=f"Probe {result.name}: {result.summary}"[:150],
+        state="pending",
+        count=0,
+        first_seen=first_seen,
+        last_seen=first_seen,
+        files=(),
+        message=result.summary,
+        excerpt="",
+        fixes=result.fixes,
+        docs=(),
+        source="probe",
+    )
+
+
 @dataclass
 class _Entry:
     alert: Alert
@@ -101,24 +122,7 @@ class AlertBook:
         entry = self._entries.get(fingerprint)
         alert = entry.alert if entry is not None else None
         if alert is None or alert.state == "resolved":
-            alert = Alert(
-                fingerprint=fingerprint,
-                category=result.cause
-                or ("server.error" if result.name == "status_page" else "network"),
-                rule=f"probe.{result.name}",
-                severity="critical" if result.status == "critical" else "warning",
-                title=f"Probe {result.name}: {result.summary}"[:150],
-                state="pending",
-                count=0,
-                first_seen=now - self.settings.group_wait,
-                last_seen=now,
-                files=(),
-                message=result.summary,
-                excerpt="",
-                fixes=result.fixes,
-                docs=(),
-                source="probe",
-            )
+            alert = probe_alert(result, fingerprint, now - self.settings.group_wait)
         self._entries[fingerprint] = _Entry(
             replace(alert, count=alert.count + 1, last_seen=now, message=result.summary)
         )

@@ -17,6 +17,7 @@ alerting on its own after `fleet.fallback_after`, and to merge back when the sto
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -24,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from oai400d.alerts import AlertBook, iso
+from oai400d.alerts import AlertBook, iso, probe_alert
 from oai400d.config import Settings
 from oai400d.errors import FleetError, FleetStoreError
 from oai400d.fleet import Contribution, FleetAlert, FleetStore, Transition, describe_dsn
-from oai400d.model import Ack, Alert, Finding, Notification, Silence
+from oai400d.model import Ack, Alert, Finding, FleetDelta, Notification, ProbeResult, Silence
 from oai400d.notify.slack import TARGET as SLACK_TARGET
 from oai400d.state import State
 
@@ -67,12 +68,30 @@ _DESCRIPTION = (
 )
 
 
-def alert_data(finding: Finding) -> dict[str, Any]:
-    """What the store keeps to describe the alert of this finding."""
-    data = {key: getattr(finding, key) for key in _DESCRIPTION}
-    data["fixes"], data["docs"] = list(finding.fixes), list(finding.docs)
-    data["files"] = [finding.path]
+def alert_data(source: Finding | Alert) -> dict[str, Any]:
+    """What the store keeps to describe the alert of this finding (or this probe's alert)."""
+    data = {key: getattr(source, key) for key in _DESCRIPTION}
+    data["fixes"], data["docs"] = list(source.fixes), list(source.docs)
+    data["files"] = [source.path] if isinstance(source, Finding) else list(source.files)
     return data
+
+
+def probe_fingerprint(result: ProbeResult, settings: Settings) -> str:
+    """A failing probe's alert in the fleet: one per probe and, for the probes of a key, per
+    key and endpoint (hosts with different keys fail apart). Only a short digest of the key."""
+    if result.name == "status_page":
+        return "probe:status_page"
+    key = settings.openai.api_key
+    secret = key.get_secret_value() if key is not None else ""
+    digest = hashlib.sha256(f"{settings.openai.base_url}\0{secret}".encode()).hexdigest()
+    return f"probe:{result.name}:{digest[:8]}"
+
+
+def probe_delta(result: ProbeResult, settings: Settings, now: float) -> FleetDelta:
+    """A failing probe run (past probes.failure_threshold) as this host's share of its alert."""
+    fingerprint = probe_fingerprint(result, settings)
+    alert = probe_alert(result, fingerprint, now)
+    return FleetDelta(fingerprint, 1, now, now, alert_data(alert))
 
 
 def fleet_episode(view: FleetAlert) -> str:
@@ -136,6 +155,8 @@ class FleetSync:
         self.confirmed_through = 0.0
         self.silences: list[Silence] = []
         self.round_trips = 0  # statements sent to the store (bench/fleet_overhead.py)
+        # What the probes say about a category (the daemon's ProbeSchedule.context).
+        self.context: Callable[[str], str] | None = None
         self._acks: dict[str, Ack] = {}
         self._seen: dict[str, float] = {}  # alerts this host added to → when, last
         self._owned: set[str] = set()
@@ -344,8 +365,21 @@ class FleetSync:
         self, view: FleetAlert, now: float
     ) -> tuple[Transition, list[Notification]] | None:
         """What the lifecycle makes of an owned alert now: its new state and notifications."""
-        book = AlertBook(self.settings.alerts, [alert_of(view)], host=self.host)
+        settings = self.settings.alerts
+        if view.fingerprint.startswith("probe:"):
+            # A failing probe adds to its alert once per run: it has recovered everywhere when
+            # no host has added for more than two runs (resolve_after at the least).
+            p = self.settings.probes
+            runs = (
+                p.status_interval
+                if view.fingerprint == "probe:status_page"
+                else (p.api_key_interval)
+            )
+            quiet = max(settings.resolve_after, 2.5 * runs)
+            settings = settings.model_copy(update={"resolve_after": quiet})
+        book = AlertBook(settings, [alert_of(view)], host=self.host)
         book.silences = self.silences
+        book.context = self.context
         due: list[Notification] = []
         ack = self._acks.get(view.fingerprint)
         if ack is not None:

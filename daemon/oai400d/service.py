@@ -23,7 +23,7 @@ from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
 from oai400d.fleet import FleetStore
-from oai400d.fleetsync import FleetSync, alert_data
+from oai400d.fleetsync import FleetSync, alert_data, probe_delta
 from oai400d.metrics import (
     PROBE_SUCCESS_META,
     MetricsExport,
@@ -384,6 +384,8 @@ class Daemon:
         self._streaks = {p.name: (p.failures, p.successes) for p in self.state.probes()}
         self.probes = ProbeSchedule(s, self._wake_loop)
         self.book.context = self.probes.context
+        if self.fleet is not None:
+            self.fleet.context = lambda category: self.probes.context(category)  # after reloads
         self.probes.start()
         self._catching_up = True
         self._summary_due = True
@@ -644,7 +646,15 @@ class Daemon:
             if result.status == "ok":  # for oai400d_probe_last_success_timestamp_seconds
                 self.state.set_meta(PROBE_SUCCESS_META + result.name, repr(now))
             if failures >= p.failure_threshold:
-                self.book.probe_failed(result, now)
+                if self.fleet is not None and not self._falling_back(now):
+                    # One alert for the fleet, not one per host probing the same key.
+                    delta = probe_delta(result, self.settings, now)
+                    queued = self._fleet_deltas.get(delta.fingerprint)
+                    self._fleet_deltas[delta.fingerprint] = (
+                        delta if queued is None else replace(queued, count=queued.count + 1)
+                    )
+                else:
+                    self.book.probe_failed(result, now)
             elif successes >= p.success_threshold:
                 resolved = self.book.probe_recovered(result.name, now)
                 if resolved is not None:
