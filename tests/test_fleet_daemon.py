@@ -76,8 +76,12 @@ def text_of(message: SlackMessage) -> str:
 
 
 def fleet_row(dsn: str, *columns: str) -> tuple[Any, ...] | None:
+    """The one alert in the store (None before any, or before a daemon made the tables)."""
     with psycopg.connect(dsn, connect_timeout=5) as conn:
-        return conn.execute(f"SELECT {', '.join(columns)} FROM fleet_alerts").fetchone()
+        try:
+            return conn.execute(f"SELECT {', '.join(columns)} FROM fleet_alerts").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
 
 
 @pytest.fixture
@@ -398,3 +402,33 @@ def test_a_key_that_fails_its_probe_on_every_host_is_one_alert_for_the_fleet(
     for message in messages:
         replies = fake_slack.replies(message.channel, message.ts)
         assert len([r for r in replies if "esolved" in r.text]) == 1
+
+
+def test_findings_queued_while_the_store_is_away_survive_a_kill_9_and_count_once(
+    tmp_path: Path,
+    own_postgres: PostgresServer,
+    fake_slack: FakeSlack,
+    hosts: dict[str, DaemonProcess],
+) -> None:
+    """Queued in the state DB with the file positions, numbered when first sent: after kill -9
+    and a restart the queue is sent again, and the store counts every finding once."""
+    dsn = own_postgres.create_database()
+    hosts["web-1"] = start_host(tmp_path, "web-1", dsn, fake_slack, {"resolve_after": "10m"})
+    hosts["web-1"].wait_ready()
+    config = tmp_path / "web-1" / "config.toml"
+    append(log_of(tmp_path, "web-1"), ERROR_LINE, ERROR_LINE)
+    wait_until(lambda: fleet_row(dsn, "count") == (2,), timeout=15, what="the first two counted")
+    own_postgres.halt()
+    append(log_of(tmp_path, "web-1"), *[ERROR_LINE] * 5)
+    wait_until(lambda: status(config)["fleet_queued"] == 5, timeout=15, what="5 queued")
+    wait_until(
+        lambda: "unreachable" in hosts["web-1"].log(), timeout=15, what="a send attempt to fail"
+    )
+    hosts["web-1"].kill()
+    own_postgres.resume()
+    append(log_of(tmp_path, "web-1"), *[ERROR_LINE] * 3)  # read after the restart
+    hosts["web-1"] = DaemonProcess(config, env={"SLACK_BOT_TOKEN": fake_slack.token})
+    hosts["web-1"].wait_ready()
+    wait_until(lambda: fleet_row(dsn, "count") == (10,), timeout=20, what="all 10 counted")
+    wait_until(lambda: status(config)["fleet_queued"] == 0, timeout=10, what="an empty queue")
+    assert fleet_row(dsn, "count") == (10,)
