@@ -4,12 +4,15 @@ Every host adds its findings to one row per fingerprint with a single atomic ups
 (`INSERT … ON CONFLICT`), so 40 hosts seeing one revoked key make one alert whose count is the
 sum and whose host list names them all. Exactly one host owns the alert's Slack message: it
 holds a lease that expires unless renewed, and any other host takes it over once it has
-expired. Times in the store come from the server's clock (`now()`), so the hosts' clocks never
-have to agree. Every statement is bounded by `statement_timeout`, every connection attempt by
+expired. Leases run on the server's clock (`now()`), so the hosts' clocks never decide who owns
+a message; first and last seen are the times the hosts saw the findings (clocks kept by NTP: a
+skew of seconds moves a resolution by as much, against `resolve_after` of minutes). Every
+statement is bounded by `statement_timeout`, every connection attempt by
 `connect_timeout`; all psycopg errors are translated here into FleetUnavailableError (retry
 later) or FleetStoreError (a person must act).
 
-Not wired into the daemon yet (issue 10): the service still keeps its alert book in SQLite.
+Each daemon uses it from one thread of its own (fleetsync.FleetSync); the CLI's mute commands
+and the Slack buttons (notify/socket_mode) use it for fleet-wide silences and acknowledgements.
 """
 
 from __future__ import annotations
