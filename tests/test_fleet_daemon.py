@@ -139,7 +139,9 @@ def test_five_hosts_make_one_message_that_survives_its_owner_and_resolves_once(
     )
     # The lease is 2 s, renewed every 0.2 s: it runs out at most 2 s after the kill, and the
     # next round of a host that saw the problem takes it (slack for a busy CI machine).
-    assert time.monotonic() - killed < 4.0
+    took = time.monotonic() - killed
+    print(f"the message was taken over {took:.2f} s after the owner's kill -9 (lease 2 s)")
+    assert took < 4.0
     wait_until(
         lambda: message_says("18"), timeout=15, what="the message edited to 18 by another host"
     )
