@@ -222,8 +222,9 @@ def test_a_store_outage_loses_no_count_and_the_local_alerts_are_merged_back(
     )
     for message in local[1:]:
         assert "unreachable" in text_of(message)
-    queued = status(tmp_path / "web-1" / "config.toml")["fleet_queued"]
-    assert queued >= 10  # what the store has not got yet, for status and the metrics
+    during = status(tmp_path / "web-1" / "config.toml")
+    assert during["fleet_queued"] >= 10  # what the store has not got yet, for status and metrics
+    assert "unreachable" in during["fleet"]["error"]
     for name in names:
         append(log_of(tmp_path, name), *[ERROR_LINE] * 10)
     wait_until(
@@ -275,6 +276,13 @@ def test_silences_and_acks_from_any_host_are_fleet_wide(
     fingerprint, owner = row
     other = "web-2" if owner == "web-1" else "web-1"
 
+    # Any host's `status` lists the fleet's alerts: where the fingerprint to act on is found.
+    (listed,) = status(tmp_path / other / "config.toml")["fleet"]["alerts"]
+    assert (listed["fingerprint"], listed["hosts"], listed["owner"]) == (
+        fingerprint,
+        ["web-1", "web-2"],
+        owner,
+    )
     acked = oai400d("ack", fingerprint, "--config", str(tmp_path / other / "config.toml"))
     assert acked.returncode == 0, acked.stderr
     wait_until(

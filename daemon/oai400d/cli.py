@@ -242,6 +242,9 @@ def cmd_status(args: argparse.Namespace) -> int:
         report = status_report(state)
     finally:
         state.close()
+    fleet = fleet_report(loaded)
+    if fleet is not None:
+        report["fleet"] = fleet
     if args.json:
         return _print_json_status(report)
     print(f"state: {path}")
@@ -262,12 +265,65 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"outbox: {report['outbox_depth']} notification(s) waiting")
     if report["fleet_queued"]:
         print(f"fleet: {report['fleet_queued']} finding(s) waiting for the fleet's store")
+    if fleet is not None:
+        _print_fleet_status(fleet)
     _print_mutes_status(report)
     if report["probes"]:
         print("probes:")
         for p in report["probes"]:
             print(f"  {p['name']}: {p['status']} - {p['summary']} ({p['checked']})")
     return EXIT_OK
+
+
+def fleet_report(loaded: LoadedConfig) -> dict[str, Any] | None:
+    """The fleet's open alerts (with state.fleet), or why they cannot be read; None without."""
+    dsn = loaded.settings.state.fleet
+    if dsn is None:
+        return None
+    from oai400d.fleet import FleetStore  # psycopg only where a fleet is configured
+
+    store = FleetStore(dsn.get_secret_value(), connect_timeout=5)
+    try:
+        store.open()
+        alerts = store.open_alerts()
+    except FleetError as exc:
+        return {"store": store.where, "error": str(exc), "alerts": []}
+    finally:
+        store.close()
+    return {
+        "store": store.where,
+        "alerts": [
+            {
+                "fingerprint": a.fingerprint,
+                "state": a.state,
+                "category": str(a.data.get("category", "")),
+                "severity": str(a.data.get("severity", "")),
+                "title": a.title,
+                "count": a.count,
+                "first_seen": iso(a.first_seen),
+                "last_seen": iso(a.last_seen),
+                "host_count": a.host_count,
+                "hosts": [h.host for h in a.hosts],
+                "owner": a.owner,
+            }
+            for a in alerts
+        ],
+    }
+
+
+def _print_fleet_status(fleet: dict[str, Any]) -> None:
+    if "error" in fleet:
+        print(f"fleet: cannot read {fleet['store']}: {fleet['error']}")
+        return
+    print(f"fleet alerts in {fleet['store']} ({len(fleet['alerts'])}):")
+    for a in fleet["alerts"]:
+        more = a["host_count"] - len(a["hosts"])
+        hosts = ", ".join(a["hosts"]) + (f", +{more} more" if more > 0 else "")
+        print(
+            f"  [{a['state']}] {a['severity']} {a['title']}: {a['count']} since {a['first_seen']}"
+            f" (last {a['last_seen']}) on {a['host_count']} host(s) ({hosts}), message by "
+            f"{a['owner'] or 'nobody yet'} {a['fingerprint']}"
+        )
 
 
 def _status_textfile(loaded: LoadedConfig, path: str) -> int:

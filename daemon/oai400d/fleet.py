@@ -436,6 +436,20 @@ class FleetStore:
             return []
         return self._call(lambda conn: _read_alerts(conn, wanted, hosts_listed))
 
+    def open_alerts(self, limit: int = 100) -> list[FleetAlert]:
+        """The alerts not resolved, the most recently seen first (`oai400d status`)."""
+
+        def read(conn: psycopg.Connection[TupleRow]) -> list[FleetAlert]:
+            rows = conn.execute(
+                "SELECT fingerprint FROM fleet_alerts WHERE state <> 'resolved' "
+                "ORDER BY last_seen DESC LIMIT %s",
+                (limit,),
+            ).fetchall()
+            found = _read_alerts(conn, [str(r[0]) for r in rows], hosts_listed=10)
+            return sorted(found, key=lambda a: -a.last_seen)
+
+        return self._call(read)
+
     def claim(self, fingerprints: Sequence[str], host: str, ttl: float) -> dict[str, str | None]:
         """Take or renew, in one statement, the message of every unresolved alert here that
         nobody owns, this host owns, or whose owner's lease has expired; also alerts orphaned
