@@ -361,6 +361,16 @@ def test_a_slack_button_pressed_on_a_host_that_did_not_post_the_message_works_fl
         what="the owner to take the silence up",
     )
 
+    # The same press again, handed to the other host this time: a replay, refused there too.
+    hosts["web-2"].stop(timeout=10)
+    wait_until(
+        lambda: fake_slack.sockets.open_connections() == 1, timeout=10, what="web-2's socket gone"
+    )
+    fake_slack.sockets.push(pressed)
+    wait_until(
+        lambda: "replayed" in hosts["web-1"].log(), timeout=10, what="web-1 to refuse the replay"
+    )
+
 
 def test_a_key_that_fails_its_probe_on_every_host_is_one_alert_for_the_fleet(
     tmp_path: Path,

@@ -332,3 +332,12 @@ def test_two_instances_under_one_host_name_see_each_other(store: FleetStore) -> 
     assert store.register("inst-c", "web-1") == ["inst-a"]
     assert store.register("inst-a", "web-1") == ["inst-c"]
     assert store.register("inst-a", "web-1", within=0) == []  # long silent: not a namesake
+
+
+def test_a_slack_press_is_handled_once_by_the_whole_fleet(fleet_dsn: str) -> None:
+    """Its ids recorded by one host, the same press arriving at another is a replay."""
+    with FleetStore(fleet_dsn) as a, FleetStore(fleet_dsn) as b:
+        assert a.claim_action(["envelope:e1", "action:U1:ack:1.0"])
+        assert not b.claim_action(["envelope:e2", "action:U1:ack:1.0"])  # the same action
+        assert not a.claim_action(["envelope:e1"])
+        assert b.claim_action(["envelope:e3"])

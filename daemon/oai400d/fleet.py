@@ -87,6 +87,15 @@ MIGRATIONS: tuple[str, ...] = (
         seen TIMESTAMPTZ NOT NULL DEFAULT now()
     );
     """,
+    # 3: the ids of Slack button presses already handled by any host (replays are refused
+    # fleet-wide: Slack hands each press to any one of the app's connections).
+    """
+    CREATE TABLE fleet_slack_actions (
+        key TEXT PRIMARY KEY,
+        seen TIMESTAMPTZ NOT NULL DEFAULT now()
+    );
+    CREATE INDEX fleet_slack_actions_seen ON fleet_slack_actions (seen);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 # pg_advisory_xact_lock key: hosts starting together migrate one after the other, never twice.
@@ -680,6 +689,27 @@ class FleetStore:
             return [Ack(r[0], r[1], float(r[2]), r[3], r[4]) for r in rows]
 
         return self._call(read)
+
+    def claim_action(self, keys: Sequence[str], keep: float = 86400.0) -> bool:
+        """Record a Slack press's ids for the whole fleet; False when any was seen before (a
+        replay, on this host or another). Ids older than `keep` s are forgotten."""
+        wanted = sorted(set(keys))
+
+        def write(conn: psycopg.Connection[TupleRow]) -> bool:
+            with conn.transaction():
+                conn.execute(
+                    "DELETE FROM fleet_slack_actions "
+                    "WHERE seen < now() - make_interval(secs => %s)",
+                    (keep,),
+                )
+                added = conn.execute(
+                    "INSERT INTO fleet_slack_actions (key) SELECT unnest(%s::text[]) "
+                    "ON CONFLICT DO NOTHING RETURNING key",
+                    (wanted,),
+                ).fetchall()
+            return len(added) == len(wanted)
+
+        return self._call(write)
 
     @property
     def where(self) -> str:

@@ -111,6 +111,10 @@ class FakeSocketMode:
         with self._lock:
             return any(p.open for p in self._peers)
 
+    def open_connections(self) -> int:
+        with self._lock:
+            return sum(1 for p in self._peers if p.open)
+
     def wait_connected(self, timeout: float = 5.0) -> None:
         self._wait(self.connected, timeout, "a Socket Mode client to connect")
 

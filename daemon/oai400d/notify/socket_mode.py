@@ -194,7 +194,11 @@ class ActionHandler:
                 f"forged: message {press.channel}/{press.message_ts} is not alert "
                 f"{press.fingerprint}'s"
             )
-        if not state.claim_action(press.seen_keys(), self.clock(), SEEN_KEPT):
+        if self.fleet is not None:
+            fresh = self._fleet().claim_action(press.seen_keys(), SEEN_KEPT)
+        else:
+            fresh = state.claim_action(press.seen_keys(), self.clock(), SEEN_KEPT)
+        if not fresh:
             return "replayed: this action was handled before"
         return None
 
