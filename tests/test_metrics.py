@@ -85,6 +85,7 @@ def test_findings_lines_bytes_alerts_and_deliveries_move_as_lines_arrive(tmp_pat
         assert value(first, "oai400d_deliveries_total", notifier="console") == 0
         assert value(first, "oai400d_alerts_open", severity="critical") == 0
         assert value(first, "oai400d_outbox_depth") == 0
+        assert value(first, "oai400d_fleet_queued_findings") == 0  # no state.fleet: always 0
         assert value(first, "oai400d_state_db_up") == 1
         assert value(first, "oai400d_build_info", version="0.1.0") == 1
         for process in ("process_cpu_seconds_total", "process_resident_memory_bytes",
