@@ -204,14 +204,19 @@ def test_a_resolved_alert_that_comes_back_is_a_new_episode(store: FleetStore) ->
 
 
 def test_prune_forgets_alerts_resolved_long_ago(store: FleetStore, fleet_dsn: str) -> None:
+    """And silences ended and acknowledgements made long ago; what is live stays."""
     store.contribute("old", "host-a", 1, T0, T0)
     store.contribute("live", "host-a", 1, T0, T0)
     store.claim(["old"], "host-a", ttl=60)
     assert store.advance("old", "host-a", 1, "resolved", {}, expect_count=1)
+    store.add_silence(None, "rate_limit", T0, T0 + 60, "", "alice")  # ended long ago
+    store.add_silence(None, "rate_limit", T0, time.time() + 60, "", "alice")
+    store.acknowledge(Ack("old", "bob", T0))
     with psycopg.connect(fleet_dsn, autocommit=True) as conn:
         conn.execute("UPDATE fleet_alerts SET updated = now() - interval '8 days'")
-    assert store.prune(older_than_days=7) == 1
+    assert store.prune(older_than_days=7) == 3
     assert store.alert("old") is None and store.alert("live") is not None
+    assert len(store.silences()) == 1 and store.acks() == []
 
 
 def test_a_statement_over_the_timeout_is_a_retryable_error(fleet_dsn: str) -> None:

@@ -539,19 +539,33 @@ class FleetStore:
         return self._call(write)
 
     def prune(self, older_than_days: float = 7.0) -> int:
-        """Forget alerts resolved and instances silent for longer than this; rows removed."""
+        """Forget alerts resolved longer ago than this; instances silent, silences ended and
+        acknowledgements made more than four times as long ago (as the state DB does, 30
+        days at the default); the rows removed."""
 
         def write(conn: psycopg.Connection[TupleRow]) -> int:
+            gone = 0
             with conn.transaction():
-                gone = conn.execute(
-                    "DELETE FROM fleet_alerts WHERE state = 'resolved' "
-                    "AND updated < now() - %s * interval '1 day'",
-                    (older_than_days,),
-                ).rowcount
-                gone += conn.execute(
-                    "DELETE FROM fleet_instances WHERE seen < now() - %s * interval '1 day'",
-                    (older_than_days * 4,),
-                ).rowcount
+                for sql, days in (
+                    (
+                        "DELETE FROM fleet_alerts WHERE state = 'resolved' "
+                        "AND updated < now() - %s * interval '1 day'",
+                        older_than_days,
+                    ),
+                    (
+                        "DELETE FROM fleet_instances WHERE seen < now() - %s * interval '1 day'",
+                        older_than_days * 4,
+                    ),
+                    (
+                        "DELETE FROM fleet_silences WHERE ends < now() - %s * interval '1 day'",
+                        older_than_days * 4,
+                    ),
+                    (
+                        "DELETE FROM fleet_acks WHERE acked_at < now() - %s * interval '1 day'",
+                        older_than_days * 4,
+                    ),
+                ):
+                    gone += conn.execute(sql, (days,)).rowcount
             return gone
 
         return self._call(write)
