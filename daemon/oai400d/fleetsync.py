@@ -324,9 +324,6 @@ class FleetSync:
                 log.info(
                     "took over the message of alert %s from %s (its lease ran out)", fp, before
                 )
-        lost = self._owned - claimed.keys()
-        for fp in lost:
-            log.debug("alert %s is no longer this host's to announce", fp)
         self._owned = set(claimed)
         if not claimed:
             return

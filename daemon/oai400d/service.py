@@ -533,10 +533,10 @@ class Daemon:
             due = self.book.tick(now, logs=fallback)
         finally:
             self.book.silences = local
-        if failing is None and self._fell_back:
-            due.extend(self.book.absorb(now))
-        elif failing is None:
-            self.book.absorb(now)  # what it kept meanwhile is in the store's queue: forget it
+        if failing is None:  # what it kept meanwhile is in the store now: forget it
+            merged = self.book.absorb(now)
+            if self._fell_back:
+                due.extend(merged)  # the messages it sent on its own say they were merged
         self._fell_back = fallback if failing is not None else False
         host = self.book.host
         note = (
