@@ -207,6 +207,9 @@ class FleetSync:
             return float(min(BACKOFF_MAX, interval * 2.0 ** min(self._failures, 8)))
         except Exception:  # a bug must not end the fleet's share of this host for good
             log.exception("the fleet sync failed unexpectedly; trying again in %.0f s", BACKOFF_MAX)
+            # Counted as a failing store: past fleet.fallback_after this host alerts on its own.
+            if self.failing_since is None:
+                self.failing_since = self.clock()
             return BACKOFF_MAX
         if self.failing_since is not None:
             log.info(
