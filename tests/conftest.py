@@ -11,9 +11,8 @@ from tests.pg_harness import PostgresServer, PostgresUnavailable, start_postgres
 pytest_plugins = ["tests.fakes.fixtures"]
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """One throwaway PostgreSQL on 127.0.0.1 for the session; skips (saying why) if none starts."""
+def _throwaway_postgres() -> Iterator[PostgresServer]:
+    """A started server, stopped and deleted afterwards; skips (saying why) if none starts."""
     try:
         server = start_postgres()
     except PostgresUnavailable as exc:
@@ -22,6 +21,19 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL on 127.0.0.1 for the session."""
+    yield from _throwaway_postgres()
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, for tests that stop and start it (an outage): halting
+    the session's server would hit the other tests."""
+    yield from _throwaway_postgres()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.slack import FakeSlack, SlackMessage
 from tests.fakes.slack_socket import block_action
 from tests.fakes.status_page import FakeStatusPage
-from tests.pg_harness import PostgresServer, PostgresUnavailable, start_postgres
+from tests.pg_harness import PostgresServer
 
 
 def start_host(
@@ -165,19 +165,6 @@ def test_five_hosts_make_one_message_that_survives_its_owner_and_resolves_once(
         if name != owner:
             assert daemon.stop(timeout=10) == 0
             assert "Traceback" not in daemon.log(), daemon.log()
-
-
-@pytest.fixture
-def own_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL of this test's own: it is stopped and started again during the test."""
-    try:
-        server = start_postgres()
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL for the fleet tests: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 OUTAGE_S = float(os.environ.get("OAI400D_TEST_OUTAGE_S", "60"))  # shorter only while developing

@@ -14,7 +14,7 @@ from oai400d.errors import FleetStoreError, FleetUnavailableError
 from oai400d.fleet import SCHEMA_VERSION, Contribution, FleetStore, describe_dsn
 from oai400d.model import Ack
 from tests.daemon_harness import wait_until
-from tests.pg_harness import PostgresUnavailable, free_port, start_postgres
+from tests.pg_harness import PostgresServer, free_port
 
 T0 = 1_790_000_000.0  # a fixed epoch time for first/last seen
 
@@ -299,35 +299,31 @@ def test_an_unknown_role_is_not_retryable_and_says_what_to_fix(fleet_dsn: str) -
     assert caught.value.retryable is False
 
 
-def test_an_outage_is_retryable_and_the_store_is_used_again_when_it_returns() -> None:
+def test_an_outage_is_retryable_and_the_store_is_used_again_when_it_returns(
+    own_postgres: PostgresServer,
+) -> None:
     """Server halted: each call fails fast and retryable; restarted: the pool reconnects."""
-    try:
-        server = start_postgres()  # a private server: halting the session's would hit others
-    except PostgresUnavailable as exc:
-        pytest.skip(f"no PostgreSQL for the fleet tests: {exc}")
-    try:
-        with FleetStore(server.create_database(), connect_timeout=2) as store:
-            store.contribute("fp", "host-a", 1, T0, T0)
-            server.halt()
-            started = time.monotonic()
-            with pytest.raises(FleetUnavailableError, match="unreachable") as caught:
+    server = own_postgres
+    with FleetStore(server.create_database(), connect_timeout=2) as store:
+        store.contribute("fp", "host-a", 1, T0, T0)
+        server.halt()
+        started = time.monotonic()
+        with pytest.raises(FleetUnavailableError, match="unreachable") as caught:
+            store.contribute("fp", "host-a", 5, T0, T0 + 1)
+        assert time.monotonic() - started < 5  # the pool's wait is bounded too
+        assert caught.value.retryable is True
+        server.resume()
+
+        def retried() -> bool:
+            try:
                 store.contribute("fp", "host-a", 5, T0, T0 + 1)
-            assert time.monotonic() - started < 5  # the pool's wait is bounded too
-            assert caught.value.retryable is True
-            server.resume()
+            except FleetUnavailableError:
+                return False
+            return True
 
-            def retried() -> bool:
-                try:
-                    store.contribute("fp", "host-a", 5, T0, T0 + 1)
-                except FleetUnavailableError:
-                    return False
-                return True
-
-            wait_until(retried, 20, "the store to be used again after the outage")
-            alert = store.alert("fp")
-            assert alert is not None and alert.count == 6  # the failed add left no trace
-    finally:
-        server.stop()
+        wait_until(retried, 20, "the store to be used again after the outage")
+        alert = store.alert("fp")
+        assert alert is not None and alert.count == 6  # the failed add left no trace
 
 
 def test_two_instances_under_one_host_name_see_each_other(store: FleetStore) -> None:

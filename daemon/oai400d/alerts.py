@@ -28,6 +28,15 @@ def iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def silence_added(silence: Silence) -> str:
+    """How the daemon logs a new silence: `silence #4 added by alice (cli): no messages for …`."""
+    comment = f": {silence.comment}" if silence.comment else ""
+    return (
+        f"silence #{silence.id} added by {silence.created_by} ({silence.via}): no messages for "
+        f"{silence.matcher} until {iso(silence.ends)}{comment}"
+    )
+
+
 def probe_alert(result: ProbeResult, fingerprint: str, first_seen: float) -> Alert:
     """A new, pending alert for a failing probe (no finding counted into it yet)."""
     return Alert(

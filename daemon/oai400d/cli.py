@@ -15,16 +15,26 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, BinaryIO, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 
 from oai400d import __version__
 from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
-from oai400d.config import LoadedConfig, format_duration, load_config, parse_duration, public_view
+from oai400d.config import (
+    LoadedConfig,
+    Settings,
+    format_duration,
+    load_config,
+    parse_duration,
+    public_view,
+)
 from oai400d.errors import ConfigError, DeliveryError, FleetError, StateError
 from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
 from oai400d.scan import Scanner, scan_file
 from oai400d.state import State
+
+if TYPE_CHECKING:
+    from oai400d.fleet import FleetStore
 
 # The daemon's and the probes' modules (APScheduler, slack-sdk, httpx) are imported by the
 # commands that use them: `classify` on a big file should not pay for them at start-up.
@@ -277,12 +287,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def fleet_report(loaded: LoadedConfig) -> dict[str, Any] | None:
     """The fleet's open alerts (with state.fleet), or why they cannot be read; None without."""
-    dsn = loaded.settings.state.fleet
-    if dsn is None:
+    store = _fleet_store(loaded.settings)
+    if store is None:
         return None
-    from oai400d.fleet import FleetStore  # psycopg only where a fleet is configured
-
-    store = FleetStore(dsn.get_secret_value(), connect_timeout=5)
     try:
         store.open()
         alerts = store.open_alerts()
@@ -633,15 +640,23 @@ class MuteBook(Protocol):
     def acknowledge(self, ack: Ack) -> None: ...
 
 
+def _fleet_store(settings: Settings) -> FleetStore | None:
+    """The fleet's store as the daemon makes it ([fleet] timeouts), not opened; None without
+    state.fleet. Imported here only: psycopg and the daemon's modules only where needed."""
+    if settings.state.fleet is None:
+        return None
+    from oai400d.service import make_fleet_store
+
+    return make_fleet_store(settings)
+
+
 @contextmanager
 def _mute_book(args: argparse.Namespace) -> Iterator[MuteBook | None]:
     """The fleet store (fleet-wide) with state.fleet, else the state DB; None (after saying
     why) when there is none yet. Errors of either surface as StateError or FleetError."""
     settings = _load(args).settings
-    if settings.state.fleet is not None:
-        from oai400d.fleet import FleetStore  # psycopg only where a fleet is configured
-
-        store = FleetStore(settings.state.fleet.get_secret_value(), connect_timeout=5)
+    store = _fleet_store(settings)
+    if store is not None:
         store.open()
         try:
             yield store

@@ -414,13 +414,8 @@ class FleetStore:
         """The fleet-wide view of one alert, or None if no host has contributed to it."""
 
         def read(conn: psycopg.Connection[TupleRow]) -> FleetAlert | None:
-            row = conn.execute(
-                """
-                SELECT fingerprint FROM fleet_alerts WHERE fingerprint = %s
-                """,
-                (fingerprint,),
-            ).fetchone()
-            if row is None:
+            found = _read_alerts(conn, [fingerprint], hosts_listed=0)
+            if not found:
                 return None
             hosts = conn.execute(
                 """
@@ -430,7 +425,6 @@ class FleetStore:
                 """,
                 (fingerprint,),
             ).fetchall()
-            found = _read_alerts(conn, [fingerprint], hosts_listed=0)
             return replace(
                 found[0], hosts=tuple(HostCount(h, int(n), float(seen)) for h, n, seen in hosts)
             )
@@ -574,39 +568,24 @@ class FleetStore:
 
     def release_lease(self, fingerprint: str, host: str) -> bool:
         """Give the message up (clean shutdown) so another host takes it at once."""
-        return self._lease(
-            """
-            UPDATE fleet_alerts SET owner = NULL, lease_until = NULL
-            WHERE fingerprint = %(fp)s AND owner = %(host)s
-            RETURNING owner
-            """,
-            fingerprint,
-            host,
-            0.0,
-        )
+        return self._as_owner("owner = NULL, lease_until = NULL", (), fingerprint, host)
 
     def record_message(self, fingerprint: str, host: str, message: dict[str, Any]) -> bool:
         """Store where the alert's Slack message is (channel, ts); only its owner may."""
+        return self._as_owner("message = %s::jsonb", (json.dumps(message),), fingerprint, host)
+
+    def _as_owner(
+        self, assignments: str, values: tuple[Any, ...], fingerprint: str, host: str
+    ) -> bool:
+        """Change an alert's row (`assignments`: this module's own SQL, never input) if this
+        host owns its message; whether it did."""
+        sql = (
+            f"UPDATE fleet_alerts SET {assignments} "
+            "WHERE fingerprint = %s AND owner = %s RETURNING 1"
+        )
 
         def write(conn: psycopg.Connection[TupleRow]) -> bool:
-            row = conn.execute(
-                """
-                UPDATE fleet_alerts SET message = %s::jsonb
-                WHERE fingerprint = %s AND owner = %s RETURNING owner
-                """,
-                (json.dumps(message), fingerprint, host),
-            ).fetchone()
-            return row is not None
-
-        return self._call(write)
-
-    def _lease(self, sql: str, fingerprint: str, host: str, ttl: float) -> bool:
-        if ttl < 0:
-            raise ValueError(f"a lease's ttl must be >= 0 s, not {ttl}")
-
-        def write(conn: psycopg.Connection[TupleRow]) -> bool:
-            row = conn.execute(sql, {"fp": fingerprint, "host": host, "ttl": ttl}).fetchone()
-            return row is not None and row[0] in (host, None)
+            return conn.execute(sql, (*values, fingerprint, host)).fetchone() is not None
 
         return self._call(write)
 

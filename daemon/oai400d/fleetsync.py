@@ -25,11 +25,11 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from oai400d.alerts import AlertBook, iso, probe_alert
+from oai400d.alerts import AlertBook, silence_added
 from oai400d.config import Settings
 from oai400d.errors import FleetError, FleetStoreError
 from oai400d.fleet import Contribution, FleetAlert, FleetStore, Transition, describe_dsn
-from oai400d.model import Ack, Alert, Finding, FleetDelta, Notification, ProbeResult, Silence
+from oai400d.model import Ack, Alert, Finding, Notification, ProbeResult, Silence
 from oai400d.notify.slack import TARGET as SLACK_TARGET
 from oai400d.state import State
 
@@ -85,13 +85,6 @@ def probe_fingerprint(result: ProbeResult, settings: Settings) -> str:
     secret = key.get_secret_value() if key is not None else ""
     digest = hashlib.sha256(f"{settings.openai.base_url}\0{secret}".encode()).hexdigest()
     return f"probe:{result.name}:{digest[:8]}"
-
-
-def probe_delta(result: ProbeResult, settings: Settings, now: float) -> FleetDelta:
-    """A failing probe run (past probes.failure_threshold) as this host's share of its alert."""
-    fingerprint = probe_fingerprint(result, settings)
-    alert = probe_alert(result, fingerprint, now)
-    return FleetDelta(fingerprint, 1, now, now, alert_data(alert))
 
 
 def fleet_episode(view: FleetAlert) -> str:
@@ -302,15 +295,7 @@ class FleetSync:
         known = {x.id for x in self.silences}
         for x in silences:
             if x.id not in known:
-                log.info(
-                    "fleet-wide silence #%d by %s (%s): no messages for %s until %s%s",
-                    x.id,
-                    x.created_by,
-                    x.via,
-                    x.matcher,
-                    iso(x.ends),
-                    f": {x.comment}" if x.comment else "",
-                )
+                log.info("fleet-wide %s", silence_added(x))
         self.silences = silences
         self._acks = {ack.fingerprint: ack for ack in self.store.acks()}
 
@@ -334,7 +319,8 @@ class FleetSync:
         views = [v for v in self.store.alerts(list(claimed)) if v.state != "resolved"]
         changes: list[tuple[FleetAlert, Transition, list[Notification]]] = []
         for view in views:
-            self._adopt_message(state, view)
+            if claimed[view.fingerprint] != self.host:  # newly ours: its message, if any
+                self._adopt_message(state, view)
             change = self._lifecycle(view, now)
             if change is not None:
                 changes.append((view, *change))

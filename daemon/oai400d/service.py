@@ -14,16 +14,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from oai400d.alerts import AlertBook, iso
+from oai400d.alerts import AlertBook, iso, probe_alert, silence_added
 from oai400d.assemble import Assembler
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
-from oai400d.fleet import FleetStore
-from oai400d.fleetsync import FleetSync, alert_data, probe_delta
 from oai400d.metrics import (
     PROBE_SUCCESS_META,
     MetricsExport,
@@ -31,7 +30,15 @@ from oai400d.metrics import (
     Tally,
     make_registry,
 )
-from oai400d.model import Event, FileState, Finding, FleetDelta, Notification, ProbeResult
+from oai400d.model import (
+    Alert,
+    Event,
+    FileState,
+    Finding,
+    FleetDelta,
+    Notification,
+    ProbeResult,
+)
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.notify.socket_mode import SlackSocketMode
@@ -40,6 +47,10 @@ from oai400d.sources import Sources
 from oai400d.sources.globs import source_of
 from oai400d.sources.journal import Journals, where
 from oai400d.state import ProbeRecord, State
+
+if TYPE_CHECKING:  # the fleet's modules (and psycopg) are loaded only with state.fleet
+    from oai400d.fleet import FleetStore
+    from oai400d.fleetsync import FleetSync
 
 log = logging.getLogger("oai400d")
 
@@ -125,6 +136,8 @@ def make_notifier(settings: Settings) -> Notifier:
 
 def make_fleet(settings: Settings, poke_outbox: Callable[[], None]) -> FleetSync | None:
     """This host's part in the fleet's alert book, when state.fleet is set."""
+    from oai400d.fleetsync import FleetSync
+
     store = make_fleet_store(settings)
     return None if store is None else FleetSync(settings, store, poke_outbox)
 
@@ -133,6 +146,8 @@ def make_fleet_store(settings: Settings) -> FleetStore | None:
     """A connection pool to the fleet's store (not opened yet), when state.fleet is set."""
     if settings.state.fleet is None:
         return None
+    from oai400d.fleet import FleetStore
+
     f = settings.fleet
     return FleetStore(
         settings.state.fleet.get_secret_value(),
@@ -488,17 +503,25 @@ class Daemon:
         local book then only keeps what it must announce itself if the store stays away)."""
         self._count_finding(finding)
         if self.fleet is not None and not backlog:
-            queued = self._fleet_deltas.get(finding.fingerprint)
-            self._fleet_deltas[finding.fingerprint] = (
-                FleetDelta(finding.fingerprint, 1, now, now, alert_data(finding))
-                if queued is None
-                else replace(queued, count=queued.count + 1, last_seen=now)
-            )
+            self._queue_for_fleet(finding.fingerprint, now, finding)
             if self.fleet.failing_since is None:
                 _, seen = self._step_findings.get(finding.fingerprint, (finding, 0))
                 self._step_findings[finding.fingerprint] = (finding, seen + 1)
                 return
         self.book.observe(finding, now, backlog=backlog)
+
+    def _queue_for_fleet(self, fingerprint: str, now: float, source: Finding | Alert) -> None:
+        """One more finding of an alert for the store, queued at the next commit; what the store
+        keeps to describe the alert is taken from `source` once per alert and batch."""
+        queued = self._fleet_deltas.get(fingerprint)
+        if queued is None:
+            from oai400d.fleetsync import alert_data
+
+            self._fleet_deltas[fingerprint] = FleetDelta(
+                fingerprint, 1, now, now, alert_data(source)
+            )
+        else:
+            self._fleet_deltas[fingerprint] = replace(queued, count=queued.count + 1, last_seen=now)
 
     def _falling_back(self, now: float) -> bool:
         """Whether the store has failed for fleet.fallback_after: this host alerts on its own."""
@@ -587,15 +610,7 @@ class Daemon:
         current = self.state.silences(after=now)
         for x in current:
             if x.id not in before:
-                log.info(
-                    "silence #%d added by %s (%s): no messages for %s until %s%s",
-                    x.id,
-                    x.created_by,
-                    x.via,
-                    x.matcher,
-                    iso(x.ends),
-                    f": {x.comment}" if x.comment else "",
-                )
+                log.info("%s", silence_added(x))
         for gone in before.keys() - {x.id for x in current}:
             lifted = self.state.silence(gone)
             if lifted is not None and lifted.removed_by is not None:
@@ -648,11 +663,10 @@ class Daemon:
             if failures >= p.failure_threshold:
                 if self.fleet is not None and not self._falling_back(now):
                     # One alert for the fleet, not one per host probing the same key.
-                    delta = probe_delta(result, self.settings, now)
-                    queued = self._fleet_deltas.get(delta.fingerprint)
-                    self._fleet_deltas[delta.fingerprint] = (
-                        delta if queued is None else replace(queued, count=queued.count + 1)
-                    )
+                    from oai400d.fleetsync import probe_fingerprint
+
+                    key = probe_fingerprint(result, self.settings)
+                    self._queue_for_fleet(key, now, probe_alert(result, key, now))
                 else:
                     self.book.probe_failed(result, now)
             elif successes >= p.success_threshold:

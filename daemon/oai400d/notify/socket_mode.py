@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 from slack_sdk.socket_mode import SocketModeClient
@@ -25,11 +25,13 @@ from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
 from oai400d.errors import DeliveryError, FleetError, PermanentDeliveryError, StateError
-from oai400d.fleet import FleetStore
 from oai400d.model import Ack
 from oai400d.notify.slack import TARGET, translate
 from oai400d.notify.slack_blocks import ACTION_ACK, ACTION_SILENCE
 from oai400d.state import State
+
+if TYPE_CHECKING:  # a store is passed in only with state.fleet: psycopg is not loaded without
+    from oai400d.fleet import FleetStore
 
 log = logging.getLogger("oai400d.slack.socket")
 
