@@ -214,6 +214,8 @@ def test_a_store_outage_loses_no_count_and_the_local_alerts_are_merged_back(
     assert "unreachable" in during["fleet"]["error"]
     for name in names:
         append(log_of(tmp_path, name), *[ERROR_LINE] * 10)
+    # The outage lasts OUTAGE_S whatever the daemons do: the scenario's length, not a wait
+    # for something to happen (everything above and below waits on conditions).
     wait_until(
         lambda: time.monotonic() - halted >= OUTAGE_S, timeout=OUTAGE_S + 5, what="the outage"
     )
