@@ -86,6 +86,22 @@ CHAIN_MARKERS = (
 )
 
 
+# Node's echo of the source line that threw, printed above an uncaught error:
+#   /app/node_modules/openai/core/error.mjs:40
+#               return new RateLimitError(status, error, message, headers);
+#                      ^
+#   <blank>
+#   RateLimitError: 429 You exceeded your current quota, …
+# The echo belongs to the error below it (one event), not to an event of its own.
+_NODE_ECHO = re.compile(r"(?:file://)?(?:/|[A-Za-z]:\\|\.{1,2}/)\S*\.(?:[cm]?js|[cm]?ts|jsx|tsx):\d+\s*$")
+_CARET = re.compile(r"\s*\^+\s*$")
+
+
+def is_node_echo(text: str) -> bool:
+    """The `file:line` header of Node's echo of the throwing source line."""
+    return _NODE_ECHO.match(text) is not None
+
+
 def is_traceback_start(text: str) -> bool:
     return text.lstrip().startswith(TRACEBACK_START)
 
@@ -169,6 +185,7 @@ class Assembler:
         self._in_headers = False  # inside .NET's `Headers:` block
         self._wrapped: set[int] = set()  # indexes of lines that are pieces of a wrapped message
         self._body_next = False  # the line after .NET's `Content:` is its body
+        self._echo = False  # in Node's source echo, before the error line it belongs to
 
     @property
     def pending(self) -> bool:
@@ -187,7 +204,7 @@ class Assembler:
                 self._start(line)
             return []
         if not text.strip():
-            if not (self._inside or self._in_traceback or self._after_exception):
+            if not (self._inside or self._in_traceback or self._after_exception or self._echo):
                 return self.flush()
             self._blanks.append(line)  # a chained traceback, or more of the body, may follow
             return []
@@ -201,6 +218,7 @@ class Assembler:
             return done
         if self._blanks and not (
             self._inside
+            or self._echo
             or continues_record(text)
             or is_chain_marker(text)
             or (is_traceback_start(text) and self._after_marker())
@@ -260,12 +278,13 @@ class Assembler:
         self._chars = 0
         self._depth = 0
         self._in_traceback = self._after_exception = self._in_html = False
-        self._in_headers = self._body_next = False
+        self._in_headers = self._body_next = self._echo = False
         return [event]
 
     def _start(self, line: Line) -> None:
         self._append(line)
         self._in_traceback = is_traceback_start(line.text)
+        self._echo = is_node_echo(line.text)
 
     def _append(self, line: Line) -> None:
         self._lines.append(line)
@@ -290,6 +309,12 @@ class Assembler:
 
     def _belongs(self, text: str) -> bool:
         """Whether this non-blank line continues the pending event."""
+        if self._echo:
+            if is_indented(text) and not self._blanks:
+                return True  # the source line and its caret
+            self._echo = False
+            # The thrown error after the blank line that ends the echo; else the echo was none.
+            return bool(self._blanks) and _CARET.match(self._lines[-1].text) is not None
         if self._in_html or is_indented(text) or self._body_next:
             return True
         if continues_record(text) or (self._in_headers and is_header_line(text)):

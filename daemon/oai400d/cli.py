@@ -22,6 +22,7 @@ from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
 from oai400d.config import (
     LoadedConfig,
+    LogsSettings,
     Settings,
     format_duration,
     load_config,
@@ -30,6 +31,7 @@ from oai400d.config import (
 )
 from oai400d.errors import ConfigError, DeliveryError, FleetError, StateError
 from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
+from oai400d.sameerror import one_per_request
 from oai400d.scan import Scanner, scan_file
 from oai400d.state import State
 
@@ -441,10 +443,11 @@ def cmd_classify(args: argparse.Namespace) -> int:
                     classifier,
                     max_line=loaded.settings.logs.max_line,
                     limits=loaded.settings.logs.event_limits,
+                    wrapper=_wrapper_for(loaded.settings.logs, path),
                 )
                 with _progress(path, size) as progress:
                     scanner.progress = progress
-                    findings = (
+                    findings = one_per_request(
                         scan_file(scanner, path, size)
                         if size is not None
                         else scanner.scan(stream, path)
@@ -470,6 +473,16 @@ def cmd_classify(args: argparse.Namespace) -> int:
         counts, first_fix, len(args.paths) - unreadable, total_lines, total_bytes, elapsed
     )
     return EXIT_USAGE if unreadable else EXIT_OK
+
+
+def _wrapper_for(logs: LogsSettings, path: str) -> str:
+    """logs.wrappers' kind for the first glob matching the path, else logs.wrapper."""
+    if path == "-" or not logs.wrappers:
+        return logs.wrapper
+    from oai400d.sources import globs  # (watchdog comes with sources: only when needed)
+
+    table = [(globs.normalize(pattern), kind) for pattern, kind in logs.wrappers.items()]
+    return globs.choose(table, logs.wrapper, os.path.abspath(path))
 
 
 @contextmanager

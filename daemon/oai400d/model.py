@@ -76,6 +76,10 @@ class Finding:
     fixes: tuple[str, ...]
     docs: tuple[str, ...]
     excerpt: str
+    # The event shows nothing but an HTTP status (and its reason phrase): an httpx request line,
+    # `Request failed with status code 429`. The detailed error of the same request, when it
+    # follows, tells the same failure better (see sameerror.py).
+    status_only: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The `classify --json` contract (DESIGN.md), in its field order."""

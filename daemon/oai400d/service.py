@@ -43,6 +43,7 @@ from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.notify.socket_mode import SlackSocketMode
 from oai400d.probes import run_probes
+from oai400d.sameerror import same_failure
 from oai400d.sources import Sources
 from oai400d.sources.globs import source_of
 from oai400d.sources.journal import Journals, where
@@ -59,7 +60,6 @@ POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written t
 # for the detailed error of the same request, which it then joins instead of being an alert of
 # its own with a vaguer cause.
 STATUS_ONLY_HOLD = 1.0
-STATUS_ONLY_LINES = 50  # how far after the status line that detailed error may start
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 LOOP_MAX_SLEEP = 1.0  # also bounds how late a silence or ack from the CLI or Slack takes effect
 MUTES_KEPT = 30 * 86400.0  # ended silences and old acknowledgements are forgotten after this
@@ -468,7 +468,7 @@ class Daemon:
             if finding is None:
                 continue
             backlog = caught_up and self._is_old(event, now)
-            if self.classifier.status_only(finding):
+            if finding.status_only:
                 self._held.append((finding, now, backlog))
             else:
                 self._recent.append((finding, now))
@@ -680,12 +680,7 @@ class Daemon:
         self._recent = [(f, t) for f, t in self._recent if now - t <= 2 * STATUS_ONLY_HOLD]
         still: list[tuple[Finding, float, bool]] = []
         for finding, held_at, backlog in self._held:
-            if any(
-                d.path == finding.path
-                and d.status == finding.status
-                and 0 < d.line - finding.end_line <= STATUS_ONLY_LINES
-                for d, _ in self._recent
-            ):
+            if any(same_failure(finding, detailed) for detailed, _ in self._recent):
                 continue  # the same failure, told better by the detailed finding
             if now - held_at >= STATUS_ONLY_HOLD or self._stop.is_set():
                 self._observe(finding, now, backlog)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from oai400d.classify.evidence import STATUS_TRIGGERS, add_details, read_key
+from oai400d.classify.evidence import STATUS_TRIGGERS, add_details, read_key, without_reasons
 from oai400d.classify.prefilter import PatternSet, Prefilter
 from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
@@ -15,6 +15,7 @@ MAX_MESSAGE = 1000
 # Pieces of a wrapped message are re-flowed into one text that the prefilter must not miss.
 WRAPPED_TRIGGER = WRAPPED_PIECE.replace("(?=\\S)", "\\S")
 MAX_EXCERPT = 4000
+_STATUS_NAME_NOISE = re.compile(r"[\s_-]+")
 
 # What differs between two occurrences of the same problem; replaced before fingerprinting.
 _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -83,12 +84,7 @@ class Classifier:
         self._openai_ids = frozenset(range(len(said_openai)))
         self._other_ids = frozenset(range(len(said_openai), len(said_openai) + len(other)))
         rules = self.table.rules
-        self._status_only = frozenset(r.id for r in rules if not r.codes and not r.patterns)
-
-    def status_only(self, finding: Finding) -> bool:
-        """Whether the finding rests on an HTTP status alone (a status fallback rule): the
-        weakest evidence, e.g. an httpx request line logged just before the real exception."""
-        return finding.rule in self._status_only
+        self._fallbacks = frozenset(r.id for r in rules if not r.codes and not r.patterns)
 
     def classify(self, event: Event) -> Finding | None:
         """The finding for this event, or None when it is not an OpenAI API error."""
@@ -103,8 +99,12 @@ class Classifier:
         if key.status is not None and key.status < 400:
             return None
         rule = self.table.find(text, lowered, key.status, key.error_type, key.error_code)
-        if rule is None:
-            return None
+        if rule is None or (rule.id in self._fallbacks and self._unknown_code(key.error_code)):
+            # OpenAI's error, but no rule knows its cause: shown as such, never guessed (a code
+            # no rule knows gets no status fallback's cause either).
+            if rule is None and not self._shows_error(key, text, lowered):
+                return None
+            rule = self.table.unclassified
         evidence = add_details(key, text, lowered, body)
         message = _trim(redact(evidence.message or ""), MAX_MESSAGE)
         return Finding(
@@ -126,4 +126,34 @@ class Classifier:
             fixes=rule.fixes,
             docs=rule.docs,
             excerpt=_trim(redact(text), MAX_EXCERPT),
+            status_only=self._status_only(rule, evidence, body, text, lowered),
         )
+
+    def _unknown_code(self, code: str | None) -> bool:
+        """A code that some cause could hang on but that no rule knows (not one that merely
+        restates the status, such as a gateway's `RATE_LIMITED`)."""
+        if code is None or code in self.table.known_codes:
+            return False
+        return _STATUS_NAME_NOISE.sub("", code.lower()) not in self.table.status_names
+
+    def _shows_error(self, key: Evidence, text: str, lowered: str) -> bool:
+        """Whether an event that no rule matched still shows an (OpenAI) error: a failing
+        status, an error code or type, or an exception class of an OpenAI client."""
+        if key.status is not None or key.error_code is not None:
+            return True  # (statuses under 400 were turned away before)
+        if key.error_type is not None and key.error_type in self.table.error_types:
+            return True
+        return any(sign.search(text, lowered) for sign in self.table.error_signs)
+
+    def _status_only(
+        self, rule: Rule, evidence: Evidence, body: object, text: str, lowered: str
+    ) -> bool:
+        """Whether the event shows nothing but an HTTP status and its reason phrase (an httpx
+        request line, `Request failed with status code 429`): no code, no type, no error body,
+        and the rule matched on the status or the reason phrase alone."""
+        if evidence.status is None or evidence.error_code or evidence.error_type or body:
+            return False
+        if rule.id in self._fallbacks:
+            return True
+        bare = without_reasons(text)  # (`patterns` holds the rule's `messages` too)
+        return not any(pattern.search(bare, bare.lower()) for pattern in rule.patterns)

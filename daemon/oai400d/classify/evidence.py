@@ -64,6 +64,20 @@ STATUS_TRIGGERS: tuple[str, ...] = (
     r"[ \t]*(?:\r?\n|$)",
 )
 
+# The reason phrases of the statuses that rules name (`429 Too Many Requests`).
+_REASONS = re.compile(
+    r"(?i)\b(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict|Request Entity Too Large"
+    r"|Payload Too Large|Unprocessable (?:Entity|Content)|Too Many Requests|Internal Server Error"
+    r"|Bad Gateway|Service (?:Temporarily )?Unavailable|Gateway Time-?out)\b"
+)
+
+
+def without_reasons(text: str) -> str:
+    """The text with every HTTP reason phrase blanked: what a rule must match besides them for
+    its finding to rest on more than a status line."""
+    return _REASONS.sub(" ", text)
+
+
 # The Vercel AI SDK's APICallError carries only the reason phrase when the body has no message.
 _REASON_ONLY = re.compile(r"(?m)AI_APICallError\]: ([A-Z][a-z]+(?: [A-Z][a-z]+)*)\s*$")
 _REASON_STATUS = {
@@ -125,6 +139,8 @@ _MODEL_PATTERNS = (
 )
 _NONE_WORDS = {"none", "null", "undefined", ""}
 
+# An exception line that carries only the status and code (OpenAI .NET's ClientResultException).
+_STATUS_ONLY_HEAD = re.compile(r": HTTP \d{3} \([^)]*\)\s*$")
 # An exception line: `openai.BadRequestError: …`, `BadRequestError: 400 …`, `litellm.X: …`.
 _EXCEPTION_LINE = re.compile(r"^(?:[\w.]+\.)?[A-Z]\w*(?:Error|Exception|Timeout)\b:? ")
 
@@ -223,8 +239,11 @@ def _first_message(text: str) -> str | None:
 def _exception_message(text: str) -> str | None:
     """The last exception line of a traceback, else the last line that looks like an error."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    for line in reversed(lines):
+    for index in range(len(lines) - 1, -1, -1):
+        line = lines[index]
         if _EXCEPTION_LINE.match(line):
+            if _STATUS_ONLY_HEAD.search(line) and index + 1 < len(lines):
+                return lines[index + 1]  # .NET: `HTTP 400 (type: code)`, the message below it
             return line
     return lines[-1] if lines else None
 

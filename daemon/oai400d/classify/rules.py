@@ -28,6 +28,7 @@ CATEGORIES = frozenset(
         "request.payload",
         "server.error",
         "network",
+        "unclassified",
     }
 )
 SEVERITIES = ("critical", "warning", "info")
@@ -125,6 +126,13 @@ class RuleTable:
     signatures: tuple[Pattern, ...]  # … or one of OpenAI's own messages (every rule's `messages`)
     other_providers: tuple[Pattern, ...]  # any hit: another provider's or service's error
     class_status: Mapping[str, int]
+    # OpenAI's error that no rule explains ([unclassified]): the finding it becomes, what shows
+    # an error when no rule matched (types, patterns), and every code some rule knows.
+    unclassified: Rule
+    error_types: frozenset[str]
+    error_signs: tuple[Pattern, ...]
+    known_codes: frozenset[str]
+    status_names: frozenset[str]  # codes that only restate a status (lower case, no _ - or space)
 
     def find(
         self, text: str, lowered: str, status: int | None, error_type: str | None, code: str | None
@@ -176,22 +184,40 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     attribution = document["attribution"]
     signatures = tuple(pattern for rule in compiled for pattern in rule.messages)
     class_status = dict(document["exception_status"])
+    unknown = dict(document["unclassified"])
+    error_types = frozenset(unknown.pop("types"))
+    error_signs = _compile_all(unknown.pop("patterns"), "unclassified.patterns")
+    status_names = frozenset(unknown.pop("status_names"))
+    unclassified = compile_rule({**unknown, "category": "unclassified"})
+    # What can show an unknown error: its sign patterns, and the error types that cannot be
+    # ordinary words ("requests" and "tokens" come with a status form or a code anyway).
+    extra = {name for name in error_types if "_" in name}
+    for pattern in error_signs:
+        extra |= pattern.literals or set()
     return RuleTable(
         rules=tuple(compiled),
-        prefilter=prefilter_literals(compiled, class_status),
+        prefilter=prefilter_literals(compiled, class_status, extra),
         openai=_compile_all(attribution["openai"], "openai"),
         signatures=signatures,
         other_providers=_compile_all(attribution["other_providers"], "other_providers"),
         class_status=class_status,
+        unclassified=unclassified,
+        error_types=error_types,
+        error_signs=error_signs,
+        known_codes=frozenset(code for rule in compiled for code in rule.codes),
+        status_names=status_names,
     )
 
 
-def prefilter_literals(rules: Iterable[Rule], class_status: Mapping[str, int]) -> tuple[str, ...]:
+def prefilter_literals(
+    rules: Iterable[Rule], class_status: Mapping[str, int], extra: Iterable[str] = ()
+) -> tuple[str, ...]:
     """Every text through which some rule can match, lower-cased: the literals of its patterns
-    and messages, its error codes, and the exception names that imply a status. (Statuses shown
-    as numbers are the evidence reader's STATUS_TRIGGERS.) Without one of these in an event, no
-    rule can match it, so the scanner need not look at it."""
-    literals = {name.lower() for name in class_status}
+    and messages, its error codes, the exception names that imply a status, and `extra` (what
+    shows an error no rule knows). (Statuses shown as numbers are the evidence reader's
+    STATUS_TRIGGERS.) Without one of these in an event, no finding can come of it, so the
+    scanner need not look at it."""
+    literals = {name.lower() for name in class_status} | {lit.lower() for lit in extra}
     for rule in rules:
         literals |= {code.lower() for code in rule.codes}
         for pattern in rule.patterns:
