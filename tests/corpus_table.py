@@ -43,6 +43,32 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "JSON-lines logs": ("JSON-lines log",),
     "Network (urllib3/requests, httpx tracebacks)": ("urllib3/requests", "network traceback"),
     "JSON bodies (raw, pretty)": ("raw JSON body", "pretty JSON body"),
+    "Responses, Realtime and Batch APIs, Agents SDK, Codex": (
+        "Responses API stream",
+        "Realtime API",
+        "Batch API",
+        "Agents SDK",
+        "Codex CLI",
+    ),
+    "Self-hosted apps and agent frameworks": ("self-hosted app", "agent framework"),
+    "PHP, Ruby, Elixir, Dart, Deno, Swift, Kotlin": (
+        "PHP",
+        "Ruby",
+        "Elixir",
+        "Dart",
+        "Deno",
+        "Swift",
+        "Kotlin",
+    ),
+    "Containers, platforms and syslog": (
+        "docker compose",
+        "docker json-file",
+        "Kubernetes CRI",
+        "kubectl logs",
+        "journalctl",
+        "syslog",
+        "platform log",
+    ),
 }
 OTHER = "Described negatives (round 1)"
 

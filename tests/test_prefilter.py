@@ -48,9 +48,12 @@ def test_both_engines_agree(pieces: list[bytes]) -> None:
 
 def test_no_corpus_finding_is_filtered_out() -> None:
     """Every event that yields a finding contains a prefilter hit: the prefilter only ever
-    skips text that no rule could match (checked on every expected finding of the corpus)."""
+    skips text that no rule could match (checked on every expected finding of the corpus that
+    the classifier finds: a known gap may be one no rule matches yet)."""
     classifier = CLASSIFIER
     for case in load_corpus():
+        if case.known_gap:
+            continue
         lines = case.file.read_text(encoding="utf-8", errors="replace").split("\n")
         for expected in case.findings:
             text = "\n".join(lines[expected.lines[0] - 1 : expected.lines[1]])

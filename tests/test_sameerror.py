@@ -8,7 +8,9 @@ from oai400d.model import Finding
 from oai400d.sameerror import SAME_REQUEST_LINES, one_per_request, same_failure
 
 
-def finding(line: int, status: int | None, status_only: bool, path: str = "app.log") -> Finding:
+def finding(
+    line: int, status: int | None, status_only: bool, path: str = "app.log"
+) -> Finding:
     return Finding(
         path=path,
         line=line,
@@ -43,8 +45,13 @@ CASES = [
      [1, 2 + SAME_REQUEST_LINES]),
     ("just within the window", [(1, 429, True), (1 + SAME_REQUEST_LINES, 429, False)],
      [1 + SAME_REQUEST_LINES]),
-    ("detailed first, status line after", [(1, 429, False), (9, 429, True)], [1, 9]),
+    ("detailed first, status line far after", [(1, 429, False), (7 + SAME_REQUEST_LINES, 429, True)],
+     [1, 7 + SAME_REQUEST_LINES]),
+    ("detailed first, its retries' status lines after", [(1, 429, False), (8, 429, True),
+                                                         (30, 429, True)], [1]),
     ("a status line alone", [(4, 503, True)], [4]),
+    ("the body right under it, no status shown", [(1, 400, True), (3, None, False)], [3]),
+    ("an error without status further down", [(1, 429, True), (8, None, False)], [1, 8]),
     ("two status-only findings never replace each other", [(1, 429, True), (2, 429, True)],
      [1, 2]),
     ("order kept around a held one", [(1, 429, True), (2, 500, False), (3, 429, False),
@@ -54,7 +61,7 @@ CASES = [
 
 @pytest.mark.parametrize(("findings", "kept"), [(f, k) for _, f, k in CASES],
                          ids=[name for name, _, _ in CASES])
-def test_one_per_request(findings: list[tuple[int, int, bool]], kept: list[int]) -> None:
+def test_one_per_request(findings: list[tuple[int, int | None, bool]], kept: list[int]) -> None:
     """The table: which findings of one file come out, in file order."""
     out = one_per_request(S(line, status, only) for line, status, only in findings)
     assert [f.line for f in out] == kept

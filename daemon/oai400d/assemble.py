@@ -102,6 +102,25 @@ def is_node_echo(text: str) -> bool:
     return _NODE_ECHO.match(text) is not None
 
 
+# An exception line at column 0 that starts a JS (or JVM) error print: `Error: 403 …`,
+# `RateLimitError: 429 …`, `com.openai.errors.NotFoundException: …`.
+_EXCEPTION_START = re.compile(r"(?:[\w$]+\.)*[A-Z]?[\w$]*(?:Error|Exception)(?: \[\w+\])?: \S")
+
+
+def is_exception_start(text: str) -> bool:
+    return _EXCEPTION_START.match(text) is not None
+
+
+# A record logged at error level: its level word near the start, after the timestamp.
+_ERROR_LEVEL = re.compile(r"[^\n]{0,48}?(?<![\w-])(?:ERROR|ERR|FATAL|CRITICAL|error|fatal)(?![\w-])")
+
+
+def is_error_record(text: str) -> bool:
+    """A new log record at error level (`… ERROR app: …`, `… error: […] job failed`): the line
+    an application logs before printing the error it caught, stack and all."""
+    return starts_record(text) and _ERROR_LEVEL.match(text) is not None
+
+
 def is_traceback_start(text: str) -> bool:
     return text.lstrip().startswith(TRACEBACK_START)
 
@@ -335,6 +354,8 @@ class Assembler:
                 self._in_traceback = True  # a chained traceback, or logger.exception's header
                 return True
             return False
+        if self._is_header() and is_exception_start(text) and is_error_record(self._lines[0].text):
+            return True  # a logged error record, then the error it carries, printed with its stack
         if self._in_traceback and not self._after_exception and len(self._lines) > 1:
             self._after_exception = True  # the exception line ends the frames
             return True

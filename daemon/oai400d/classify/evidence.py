@@ -29,7 +29,9 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("statuscode", re.compile(r"\bInvalidStatusCode\w*\((\d{3})\b")),
     ("[gin]", re.compile(r"\[GIN\][^|\n]*\|(?:[^|\n]*\|)?\s*(\d{3})\s*\|")),  # Gin access line
     ("failed with status", re.compile(r"\bfailed with status (?:code )?(\d{3})\b")),
-    ("status code", re.compile(r"\bstatus code:? (\d{3})\b", re.IGNORECASE)),
+    ("status code", re.compile(r"\bstatus code\s?:?\s?(\d{3})\b", re.IGNORECASE)),
+    ("responded with status", re.compile(r"\bresponded with status (\d{3})\b")),  # Faraday
+    (", message=", re.compile(r"\b(\d{3}), message=['\"]")),  # aiohttp ClientResponseError
     ("http_status=", re.compile(r"\bhttp_status=(\d{3})\b")),
     (
         "status",
@@ -41,7 +43,7 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "",
         re.compile(
-            r"\b(\d{3}),? (?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict"
+            r"\b(\d{3}),? \"?(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict|Page Not Found"
             r"|Request Entity Too Large|Payload Too Large|Unprocessable Entity|Too Many Requests"
             r"|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b",
             re.IGNORECASE,
