@@ -319,3 +319,24 @@ def test_source_label_is_the_glob_a_file_belongs_to() -> None:
     assert source_of(patterns, "/srv/a/b/x.json") == "/srv/**/*.json"
     assert source_of(patterns, "/srv/a/b/x.json.1") == "/srv/**/*.json"
     assert source_of(patterns, "/tmp/elsewhere.log") == "other"
+
+
+def test_errors_no_rule_knows_are_counted_as_unclassified(tmp_path: Path) -> None:
+    """An OpenAI error with a code no rule knows is a finding like any other: counted under
+    category="unclassified", so a dashboard shows how many errors the rules cannot explain."""
+    _, daemon, url = metrics_daemon(tmp_path)
+    glob = str(tmp_path / "logs" / "*.log")
+    unknown = (
+        f"{ERROR_LINE[:23]} ERROR worker: openai.BadRequestError: Error code: 400 - {{'error': "
+        "{'message': 'The flux capacitor is over its limit.', 'type': 'invalid_request_error', "
+        "'param': None, 'code': 'quantum_flux_exceeded'}}"
+    )
+    try:
+        append(tmp_path / "logs" / "app.log", unknown, unknown)
+        key = {"category": "unclassified", "rule": "openai.unclassified", "source": glob}
+        wait_until(
+            lambda: value(scrape(url), "oai400d_findings_total", **key) == 2,
+            what="two unclassified findings",
+        )
+    finally:
+        daemon.stop()
