@@ -69,8 +69,8 @@ def _case_lines(case: Case) -> list[str]:
     return case.file.read_bytes().decode("utf-8", "replace").rstrip("\n").split("\n")
 
 
-def _findings_by_file(paths: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    result = oai400d("classify", "--json", *paths)
+def _findings_by_file(paths: Sequence[str], config: Path) -> dict[str, list[dict[str, Any]]]:
+    result = oai400d("classify", "--json", "--config", str(config), *paths)
     assert result.returncode == 0, result.stderr.decode()
     grouped: dict[str, list[dict[str, Any]]] = {}
     for line in result.stdout.decode().splitlines():
@@ -90,9 +90,18 @@ def _key(finding: dict[str, Any], shift: int) -> tuple[Any, ...]:
 
 
 @pytest.fixture(scope="module")
-def alone() -> dict[str, list[tuple[Any, ...]]]:
-    """Each case classified alone, as test_corpus does."""
-    grouped = _findings_by_file([str(case.file) for case in CASES])
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config that reads every file as it is: a long log of many styles is never taken for a
+    container runtime's (logs.wrapper, unwrap.py), so a case alone must not be either."""
+    path = tmp_path_factory.mktemp("config") / "plain.toml"
+    path.write_text('[logs]\nwrapper = "none"\n')
+    return path
+
+
+@pytest.fixture(scope="module")
+def alone(plain: Path) -> dict[str, list[tuple[Any, ...]]]:
+    """Each case classified alone, as test_corpus does (read as it is)."""
+    grouped = _findings_by_file([str(case.file) for case in CASES], plain)
     return {str(case.file): [_key(f, 0) for f in grouped.get(str(case.file), [])] for case in CASES}
 
 
@@ -111,9 +120,9 @@ def _combine(path: Path, before: Callable[[int], list[str]]) -> list[Placed]:
 
 
 def _assert_same(
-    path: Path, placed: list[Placed], alone: dict[str, list[tuple[Any, ...]]]
+    path: Path, placed: list[Placed], alone: dict[str, list[tuple[Any, ...]]], plain: Path
 ) -> None:
-    findings = _findings_by_file([str(path)]).get(str(path), [])
+    findings = _findings_by_file([str(path)], plain).get(str(path), [])
     mismatches = []
     cursor = 0
     for item in placed:
@@ -133,7 +142,7 @@ def _assert_same(
 
 
 def test_every_case_means_the_same_between_ordinary_lines(
-    tmp_path: Path, alone: dict[str, list[tuple[Any, ...]]]
+    tmp_path: Path, alone: dict[str, list[tuple[Any, ...]]], plain: Path
 ) -> None:
     """All corpus cases in one long log, separated by ordinary lines of several styles, give
     exactly the findings each gives alone (same category, rule, code; spans shifted)."""
@@ -141,11 +150,11 @@ def test_every_case_means_the_same_between_ordinary_lines(
     # A blank line last: some cases begin with an indented line or a bare `Traceback`, which
     # would rightly continue the record right above them.
     placed = _combine(path, lambda i: [*_spacer(i), ORDINARY[(i + 2) % 5], ""])
-    _assert_same(path, placed, alone)
+    _assert_same(path, placed, alone, plain)
 
 
 def test_a_body_cut_short_never_hides_the_error_after_it(
-    tmp_path: Path, alone: dict[str, list[tuple[Any, ...]]]
+    tmp_path: Path, alone: dict[str, list[tuple[Any, ...]]], plain: Path
 ) -> None:
     """Each case right after a body that a logger cut at some nesting depth (and the next
     record) still yields its findings: an unclosed bracket or quote ends at the next record."""
@@ -154,7 +163,7 @@ def test_a_body_cut_short_never_hides_the_error_after_it(
         path,
         lambda i: [*_spacer(i), *CUT_BODIES[i % len(CUT_BODIES)].split("\n"), ORDINARY[i % 5], ""],
     )
-    _assert_same(path, placed, alone)
+    _assert_same(path, placed, alone, plain)
 
 
 def test_every_case_means_the_same_read_in_small_chunks(
@@ -164,7 +173,9 @@ def test_every_case_means_the_same_read_in_small_chunks(
     for case in CASES:
         data = case.file.read_bytes()
         small = one_per_request(
-            Scanner(CLASSIFIER, chunk_size=97).scan(io.BytesIO(data), str(case.file))
+            Scanner(CLASSIFIER, chunk_size=97, wrapper="none").scan(
+                io.BytesIO(data), str(case.file)
+            )
         )
         assert [
             (f.category, f.rule, f.error_code, f.line, f.end_line) for f in small

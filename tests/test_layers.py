@@ -15,7 +15,9 @@ LAYERS = {
     "oai400d.config": 1,
     "oai400d.state": 1,
     "oai400d.fleet": 1,  # the shared alert book on PostgreSQL, a peer of the local state DB
+    "oai400d.unwrap": 2,  # container runtimes' and syslog's wrappers, undone before assembling
     "oai400d.assemble": 2,
+    "oai400d.sameerror": 2,  # one failed request, one finding
     "oai400d.classify": 2,
     "oai400d.scan": 3,
     "oai400d.sources": 3,

@@ -112,13 +112,26 @@ def is_exception_start(text: str) -> bool:
 
 
 # A record logged at error level: its level word near the start, after the timestamp.
-_ERROR_LEVEL = re.compile(r"[^\n]{0,48}?(?<![\w-])(?:ERROR|ERR|FATAL|CRITICAL|error|fatal)(?![\w-])")
+_ERROR_LEVEL = re.compile(
+    r"[^\n]{0,48}?(?<![\w-])(?:ERROR|ERR|FATAL|CRITICAL|error|fatal)(?![\w-])"
+)
 
 
-def is_error_record(text: str) -> bool:
-    """A new log record at error level (`… ERROR app: …`, `… error: […] job failed`): the line
-    an application logs before printing the error it caught, stack and all."""
-    return starts_record(text) and _ERROR_LEVEL.match(text) is not None
+_ERROR_OF_ITS_OWN = re.compile(r"(?:Error|Exception)\b|\b[45]\d\d\b")
+
+
+def heads_error(header: str, exception: str) -> bool:
+    """Whether `header`, an error-level record, announces the exception printed right under it
+    (`… ERROR: translation failed` / `… error: job failed: Error: 403 …`, then `Error: 403 …` and
+    its stack): it carries no error of its own, or it quotes the exception's message. A record
+    that tells an error of its own is not the header of the next, different one."""
+    level = _ERROR_LEVEL.match(header)
+    if level is None or not starts_record(header):
+        return False
+    if _ERROR_OF_ITS_OWN.search(header, level.end()) is None:
+        return True
+    message = exception.split(": ", 1)[-1].strip()[:60]
+    return bool(message) and message in header
 
 
 def is_traceback_start(text: str) -> bool:
@@ -354,9 +367,73 @@ class Assembler:
                 self._in_traceback = True  # a chained traceback, or logger.exception's header
                 return True
             return False
-        if self._is_header() and is_exception_start(text) and is_error_record(self._lines[0].text):
-            return True  # a logged error record, then the error it carries, printed with its stack
+        if self._is_header() and is_exception_start(text):
+            # A logged error record, then the error it carries, printed with its stack.
+            return heads_error(self._lines[0].text, text)
         if self._in_traceback and not self._after_exception and len(self._lines) > 1:
             self._after_exception = True  # the exception line ends the frames
             return True
         return False
+
+
+class StreamAssemblers:
+    """One Assembler per stream of a file (Line.stream: stdout and stderr of a container, the
+    services of a compose log, the programs of a syslog file), so that lines of two streams
+    interleaved in one file are never glued into one event. A plain file has one stream (None).
+
+    Same use as an Assembler; `feed` also takes the time, so that `flush_idle` can end the
+    event of a stream that went quiet while another one goes on. At most `max_streams` are kept:
+    the one unused longest is flushed and forgotten first.
+    """
+
+    def __init__(self, path: str, limits: EventLimits | None = None, max_streams: int = 64) -> None:
+        self.path = path
+        self.limits = limits if limits is not None else EventLimits()
+        self.max_streams = max_streams
+        self._assemblers: dict[str | None, Assembler] = {}  # least recently fed first
+        self._last_fed: dict[str | None, float] = {}
+        self._current: str | None = None
+        self._current_assembler: Assembler | None = None
+
+    @property
+    def pending(self) -> bool:
+        return any(assembler.pending for assembler in self._assemblers.values())
+
+    @property
+    def first_pending(self) -> Line | None:
+        """The earliest first line of the events still being gathered (where to resume)."""
+        firsts = [a.first_pending for a in self._assemblers.values() if a.pending]
+        return min((x for x in firsts if x is not None), key=lambda x: x.offset, default=None)
+
+    def feed(self, line: Line, now: float = 0.0) -> list[Event]:
+        stream = line.stream
+        self._last_fed[stream] = now
+        if stream == self._current and self._current_assembler is not None:
+            return self._current_assembler.feed(line)  # the usual case: the same stream again
+        done: list[Event] = []
+        assembler = self._assemblers.pop(stream, None)
+        if assembler is None:
+            if len(self._assemblers) >= self.max_streams:
+                oldest = next(iter(self._assemblers))
+                done.extend(self._assemblers.pop(oldest).flush())
+                del self._last_fed[oldest]
+            assembler = Assembler(self.path, self.limits)
+        self._assemblers[stream] = assembler
+        self._current, self._current_assembler = stream, assembler
+        done.extend(assembler.feed(line))
+        return done
+
+    def flush(self) -> list[Event]:
+        """Emit every pending event, in file order."""
+        events = [event for a in self._assemblers.values() for event in a.flush()]
+        return sorted(events, key=lambda event: event.first_line)
+
+    def flush_idle(self, now: float, timeout: float) -> list[Event]:
+        """Emit the pending events of the streams fed no line for `timeout` seconds."""
+        events = [
+            event
+            for stream, assembler in self._assemblers.items()
+            if assembler.pending and now - self._last_fed.get(stream, now) >= timeout
+            for event in assembler.flush()
+        ]
+        return sorted(events, key=lambda event: event.first_line)

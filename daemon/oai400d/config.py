@@ -85,6 +85,9 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Wrapper = Literal["auto", "none", "docker", "cri", "compose", "syslog"]  # unwrap.KINDS
+
+
 class LogsSettings(_Section):
     paths: list[str] = Field(default_factory=lambda: ["./logs/*.log"])
     read_from: Literal["end", "beginning"] = "end"
@@ -93,6 +96,20 @@ class LogsSettings(_Section):
     multiline_timeout: Duration = 0.15
     max_event_lines: int = Field(default=400, ge=1, le=100_000)
     max_event_bytes: Size = 256 * 1024
+    # The wrapper a container runtime or syslog puts around each line (unwrap.py): "auto"
+    # (told from each file's first lines), "none", or one of them; `wrappers` names it per glob.
+    wrapper: Wrapper = "auto"
+    wrappers: dict[str, Wrapper] = Field(default_factory=dict)
+
+    @field_validator("wrappers")
+    @classmethod
+    def _globs(cls, value: dict[str, str]) -> dict[str, str]:
+        for glob in value:
+            if not glob.strip():
+                raise ValueError(
+                    'has an empty glob; write it like "/var/log/containers/*.log" = "cri"'
+                )
+        return value
 
     @property
     def event_limits(self) -> EventLimits:
@@ -498,8 +515,14 @@ def mask_dsn(value: str) -> str:
         return mask_secret(value)
 
 
+def _key_part(part: object) -> str:
+    """One part of a key as TOML writes it: a glob of logs.wrappers in quotes."""
+    text = str(part)
+    return text if re.fullmatch(r"[\w-]+", text) else '"' + text.replace('"', '\\"') + '"'
+
+
 def _describe(error: Any) -> str:
-    key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    key = ".".join(_key_part(part) for part in error["loc"]) or "(top level)"
     if error["type"] == "extra_forbidden":
         return f"{key}: unknown key (check its spelling against config.example.toml)"
     message = str(error["msg"]).removeprefix("Value error, ")

@@ -14,6 +14,11 @@ class Line:
     line_no: int
     offset: int
     text: str
+    # From a container runtime's or syslog's wrapper (unwrap.py), when the file had one: the
+    # stream the line came from (stdout/stderr, the compose service, the syslog host and tag)
+    # and the wrapper's time. line_no/offset are then those of the line's first physical piece.
+    stream: str | None = None
+    time: str | None = None
 
 
 # One piece of a message that a renderer wrapped into a fixed-width column, each piece stamped

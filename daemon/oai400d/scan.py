@@ -4,15 +4,24 @@ The stream is read in large chunks; only the lines around a prefilter hit (found
 bytes by one compiled automaton, see classify/prefilter.py) are decoded and joined into events,
 by walking back to the start of their traceback or body and then letting the same
 Assembler the daemon uses decide where the event ends.
+
+A stream that a container runtime or syslog wrapped (unwrap.py: told from its first bytes, or
+named by `wrapper`) is unwrapped first, one byte stream per wrapped stream (stdout and stderr,
+compose services, syslog programs), each scanned as above; a sparse map turns each stream's
+line numbers back into physical ones (those of a line's first piece), and the findings of all
+streams come out in file order.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import multiprocessing
 import os
 import pickle
 import tempfile
+from bisect import bisect_right
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -28,12 +37,23 @@ from oai400d.assemble import (
 )
 from oai400d.classify import Classifier
 from oai400d.model import Event, EventLimits, Finding, Line
+from oai400d.unwrap import (
+    DETECT_BYTES,
+    DETECT_LINES,
+    WRAPPER_OVERHEAD,
+    WRAPPERS,
+    Unwrapper,
+    detect,
+    unwrap_block,
+)
 
 CHUNK_SIZE = 4 * 1024 * 1024
 PARALLEL_MIN_BYTES = 64 * 1024 * 1024  # below this a second process costs more than it saves
 SPLIT_SEARCH_BYTES = 1024 * 1024
 LOOKBACK_BYTES = 64 * 1024  # how far back a traceback or body may start before its marker
 DEFAULT_MAX_LINE = 1024 * 1024
+MAX_STREAMS = 64  # the most wrapped streams scanned at once (syslog: one per program)
+MAX_HELD_FINDINGS = 10_000  # findings held back to put the streams' findings in file order
 
 
 class Readable(Protocol):
@@ -88,6 +108,68 @@ class _Window:
 
 
 @dataclass
+class _Feed:
+    """One byte stream being scanned: its window, and an over-long line being dropped."""
+
+    window: _Window = field(default_factory=_Window)
+    skipping: bool = False  # inside the dropped rest of an over-long line
+    ends_with_newline: bool = True
+
+    def lines(self) -> int:
+        window = self.window
+        lines = window.base_line - 1 + window.buf.count(b"\n")
+        return lines + 1 if window.buf and not self.ends_with_newline else lines
+
+
+class _LineMap:
+    """A wrapped stream's line numbers → the physical line of each line's first piece.
+
+    Runs of lines that follow each other in the file too are one entry; an entry starts where
+    pieces were joined, a record split (`#012`), or another stream's lines came between."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []  # a stream line number that starts a run …
+        self.physical: list[int] = []  # … and the physical line of it
+        self.count = 0  # stream lines so far
+
+    def add(self, physical: int, count: int = 1) -> None:
+        """The next `count` stream lines are the physical lines from `physical` on."""
+        first = self.count + 1
+        if not self.starts or self.physical[-1] + (first - self.starts[-1]) != physical:
+            self.starts.append(first)
+            self.physical.append(physical)
+        self.count += count
+
+    def __call__(self, line: int) -> int:
+        index = bisect_right(self.starts, line) - 1
+        if index < 0:
+            return line
+        return self.physical[index] + (line - self.starts[index])
+
+    def forget_before(self, line: int) -> None:
+        """Drop the runs wholly before `line` (nothing can be asked about them any more)."""
+        index = bisect_right(self.starts, line) - 1
+        if index > 0:
+            del self.starts[:index]
+            del self.physical[:index]
+
+
+@dataclass
+class _Wrapped:
+    """One stream of a wrapped file, unwrapped into bytes and scanned."""
+
+    feed: _Feed = field(default_factory=_Feed)
+    map: _LineMap = field(default_factory=_LineMap)
+    texts: list[bytes] = field(default_factory=list)  # lines not yet handed to the scanner
+
+    def floor(self) -> int | None:
+        """The physical line below which this stream can yield no more findings (None: any
+        line still to come)."""
+        base = self.feed.window.base_line
+        return self.map(base) if base <= self.map.count else None
+
+
+@dataclass
 class Scanner:
     """Finds every OpenAI error in one stream; `stats` holds what was read."""
 
@@ -97,47 +179,189 @@ class Scanner:
     progress: Callable[[int], None] | None = None
     stats: ScanStats = field(default_factory=ScanStats)
     limits: EventLimits = field(default_factory=EventLimits)
+    wrapper: str = "auto"  # "auto" (told from the first bytes), "none", or an unwrap.WRAPPERS
 
     def __post_init__(self) -> None:
         self._prefilter = self.classifier.prefilter
 
     def scan(self, stream: Readable, path: str) -> Iterator[Finding]:
         """Yield findings in file order."""
-        window = _Window()
-        skipping = False  # inside the dropped rest of an over-long line
-        ends_with_newline = True
-        eof = False
-        while not eof:
-            data = stream.read(self.chunk_size)
-            eof = not data
-            self.stats.bytes_read += len(data)
-            if self.progress is not None and data:
-                self.progress(len(data))
+        data, eof = b"", False
+        if self.wrapper != "none":
+            data, eof = self._read_head(stream)
+            kind = detect(data) if self.wrapper == "auto" else self.wrapper
+            if kind in WRAPPERS:
+                yield from self._scan_wrapped(kind, data, eof, stream, path)
+                return
+        feed = _Feed()
+        while True:
             if data:
-                ends_with_newline = data.endswith(b"\n")
-            if skipping and data:
-                newline = data.find(b"\n")
-                if newline < 0:
-                    continue
-                data = data[newline + 1 :]
-                skipping = False
-            window.buf += data
-            end = len(window.buf) if eof else window.buf.rfind(b"\n") + 1
-            if not eof and len(window.buf) - end > self.max_line:
-                window.buf = window.buf[: end + self.max_line] + b"\n"
-                end = len(window.buf)
-                skipping = True
-                self.stats.cut_lines += 1
-            deferred = yield from self._scan_window(window, end, eof, path)
-            if deferred is not None:
-                window.drop(deferred[0])
-                window.searched = deferred[1] - deferred[0]
+                yield from self._push(feed, data, False, path)
+            if eof:
+                break
+            data = self._read(stream)
+            eof = not data
+        yield from self._push(feed, b"", True, path)
+        self.stats.lines = feed.lines()
+
+    def _read(self, stream: Readable) -> bytes:
+        data = stream.read(self.chunk_size)
+        self.stats.bytes_read += len(data)
+        if self.progress is not None and data:
+            self.progress(len(data))
+        return data
+
+    def _read_head(self, stream: Readable) -> tuple[bytes, bool]:
+        """The first bytes, enough to tell a wrapper (DETECT_LINES lines or DETECT_BYTES); and
+        whether the stream ended there."""
+        chunks: list[bytes] = []
+        size = newlines = 0
+        while size < DETECT_BYTES and newlines <= DETECT_LINES:
+            data = self._read(stream)
+            if not data:
+                return b"".join(chunks), True
+            chunks.append(data)
+            size += len(data)
+            newlines += data.count(b"\n")
+        return b"".join(chunks), False
+
+    def _push(
+        self, feed: _Feed, data: bytes, eof: bool, path: str
+    ) -> Generator[Finding, None, None]:
+        """Scan the next bytes of one stream (eof: there are no more)."""
+        window = feed.window
+        if data:
+            feed.ends_with_newline = data.endswith(b"\n")
+        if feed.skipping and data:
+            newline = data.find(b"\n")
+            if newline < 0:
+                return
+            data = data[newline + 1 :]
+            feed.skipping = False
+        window.buf += data
+        end = len(window.buf) if eof else window.buf.rfind(b"\n") + 1
+        if not eof and len(window.buf) - end > self.max_line:
+            window.buf = window.buf[: end + self.max_line] + b"\n"
+            end = len(window.buf)
+            feed.skipping = True
+            self.stats.cut_lines += 1
+        deferred = yield from self._scan_window(window, end, eof, path)
+        if deferred is not None:
+            window.drop(deferred[0])
+            window.searched = deferred[1] - deferred[0]
+        else:
+            window.searched = end
+            window.drop(window.line_start(max(0, end - LOOKBACK_BYTES)))
+
+    def _scan_wrapped(
+        self, kind: str, data: bytes, eof: bool, stream: Readable, path: str
+    ) -> Iterator[Finding]:
+        """Unwrap the physical lines into one byte stream per wrapped stream, scan each, and
+        yield their findings in file order (each line number the physical one)."""
+        unwrapper = Unwrapper(kind, self.max_line, data)
+        streams: dict[str | None, _Wrapped] = {}  # least recently used first
+        held: list[tuple[int, int, int, Finding]] = []  # a heap: (line, end, seq, finding)
+        order = itertools.count()
+        bound = self.max_line + WRAPPER_OVERHEAD  # the longest physical line kept
+        pending = b""  # the start of a physical line whose newline has not come yet
+        skipping = False  # inside the dropped rest of an over-long physical line
+        line_no = offset = 0
+
+        def mapped(state: _Wrapped, findings: Iterator[Finding]) -> None:
+            for finding in findings:
+                line, end = state.map(finding.line), state.map(finding.end_line)
+                item = dataclasses.replace(finding, line=line, end_line=end)
+                heapq.heappush(held, (line, end, next(order), item))
+
+        def feed(state: _Wrapped, end: bool) -> None:
+            if state.texts:
+                chunk = b"\n".join(state.texts) + b"\n"
+                state.texts = []
+                mapped(state, self._push(state.feed, chunk, False, path))
+            if end:
+                mapped(state, self._push(state.feed, b"", True, path))
             else:
-                window.searched = end
-                window.drop(window.line_start(max(0, end - LOOKBACK_BYTES)))
-        self.stats.lines = window.base_line - 1 + window.buf.count(b"\n")
-        if window.buf and not ends_with_newline:
-            self.stats.lines += 1
+                state.map.forget_before(state.feed.window.base_line)
+
+        def stream_of(key: str | None) -> _Wrapped:
+            state = streams.pop(key, None)
+            if state is None:
+                state = _Wrapped()
+                if len(streams) >= MAX_STREAMS:  # the stream unused longest ends
+                    feed(streams.pop(next(iter(streams))), True)
+            streams[key] = state
+            return state
+
+        def take(lines: list[bytes]) -> None:
+            nonlocal line_no, offset
+            for raw in lines:
+                line_no += 1
+                size = len(raw) + 1
+                if len(raw) > bound:
+                    raw = raw[:bound]
+                    self.stats.cut_lines += 1
+                if raw.endswith(b"\r"):
+                    raw = raw[:-1]
+                for piece in unwrapper.feed(raw, line_no, offset):
+                    state = stream_of(piece.stream)
+                    state.texts.append(piece.text)
+                    state.map.add(piece.line_no)
+                offset += size
+
+        def take_block(block: bytes) -> bool:
+            """The fast path: a block of one stream's plain lines, unwrapped in one pass."""
+            nonlocal line_no, offset
+            unwrapped = unwrap_block(kind, block) if unwrapper.held is None else None
+            if unwrapped is None:
+                return False
+            state = stream_of(unwrapped[0])
+            count = block.count(b"\n")
+            state.texts.append(unwrapped[1][:-1])
+            state.map.add(line_no + 1, count)
+            line_no += count
+            offset += len(block)
+            return True
+
+        while True:
+            if data:
+                if skipping:
+                    newline = data.find(b"\n")
+                    data = b"" if newline < 0 else data[newline + 1 :]
+                    skipping = newline < 0
+                whole = pending + data if pending else data
+                cut = whole.rfind(b"\n") + 1
+                block, pending = whole[:cut], whole[cut:]
+                if block and not take_block(block):
+                    take(block.split(b"\n")[:-1])
+                if len(pending) > bound:  # an over-long line: its head now, the rest dropped
+                    take([pending])
+                    pending, skipping = b"", True
+                for state in list(streams.values()):
+                    feed(state, False)
+                # No stream can still yield a finding above its floor, nor can a line whose
+                # first pieces the unwrapper holds: what lies above all of them goes out.
+                floors = [f for f in (state.floor() for state in streams.values()) if f]
+                if unwrapper.held is not None:
+                    floors.append(unwrapper.held[0])
+                floor = min(floors, default=line_no + 1)
+                while held and (held[0][0] < floor or len(held) > MAX_HELD_FINDINGS):
+                    yield heapq.heappop(held)[3]
+            if eof:
+                break
+            data = self._read(stream)
+            eof = not data
+        if pending:
+            take([pending])
+        for piece in unwrapper.flush():
+            state = streams.setdefault(piece.stream, _Wrapped())
+            state.texts.append(piece.text)
+            state.map.add(piece.line_no)
+        self.stats.cut_lines += unwrapper.cut
+        for state in streams.values():
+            feed(state, True)
+        while held:
+            yield heapq.heappop(held)[3]
+        self.stats.lines = line_no
 
     def _scan_window(
         self, window: _Window, end: int, eof: bool, path: str
@@ -291,7 +515,9 @@ class _Range:
         return data
 
 
-def split_point(path: str, size: int) -> int | None:
+def split_point(
+    path: str, size: int, wrapper: str = "none", max_line: int = DEFAULT_MAX_LINE
+) -> int | None:
     """A line start near the middle of the file where an event begins whatever came before: a
     line that starts a new record (as the Assembler decides). None if there is none near."""
     middle = size // 2
@@ -301,6 +527,8 @@ def split_point(path: str, size: int) -> int | None:
     first = window.find(b"\n") + 1
     if first <= 0:
         return None
+    if wrapper in WRAPPERS:
+        return _wrapped_split_point(window[first:], middle + first, wrapper, max_line)
     lines = window[first:].split(b"\n")[:-1]
     texts = [line.decode("utf-8", "replace") for line in lines]
     offset = middle + first + len(lines[0]) + 1 if lines else middle + first
@@ -312,6 +540,53 @@ def split_point(path: str, size: int) -> int | None:
         ):
             return offset
         offset += len(line) + 1
+    return None
+
+
+def _wrapped_split_point(window: bytes, base: int, kind: str, max_line: int) -> int | None:
+    """split_point in a wrapped file (`window` starts at a physical line, at offset `base`): a
+    physical line that holds a whole line starting a record, no stream in the middle of a split
+    line, and the next line of every other stream seen starting a record too, so that no
+    stream's event can run across it."""
+    unwrapper = Unwrapper(kind, max_line, window)
+    rows: list[tuple[int, str | None, str, bool, str]] = []  # offset, stream, first, ok, last
+    complete: set[str | None] = set()  # streams whose lines before were seen whole
+    offset = base
+    for raw in window.split(b"\n")[:-1]:
+        free = unwrapper.held is None
+        pieces = unwrapper.feed(raw.removesuffix(b"\r"), 0, offset)
+        if pieces:  # a line joined from pieces is a row at its first piece, never a cut
+            stream = pieces[0].stream
+            texts = [piece.text.decode("utf-8", "replace") for piece in (pieces[0], pieces[-1])]
+            whole = free and pieces[0].offset == offset and stream in complete
+            rows.append((pieces[0].offset, stream, texts[0], whole, texts[1]))
+            complete.add(stream)
+        offset += len(raw) + 1
+    rows.sort(key=lambda row: row[0])
+    following: dict[str | None, list[int]] = {}  # stream → its rows' indexes
+    for index, row in enumerate(rows):
+        following.setdefault(row[1], []).append(index)
+
+    def starts(before: str, text: str) -> bool:
+        return (
+            starts_record(text)
+            and not opens_content(before)
+            and wrapped_piece(before, text) is None
+        )
+
+    last: dict[str | None, str] = {}  # each stream's last line so far
+    for index, (at, stream, text, ok, end) in enumerate(rows):
+        if ok and stream in last and starts(last[stream], text):
+            others = []
+            for other, before in last.items():
+                if other == stream:
+                    continue
+                later = following[other]
+                after = bisect_right(later, index)
+                others.append(after < len(later) and starts(before, rows[later[after]][2]))
+            if all(others):
+                return at
+        last[stream] = end
     return None
 
 
@@ -328,14 +603,23 @@ def scan_file(
     scanner: Scanner, path: str, size: int, parallel_min: int = PARALLEL_MIN_BYTES
 ) -> Iterator[Finding]:
     """Scan a regular file, using a second process for its second half when it is big and
-    both halves can be cut apart cleanly. Findings come out in file order either way."""
-    split = split_point(path, size) if size >= parallel_min and (os.cpu_count() or 1) > 1 else None
+    both halves can be cut apart cleanly. Findings come out in file order either way.
+    The scanner's wrapper is told once, from the file's first bytes."""
+    if scanner.wrapper == "auto":
+        with open(path, "rb") as handle:
+            scanner.wrapper = detect(handle.read(DETECT_BYTES))
+    parallel = size >= parallel_min and (os.cpu_count() or 1) > 1
+    split = split_point(path, size, scanner.wrapper, scanner.max_line) if parallel else None
     if split is None or "fork" not in multiprocessing.get_all_start_methods():
         with open(path, "rb") as handle:
             yield from scanner.scan(handle, path)
         return
     helper = Scanner(
-        scanner.classifier, scanner.max_line, scanner.chunk_size, limits=scanner.limits
+        scanner.classifier,
+        scanner.max_line,
+        scanner.chunk_size,
+        limits=scanner.limits,
+        wrapper=scanner.wrapper,
     )
     report = scanner.progress
     if report is not None:  # this process reads the first part only; show the whole file's pace

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from oai400d.alerts import AlertBook, iso, probe_alert, silence_added
-from oai400d.assemble import Assembler
+from oai400d.assemble import Assembler, StreamAssemblers
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, Settings, load_config
 from oai400d.errors import ConfigError
@@ -283,9 +283,10 @@ class ProbeSchedule:
 
 @dataclass
 class _Followed:
-    """One followed file's assembler and the position that is safe to persist."""
+    """One followed file's assemblers (one per stream, see unwrap.py) and the position that is
+    safe to persist."""
 
-    assembler: Assembler
+    assembler: StreamAssemblers
     position: FileState
     last_line_at: float = 0.0
     caught_up: bool = False  # the lines being gathered were read while catching up
@@ -441,11 +442,11 @@ class Daemon:
             followed = self._followed.get(key)
             if followed is None:
                 followed = self._followed[key] = _Followed(
-                    Assembler(read.file.path, self.settings.logs.event_limits), read.file
+                    StreamAssemblers(read.file.path, self.settings.logs.event_limits), read.file
                 )
             backlog = self._catching_up
             for line in read.lines:
-                for event in followed.assembler.feed(line):
+                for event in followed.assembler.feed(line, now):
                     events.append((event, backlog))
             if read.lines:
                 followed.last_line_at = now
@@ -462,6 +463,9 @@ class Daemon:
         for followed in self._followed.values():
             if followed.assembler.pending and now - followed.last_line_at >= timeout:
                 events.extend((e, followed.caught_up) for e in followed.assembler.flush())
+            elif followed.assembler.pending:  # a stream that went quiet while another goes on
+                idle = followed.assembler.flush_idle(now, timeout)
+                events.extend((e, followed.caught_up) for e in idle)
         events.extend(self._read_journals(now))
         for event, caught_up in events:
             finding = self.classifier.classify(event)
@@ -729,9 +733,10 @@ class Daemon:
 
     @staticmethod
     def _safe_position(followed: _Followed) -> FileState:
-        """Where to resume after a crash: the start of an event still being gathered."""
+        """Where to resume after a crash: the start of an event still being gathered (or of
+        the pieces of a split line the file's unwrapper holds, if they began before it)."""
         first = followed.assembler.first_pending
-        if first is None:
+        if first is None or first.offset >= followed.position.offset:
             return followed.position
         p = followed.position
         return FileState(p.path, p.dev, p.ino, p.head, p.head_len, first.offset, first.line_no - 1)
@@ -811,6 +816,8 @@ class Daemon:
             s.logs.max_line,
             report=log.warning,
             on_error=lambda path: self.tally.read_error(self._source_of(path)),
+            wrapper=s.logs.wrapper,
+            wrappers=list(s.logs.wrappers.items()),
         )
 
     # --- journals ---------------------------------------------------------------------------

@@ -43,7 +43,8 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "",
         re.compile(
-            r"\b(\d{3}),? \"?(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict|Page Not Found"
+            r"\b(\d{3}),? \"?(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict"
+            r"|Page Not Found"
             r"|Request Entity Too Large|Payload Too Large|Unprocessable Entity|Too Many Requests"
             r"|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b",
             re.IGNORECASE,

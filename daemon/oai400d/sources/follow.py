@@ -19,6 +19,11 @@ its last complete line, its lines counted once so that numbers stay true).
 
 A line longer than max_line bytes is handed out cut to its first max_line bytes when its
 newline arrives (or its file is finished); the rest is read and dropped, never held.
+
+A file in a container runtime's or syslog's wrapper is unwrapped by its Tail (`wrapper`, or the
+first of `wrappers`, (glob, kind), whose glob matches its path). A path that is a symlink (the
+/var/log/containers/*.log links into /var/log/pods/) is watched at its target's directory too:
+writes to the target are seen there, not in the link's directory.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ class Sources:
         rotated_grace: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         on_error: Callable[[str], None] | None = None,
+        wrapper: str = "none",
+        wrappers: Sequence[tuple[str, str]] = (),
     ) -> None:
         if read_from not in ("end", "beginning"):
             raise ValueError(f"read_from must be 'end' or 'beginning', not {read_from!r}")
@@ -66,6 +73,8 @@ class Sources:
         self._on_error = on_error  # told the path of each file that becomes unreadable (metrics)
         self._grace = rotated_grace
         self._clock = clock
+        self._wrapper = wrapper
+        self._wrappers = [(globs.normalize(pattern), kind) for pattern, kind in wrappers]
         self._watcher = Watcher(globs.watch_roots(self._patterns), report)
         self._tails: list[Tail] = []
         self._broken: dict[str, bool] = {}  # unreadable path → read it from its start once readable
@@ -101,6 +110,7 @@ class Sources:
             if path not in active:
                 known = os.path.dirname(path) in known_dirs
                 self._follow(path, from_start=known or not self._at_end)
+        self._watch_targets()
 
     def stop(self) -> None:
         """Stop watching and close every file; files() still tells where each one stood."""
@@ -148,6 +158,7 @@ class Sources:
                 del self._broken[path]  # gone, or no longer matched: nothing left to retry
         for path in sorted(matched - self._active_paths()):
             self._follow(path, from_start=True)
+        self._watch_targets()
         self._watcher.inbox.event.set()
 
     def poll(self, budget: int = DEFAULT_BUDGET) -> list[Read]:
@@ -160,7 +171,7 @@ class Sources:
             # A directory watched from now on may already hold matching files.
             candidates.update(globs.expand(self._patterns))
         for tail in self._tails:
-            if tail.path in dirty:
+            if tail.path in dirty or tail.target in dirty:
                 tail.dirty = True
         for tail in list(self._tails):
             if tail.dirty or tail.rotated:
@@ -169,6 +180,7 @@ class Sources:
                     candidates.add(vacated)
         for path in sorted(candidates - self._active_paths()):
             self._follow(path, from_start=True)
+        self._watch_targets()
         self._read_all(budget)
         for tail in self._tails:
             # Even past the budget, every file's identity and position go out (no reading
@@ -238,6 +250,15 @@ class Sources:
     def _matches(self, path: str) -> bool:
         return any(globs.matches(pattern, path) for pattern in self._patterns)
 
+    def _wrapper_for(self, path: str) -> str:
+        return globs.choose(self._wrappers, self._wrapper, path)
+
+    def _watch_targets(self) -> None:
+        """Watch the directories of symlinked files' targets (only the links' are watched)."""
+        self._watcher.watch_extra(
+            {os.path.dirname(tail.target) for tail in self._tails if tail.target != tail.path}
+        )
+
     def _follow(self, path: str, from_start: bool) -> None:
         """Start following the file at `path` (from its start, or its last complete line)."""
         was_broken = path in self._broken
@@ -269,7 +290,9 @@ class Sources:
             os.pread(fd, min(info.st_size, HEAD_BYTES), 0),
             self._max_line,
             self._clock(),
+            self._wrapper_for(path),
         )
+        tail.target = _target(path)
         saved = self._waiting.pop(path, None)
         if saved is not None and _is_saved(fd, info, saved):
             tail.head, tail.head_len = saved.head, saved.head_len
@@ -313,6 +336,7 @@ class Sources:
             self._hand_out(tail)
             self._out.append(Read(tail.state(), (), True))
             tail.path = path
+            tail.target = _target(path)
         tail.lost = False
         tail.rotated = not self._matches(path)
         tail.dirty = True
@@ -331,7 +355,8 @@ class Sources:
             if opened is None:
                 continue
             fd, info = opened
-            tail = Tail(path, fd, info, b"", self._max_line, self._clock())
+            tail = Tail(path, fd, info, b"", self._max_line, self._clock(), self._wrapper_for(path))
+            tail.target = _target(path)
             tail.head, tail.head_len = state.head, state.head_len
             if info.st_size >= state.offset:
                 tail.seek(state.offset, state.line_no)
@@ -374,6 +399,14 @@ class Sources:
         if tail.error is not None:
             tail.error = None
             self._report(f"{tail.path} can be read again")
+
+
+def _target(path: str) -> str:
+    """Where a path leads through symlinks (of the file or of a directory on its way)."""
+    try:
+        return os.path.realpath(path)
+    except OSError:
+        return path
 
 
 def _holds(path: str, tail: Tail) -> bool:

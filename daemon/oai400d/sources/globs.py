@@ -83,6 +83,14 @@ def _match(pattern: list[str], path: list[str]) -> bool:
     return fnmatch.fnmatchcase(name, head) and _match(rest, path[1:])
 
 
+def choose(table: Sequence[tuple[str, str]], default: str, path: str) -> str:
+    """The value of the first (normalised glob, value) whose glob matches `path`, else default."""
+    for pattern, value in table:
+        if matches(pattern, path):
+            return value
+    return default
+
+
 def source_of(patterns: Sequence[str], path: str) -> str:
     """The `logs.paths` entry a followed file belongs to (a metrics label with few values): the
     glob it matches, else the glob watching its directory (a rotated name such as app.log.1),

@@ -1,4 +1,9 @@
-"""One open log file: its identity, where reading stands, and the partial line held back."""
+"""One open log file: its identity, where reading stands, and the partial line held back.
+
+A file that a container runtime or syslog wrapped (unwrap.py; named by `logs.wrapper` /
+`logs.wrappers`, or detected from its first lines) comes out unwrapped: each Line as the
+application wrote it, with the physical line number and offset of its first piece.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import stat
 
 from oai400d.errors import InputError
 from oai400d.model import FileState, Line
+from oai400d.unwrap import DETECT_BYTES, WRAPPER_OVERHEAD, WRAPPERS, Unwrapped, Unwrapper, detect
 
 HEAD_BYTES = 1024  # the identity digest covers at most this many first bytes
 CHUNK = 1024 * 1024  # one pread; with max_line this bounds what one file holds in memory
@@ -78,16 +84,33 @@ class Tail:
     byte to read. Between them lies the partial last line, held in `pending` (at most
     max_line bytes); an over-long line keeps its first max_line bytes and `skipping` drops the
     rest until its newline, when the cut line is handed out.
+
+    `wrapper`: "none", "auto" (detected from the file's first lines when its first line is
+    read) or one of unwrap.WRAPPERS. While the Unwrapper holds the first pieces of a line that
+    the runtime split, state() stays at the first of them, so a restart reads them again.
     """
 
     def __init__(
-        self, path: str, fd: int, info: os.stat_result, head: bytes, max_line: int, now: float
+        self,
+        path: str,
+        fd: int,
+        info: os.stat_result,
+        head: bytes,
+        max_line: int,
+        now: float,
+        wrapper: str = "none",
     ) -> None:
         self.path = path
         self.fd = fd
         self.dev, self.ino = info.st_dev, info.st_ino
         self.head, self.head_len = digest(head), len(head)
+        self.target = path  # where the path leads, when it is a symlink (Sources sets it)
+        self.wrapper = wrapper
+        self.unwrapper: Unwrapper | None = None
+        self.decided = wrapper == "none"  # whether the wrapper is known (auto: detected)
         self.max_line = max_line
+        # The physical bound: a wrapped line may be longer (a plain one is cut at max_line).
+        self.line_max = max_line if wrapper == "none" else max_line + WRAPPER_OVERHEAD
         self.offset = self.line_no = self.pos = 0
         self.pending = bytearray()
         self.skipping = False
@@ -103,9 +126,11 @@ class Tail:
 
     def state(self) -> FileState:
         """Where reading stands, as the caller persists it."""
-        return FileState(
-            self.path, self.dev, self.ino, self.head, self.head_len, self.offset, self.line_no
+        held = self.unwrapper.held if self.unwrapper is not None else None
+        offset, line_no = (
+            (held[1], held[0] - 1) if held is not None else (self.offset, self.line_no)
         )
+        return FileState(self.path, self.dev, self.ino, self.head, self.head_len, offset, line_no)
 
     def seek(self, offset: int, line_no: int) -> None:
         """Resume at a line start whose line number is known."""
@@ -125,8 +150,12 @@ class Tail:
             self.head, self.head_len = digest(head), len(head)
 
     def _restart(self) -> None:
-        """The content was replaced: the held partial line ends here; read again from byte 0."""
+        """The content was replaced: the held partial line ends here; read again from byte 0
+        (and tell its wrapper again from its new first lines)."""
         self._flush_partial()
+        self._flush_unwrapper()
+        self.unwrapper = None
+        self.decided = self.wrapper == "none"
         self.seek(0, 0)
 
     def read(self, budget: int) -> tuple[int, bool]:
@@ -144,6 +173,7 @@ class Tail:
     def finish(self) -> None:
         """The file will not grow any more: hand out its partial last line too."""
         self._flush_partial()
+        self._flush_unwrapper()
         self.close()
 
     def close(self) -> None:
@@ -156,6 +186,35 @@ class Tail:
         if self.pending or self.skipping:
             self._emit(bytes(self.pending), self.pos)
 
+    def _flush_unwrapper(self) -> None:
+        if self.unwrapper is not None:
+            self.out.extend(self._line(piece) for piece in self.unwrapper.flush())
+
+    def _decide(self) -> None:
+        """Which wrapper the file has: the configured one, or detected from its first lines."""
+        self.decided = True
+        kind = self.wrapper
+        head = b""
+        if kind == "auto" or kind == "compose":
+            try:
+                head = os.pread(self.fd, DETECT_BYTES, 0)
+            except OSError:
+                head = b""
+            if kind == "auto":
+                kind = detect(head)
+        if kind in WRAPPERS:
+            self.unwrapper = Unwrapper(kind, self.max_line, head)
+
+    def _line(self, piece: Unwrapped) -> Line:
+        return Line(
+            self.path,
+            piece.line_no,
+            piece.offset,
+            piece.text.decode("utf-8", "replace"),
+            piece.stream,
+            piece.time,
+        )
+
     def _consume(self, data: bytes) -> None:
         base = self.pos  # file offset of data[0]
         self.pos += len(data)
@@ -167,12 +226,12 @@ class Tail:
             self._emit(bytes(self.pending), base + newline + 1)
             start = newline + 1
         while (newline := data.find(b"\n", start)) >= 0:
-            room = self.max_line - len(self.pending)
+            room = self.line_max - len(self.pending)
             piece = data[start : min(newline, start + room)]
             self._emit(bytes(self.pending) + piece if self.pending else piece, base + newline + 1)
             start = newline + 1
         rest = len(data) - start
-        room = self.max_line - len(self.pending)
+        room = self.line_max - len(self.pending)
         self.pending += data[start : start + room]
         self.skipping = rest > room
 
@@ -181,7 +240,15 @@ class Tail:
         self.line_no += 1
         if raw.endswith(b"\r"):
             raw = raw[:-1]
-        self.out.append(Line(self.path, self.line_no, self.offset, raw.decode("utf-8", "replace")))
+        if not self.decided:
+            self._decide()
+        if self.unwrapper is None:
+            text = raw[: self.max_line] if len(raw) > self.max_line else raw
+            line = Line(self.path, self.line_no, self.offset, text.decode("utf-8", "replace"))
+            self.out.append(line)
+        else:
+            for piece in self.unwrapper.feed(raw, self.line_no, self.offset):
+                self.out.append(self._line(piece))
         self.offset = end
         self.pending.clear()
         self.skipping = False

@@ -112,6 +112,9 @@ class Watcher:
         # For a log directory that does not exist yet: a watch on its nearest existing
         # ancestor, so that its creation is noticed at once rather than at the next reconcile.
         self._ancestors: dict[str, ObservedWatch] = {}
+        # Directories of symlinked files' targets (watch_extra): watched like a root, not
+        # recursively, and nothing reported when one is missing (the link is dangling then).
+        self._extra: set[str] = set()
         self._reported: set[str] = set()
 
     def start(self) -> None:
@@ -130,6 +133,27 @@ class Watcher:
         self._ancestors.clear()
         self.inbox.event.set()
 
+    def watch_extra(self, directories: set[str]) -> None:
+        """Also watch these directories (not recursively), unless a root covers them already;
+        stop watching the ones given before and not now."""
+        wanted = {d for d in directories if not self._covered(d)}
+        if wanted == self._extra:
+            return
+        self._extra = wanted
+        if self._observer is None:
+            return
+        roots = {root for root, _ in self._roots}
+        for directory in list(self._watches):
+            if directory not in roots and directory not in wanted:
+                self._unwatch(directory, self._watches[directory][0])
+        self.rewatch()
+
+    def _covered(self, directory: str) -> bool:
+        return any(
+            directory == root or (recursive and directory.startswith(root.rstrip(os.sep) + os.sep))
+            for root, recursive in self._roots
+        )
+
     def rewatch(self) -> bool:
         """Watch directories that appeared or were replaced since they were last watched;
         True when a directory is newly watched (files may already be in it)."""
@@ -137,7 +161,8 @@ class Watcher:
             return False
         waiting_on: set[str] = set()
         newly = False
-        for root, recursive in self._roots:
+        extra = [(directory, False) for directory in sorted(self._extra)]
+        for root, recursive in [*self._roots, *extra]:
             try:
                 info = os.stat(root)
             except OSError:
@@ -149,6 +174,8 @@ class Watcher:
                 continue
             if current is not None:
                 self._unwatch(root, current[0])
+            if identity is None and (root, recursive) in extra:
+                continue  # a dangling link's directory: reconcile looks again
             if identity is None:
                 self._report_once(
                     root,
