@@ -1,4 +1,4 @@
-"""One failed request, one finding: which status-only findings a detailed one replaces."""
+"""One failed request, one finding: which secondary findings a finding that tells more replaces."""
 
 from __future__ import annotations
 
@@ -7,16 +7,18 @@ import pytest
 from oai400d.model import Finding
 from oai400d.sameerror import SAME_REQUEST_LINES, one_per_request, same_failure
 
+CATEGORY = {429: "rate_limit", 500: "server.error", 400: "request.invalid_parameter"}
 
-def finding(
-    line: int, status: int | None, status_only: bool, path: str = "app.log"
-) -> Finding:
+
+def finding(line: int, status: int | None, kind: str, path: str = "app.log") -> Finding:
+    """kind: "status" (a status line), "notice" (a record below error level, with the error's
+    details), "error" (the application's error record)."""
     return Finding(
         path=path,
         line=line,
-        end_line=line + (0 if status_only else 5),
-        category="rate_limit",
-        rule="openai.status_429" if status_only else "openai.insufficient_quota",
+        end_line=line + (5 if kind == "error" else 0),
+        category=CATEGORY.get(status or 0, "network"),
+        rule="r",
         severity="warning",
         title="t",
         status=status,
@@ -30,58 +32,63 @@ def finding(
         fixes=(),
         docs=(),
         excerpt="",
-        status_only=status_only,
+        secondary=kind != "error",
+        status_only=kind == "status",
     )
 
 
-S = finding  # status-only
+W = SAME_REQUEST_LINES
 CASES = [
-    # (findings in file order as (line, status, status_only), lines of those kept)
-    ("status line, then its exception", [(1, 429, True), (3, 429, False)], [3]),
-    ("three retries, then the exception", [(1, 429, True), (3, 429, True), (5, 429, True),
-                                           (7, 429, False)], [7]),
-    ("another status follows", [(1, 429, True), (3, 500, False)], [1, 3]),
-    ("too far apart", [(1, 429, True), (2 + SAME_REQUEST_LINES, 429, False)],
-     [1, 2 + SAME_REQUEST_LINES]),
-    ("just within the window", [(1, 429, True), (1 + SAME_REQUEST_LINES, 429, False)],
-     [1 + SAME_REQUEST_LINES]),
-    ("detailed first, status line far after", [(1, 429, False), (7 + SAME_REQUEST_LINES, 429, True)],
-     [1, 7 + SAME_REQUEST_LINES]),
-    ("detailed first, its retries' status lines after", [(1, 429, False), (8, 429, True),
-                                                         (30, 429, True)], [1]),
-    ("a status line alone", [(4, 503, True)], [4]),
-    ("the body right under it, no status shown", [(1, 400, True), (3, None, False)], [3]),
-    ("an error without status further down", [(1, 429, True), (8, None, False)], [1, 8]),
-    ("two status-only findings never replace each other", [(1, 429, True), (2, 429, True)],
+    # (findings in file order as (line, status, kind), lines of those kept)
+    ("status line, then its exception", [(1, 429, "status"), (3, 429, "error")], [3]),
+    ("three retries, then the exception",
+     [(1, 429, "status"), (3, 429, "status"), (5, 429, "status"), (7, 429, "error")], [7]),
+    ("another status and cause follows", [(1, 429, "status"), (3, 500, "error")], [1, 3]),
+    ("too far apart", [(1, 429, "status"), (2 + W, 429, "error")], [1, 2 + W]),
+    ("just within the window", [(1, 429, "status"), (1 + W, 429, "error")], [1 + W]),
+    ("error first, status line far after", [(1, 429, "error"), (7 + W, 429, "status")],
+     [1, 7 + W]),
+    ("error first, its retries' status lines after",
+     [(1, 429, "error"), (8, 429, "status"), (30, 429, "status")], [1]),
+    ("a status line alone", [(4, 500, "status")], [4]),
+    ("the body right under it, no status shown", [(1, 400, "status"), (3, None, "error")], [3]),
+    ("an error without status further down", [(1, 429, "status"), (8, None, "error")], [1, 8]),
+    ("two status lines never replace each other", [(1, 429, "status"), (2, 429, "status")],
      [1, 2]),
-    ("order kept around a held one", [(1, 429, True), (2, 500, False), (3, 429, False),
-                                      (60, 401, True)], [2, 3, 60]),
+    ("order kept around a held one",
+     [(1, 429, "status"), (2, 500, "error"), (3, 429, "error"), (60, 400, "status")],
+     [2, 3, 60]),
+    ("retry notices, then the error", [(1, 429, "notice"), (9, 429, "notice"), (20, 429, "error")],
+     [20]),
+    ("a retry notice tells more than the status lines around it",
+     [(1, 400, "status"), (2, 400, "notice"), (3, 400, "status"), (4, 400, "notice")], [2, 4]),
+    ("a notice alone stands", [(5, 429, "notice")], [5]),
 ]
 
 
 @pytest.mark.parametrize(("findings", "kept"), [(f, k) for _, f, k in CASES],
                          ids=[name for name, _, _ in CASES])
-def test_one_per_request(findings: list[tuple[int, int | None, bool]], kept: list[int]) -> None:
+def test_one_per_request(findings: list[tuple[int, int | None, str]], kept: list[int]) -> None:
     """The table: which findings of one file come out, in file order."""
-    out = one_per_request(S(line, status, only) for line, status, only in findings)
+    out = one_per_request(finding(line, status, kind) for line, status, kind in findings)
     assert [f.line for f in out] == kept
 
 
 def test_another_file_is_another_request() -> None:
-    """A detailed error in another file never replaces a status line."""
-    status_line = S(1, 429, True, path="a.log")
-    detailed = S(3, 429, False, path="b.log")
-    assert not same_failure(status_line, detailed)
-    assert [f.path for f in one_per_request([status_line, detailed])] == ["a.log", "b.log"]
+    """An error in another file never replaces a status line."""
+    status_line = finding(1, 429, "status", path="a.log")
+    error = finding(3, 429, "error", path="b.log")
+    assert not same_failure(status_line, error)
+    assert [f.path for f in one_per_request([status_line, error])] == ["a.log", "b.log"]
 
 
 def test_what_is_held_is_bounded() -> None:
     """A long run of findings after a status line never piles up: each is let go once it is
     more than SAME_REQUEST_LINES lines past the status line."""
-    stream = [S(1, 429, True)] + [S(n, 500, False) for n in range(2, 10_000)]
+    stream = [finding(1, 429, "status")] + [finding(n, 500, "error") for n in range(2, 10_000)]
     seen = 0
     for out in one_per_request(iter(stream)):
         seen += 1
-        if out.line == SAME_REQUEST_LINES + 1:
+        if out.line == W + 1:
             break  # came out while the input was still being read
-    assert seen <= SAME_REQUEST_LINES + 1
+    assert seen <= W + 1

@@ -59,7 +59,9 @@ def starts_record(text: str) -> bool:
 # frames, .NET's RequestFailedException / HttpOperationException blocks and inner exceptions.
 _CONTINUATION = re.compile(
     r"(?:Caused by: |Suppressed: |Status: \d{3}\b|ErrorCode: |Content:\s*$|Headers:\s*$"
-    r"|Parameter: |Detail: |StackTrace:|---> |--- End of |at [\w$.<>/]+\(|\.\.\. \d+ more)"
+    r"|Parameter: |Detail: |StackTrace:|---> |--- End of |at [\w$.<>/]+\(|\.\.\. \d+ more"
+    # LangChain JS's appendix to an error message; httpx's HTTPStatusError message's 2nd line
+    r"|Troubleshooting URL: |For more information check: https?://)"
 )
 # One `Name: value` line of the header block that follows .NET's `Headers:`.
 _HEADER = re.compile(r"[A-Za-z][\w-]{0,60}: \S")
@@ -111,6 +113,20 @@ def is_exception_start(text: str) -> bool:
     return _EXCEPTION_START.match(text) is not None
 
 
+# A JS error's first line: its class has no namespace (`RateLimitError: 429 …`, `Error: …`,
+# `DOMException [TimeoutError]: …`), unlike Python's and .NET's exceptions.
+_JS_ERROR_START = re.compile(r"[A-Z]?\w*(?:Error|Exception)(?: \[\w+\])?: \S")
+
+
+def is_js_error_start(text: str) -> bool:
+    return _JS_ERROR_START.match(text) is not None
+
+
+def is_js_frame(text: str) -> bool:
+    """A stack frame of a JS error (`    at OpenAI.makeRequest (…)`)."""
+    return text[:1] in (" ", "\t") and text.lstrip().startswith("at ")
+
+
 # A record logged at error level: its level word near the start, after the timestamp.
 _ERROR_LEVEL = re.compile(
     r"[^\n]{0,48}?(?<![\w-])(?:ERROR|ERR|FATAL|CRITICAL|error|fatal)(?![\w-])"
@@ -147,8 +163,14 @@ def is_indented(text: str) -> bool:
     return text[:1] in (" ", "\t") and bool(text.strip())
 
 
+# A terminal colour or cursor sequence (`\x1b[1;31m`): its `[` opens nothing.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
 def bracket_delta(text: str) -> int:
-    """Opening minus closing brackets outside double-quoted strings."""
+    """Opening minus closing brackets outside double-quoted strings (colour codes ignored)."""
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
     delta = 0
     in_string = False
     escaped = False
@@ -179,6 +201,8 @@ def is_binary(text: str) -> bool:
 def leaves_open(text: str) -> bool:
     """Whether a line opens more brackets than it closes (a body that goes on below, or was cut);
     counted in C first, since most lines balance or hold no bracket at all."""
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
     if text.count("{") + text.count("[") <= text.count("}") + text.count("]"):
         return opens_block(text)
     return bracket_delta(text) > 0
@@ -218,6 +242,9 @@ class Assembler:
         self._wrapped: set[int] = set()  # indexes of lines that are pieces of a wrapped message
         self._body_next = False  # the line after .NET's `Content:` is its body
         self._echo = False  # in Node's source echo, before the error line it belongs to
+        # A JS error printed with its message (which may hold blank lines, an HTML page, a
+        # `Troubleshooting URL:`), before its `at` frames: a blank line does not end it yet.
+        self._js_error = False
 
     @property
     def pending(self) -> bool:
@@ -236,7 +263,13 @@ class Assembler:
                 self._start(line)
             return []
         if not text.strip():
-            if not (self._inside or self._in_traceback or self._after_exception or self._echo):
+            if not (
+                self._inside
+                or self._in_traceback
+                or self._after_exception
+                or self._echo
+                or self._js_error
+            ):
                 return self.flush()
             self._blanks.append(line)  # a chained traceback, or more of the body, may follow
             return []
@@ -254,6 +287,8 @@ class Assembler:
             or continues_record(text)
             or is_chain_marker(text)
             or (is_traceback_start(text) and self._after_marker())
+            or (is_exception_start(text) and self._after_marker())
+            or (self._js_error and is_js_frame(text))
         ):
             done = self.flush()
             self._start(line)
@@ -310,13 +345,14 @@ class Assembler:
         self._chars = 0
         self._depth = 0
         self._in_traceback = self._after_exception = self._in_html = False
-        self._in_headers = self._body_next = self._echo = False
+        self._in_headers = self._body_next = self._echo = self._js_error = False
         return [event]
 
     def _start(self, line: Line) -> None:
         self._append(line)
         self._in_traceback = is_traceback_start(line.text)
         self._echo = is_node_echo(line.text)
+        self._js_error = is_js_error_start(line.text)
 
     def _append(self, line: Line) -> None:
         self._lines.append(line)
@@ -346,7 +382,8 @@ class Assembler:
                 return True  # the source line and its caret
             self._echo = False
             # The thrown error after the blank line that ends the echo; else the echo was none.
-            return bool(self._blanks) and _CARET.match(self._lines[-1].text) is not None
+            self._js_error = bool(self._blanks) and _CARET.match(self._lines[-1].text) is not None
+            return self._js_error
         if self._in_html or is_indented(text) or self._body_next:
             return True
         if continues_record(text) or (self._in_headers and is_header_line(text)):
@@ -369,7 +406,9 @@ class Assembler:
             return False
         if self._is_header() and is_exception_start(text):
             # A logged error record, then the error it carries, printed with its stack.
-            return heads_error(self._lines[0].text, text)
+            joined = heads_error(self._lines[0].text, text)
+            self._js_error = joined and is_js_error_start(text)
+            return joined
         if self._in_traceback and not self._after_exception and len(self._lines) > 1:
             self._after_exception = True  # the exception line ends the frames
             return True

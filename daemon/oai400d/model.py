@@ -81,10 +81,12 @@ class Finding:
     fixes: tuple[str, ...]
     docs: tuple[str, ...]
     excerpt: str
-    # The event shows nothing but an HTTP status (and its reason phrase): an httpx request line,
-    # `Request failed with status code 429`. The detailed error of the same request, when it
-    # follows, tells the same failure better (see sameerror.py).
-    status_only: bool = False
+    # Another record tells this failure better when there is one (sameerror.py): the event shows
+    # nothing but an HTTP status (an httpx request line, `Request failed with status code 429`),
+    # or it is a record below error level (a library's retry notice or its own INFO record of
+    # the error it is about to raise).
+    secondary: bool = False
+    status_only: bool = False  # secondary because it shows only a status: any other tells more
 
     def to_json(self) -> dict[str, Any]:
         """The `classify --json` contract (DESIGN.md), in its field order."""

@@ -1,17 +1,24 @@
 """One failed request, one finding.
 
-Clients often log a failed request twice: an HTTP line that shows only the status (httpx's
-`HTTP Request: POST … "HTTP/1.1 429 Too Many Requests"`, logged by openai-python at INFO), then
-the exception with OpenAI's error body. Both are OpenAI errors, but the status line alone would
-open a second, vaguer alert, with a guessed cause (a 429 that was really `insufficient_quota`).
-A status-only finding is therefore dropped when a detailed finding with the same status comes
-close to it in the same file: after it (the usual order), or before it (retry loops such as
-LlamaIndex's log the error and then the status lines of the next attempts; some tools print the
-underlying httpx `HTTPStatusError` after the API error). Otherwise it stands on its own.
+Clients and libraries often log a failed request more than once before the application logs
+the error: httpx's line that shows only the status (`HTTP Request: POST … "HTTP/1.1 429 Too
+Many Requests"`, at INFO, before each retry and before raising), a library's own record of the
+error below error level (openai-python 0.x's INFO `error_code=… message='OpenAI API error
+received'`, LlamaIndex's and LangChain's WARNING `Retrying … as it raised RateLimitError: …`).
+Each is an OpenAI error, but alerting on it would add a second, vaguer alert for the same
+request, sometimes with a guessed cause (a 429 that was really `insufficient_quota`).
+
+Such a finding is *secondary* (`Finding.secondary`, decided by the classifier). It is dropped
+when a finding that tells more about the same failure is close to it in the same file (a primary
+one; for a status line, also a retry notice that quotes the error body): the same status or
+the same category, within SAME_REQUEST_LINES lines before or after it (retry loops log the error
+before the next attempts' status lines; some tools print httpx's `HTTPStatusError` after the API
+error); or, if the primary one shows no status, right next to it (the body printed under the
+status line). Otherwise it stands on its own: no error goes unseen.
 
 `same_failure` is the rule; `one_per_request` applies it to a file's findings in order
-(`oai400d classify`); the daemon applies it with a clock (service.py holds status-only findings
-for a moment, since the detailed error may still be on its way).
+(`oai400d classify`); the daemon applies it with a clock (service.py holds secondary findings
+for a moment, since the primary one may still be on its way).
 """
 
 from __future__ import annotations
@@ -21,55 +28,59 @@ from collections.abc import Iterable, Iterator
 
 from oai400d.model import Finding
 
-# How many lines apart a status line and the detailed error of the same request may be: retries
-# logged in between (`Retrying request to /chat/completions in 0.4 seconds`, more status lines).
+# How many lines apart a secondary finding and the primary one of the same request may be:
+# retries logged in between (`Retrying request to /chat/completions in 0.4 seconds`, more
+# status lines).
 SAME_REQUEST_LINES = 50
-# A detailed error that shows no status is the same request's only when it is right next to the
-# status line (`Error: HTTP 400 … from https://api.openai.com/v1/responses`, a blank, the body).
+# A primary finding that shows no status is the same request's only when it is right next to
+# the secondary one (`Error: HTTP 400 … from https://api.openai.com/v1/responses`, a blank, the
+# body).
 BODY_LINES = 3
 
 
-def same_failure(status_only: Finding, detailed: Finding) -> bool:
-    """Whether `detailed` tells the failure that the status-only finding showed: the same file
-    and status, starting at most SAME_REQUEST_LINES lines after it or ending at most that many
-    lines before it; or, showing no status, at most BODY_LINES lines from it."""
-    if detailed.status_only or detailed.path != status_only.path:
+def tells_more(primary: Finding, secondary: Finding) -> bool:
+    """A primary finding tells more than a secondary one; a secondary one that shows more than
+    a status (a retry notice with the error body) tells more than a status line."""
+    return not primary.secondary or (secondary.status_only and not primary.status_only)
+
+
+def same_failure(secondary: Finding, primary: Finding) -> bool:
+    """Whether `primary` tells the failure that the secondary finding showed (module doc)."""
+    if not tells_more(primary, secondary) or primary.path != secondary.path:
         return False
-    after = detailed.line - status_only.end_line
-    before = status_only.line - detailed.end_line
-    if detailed.status is None:
-        # The body printed right under the status line (or the status right under the message),
-        # showing no status of its own.
-        return 0 < after <= BODY_LINES or 0 < before <= BODY_LINES
-    return detailed.status == status_only.status and (
-        0 < after <= SAME_REQUEST_LINES or 0 < before <= SAME_REQUEST_LINES
-    )
+    after = primary.line - secondary.end_line
+    before = secondary.line - primary.end_line
+    near = 0 < after <= SAME_REQUEST_LINES or 0 < before <= SAME_REQUEST_LINES
+    if primary.status is not None and primary.status == secondary.status:
+        return near
+    if primary.category == secondary.category:
+        return near
+    return primary.status is None and (0 < after <= BODY_LINES or 0 < before <= BODY_LINES)
 
 
 def one_per_request(findings: Iterable[Finding]) -> Iterator[Finding]:
-    """The findings of one file after another, in order, without the status-only ones that a
-    detailed finding of the same request follows. Holds only the findings of the last
-    SAME_REQUEST_LINES lines after a status-only one."""
-    pending: deque[Finding] = deque()  # from the oldest status-only finding still waiting
-    told: deque[Finding] = deque(maxlen=8)  # the last detailed findings, for status lines after
+    """The findings of one file after another, in order, without the secondary ones that a
+    primary finding of the same request tells. Holds only the findings of the last
+    SAME_REQUEST_LINES lines after a secondary one."""
+    pending: deque[Finding] = deque()  # from the oldest secondary finding still waiting
+    told: deque[Finding] = deque(maxlen=8)  # the last that tell more than a status, for after
     for finding in findings:
-        if finding.status_only:
-            if any(same_failure(finding, detailed) for detailed in told):
-                continue
-        else:
+        if finding.secondary and any(same_failure(finding, better) for better in told):
+            continue
+        if not finding.status_only:
             told.append(finding)
             if pending:
                 pending = deque(
-                    p for p in pending if not (p.status_only and same_failure(p, finding))
+                    p for p in pending if not (p.secondary and same_failure(p, finding))
                 )
         pending.append(finding)
-        while pending and (not pending[0].status_only or _too_far(pending[0], finding)):
+        while pending and (not pending[0].secondary or _too_far(pending[0], finding)):
             yield pending.popleft()
     yield from pending
 
 
-def _too_far(status_only: Finding, later: Finding) -> bool:
-    """Whether no detailed finding from `later` on can still tell the same failure."""
-    return later.path != status_only.path or (
-        later.line - status_only.end_line > SAME_REQUEST_LINES
+def _too_far(secondary: Finding, later: Finding) -> bool:
+    """Whether no primary finding from `later` on can still tell the same failure."""
+    return later.path != secondary.path or (
+        later.line - secondary.end_line > SAME_REQUEST_LINES
     )

@@ -59,7 +59,7 @@ POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written t
 # A finding that rests on a status alone (`HTTP/1.1 400 Bad Request` from httpx) waits this long
 # for the detailed error of the same request, which it then joins instead of being an alert of
 # its own with a vaguer cause.
-STATUS_ONLY_HOLD = 1.0
+SECONDARY_HOLD = 1.0
 HANDLED_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
 LOOP_MAX_SLEEP = 1.0  # also bounds how late a silence or ack from the CLI or Slack takes effect
 MUTES_KEPT = 30 * 86400.0  # ended silences and old acknowledgements are forgotten after this
@@ -320,7 +320,7 @@ class Daemon:
         self._dirty_positions = False
         self._last_position_commit = 0.0
         self._pending: list[Notification] = []
-        self._held: list[tuple[Finding, float, bool]] = []  # status-only findings waiting
+        self._held: list[tuple[Finding, float, bool]] = []  # secondary findings waiting
         self._recent: list[tuple[Finding, float]] = []  # detailed findings of the last seconds
         self.tally = Tally()  # what metrics count as it happens (read by a scrape's thread)
         self._labels: dict[str, str] = {}  # path → its metrics `source` label
@@ -472,10 +472,11 @@ class Daemon:
             if finding is None:
                 continue
             backlog = caught_up and self._is_old(event, now)
-            if finding.status_only:
+            if not finding.status_only:  # it may tell a held finding's failure better
+                self._recent.append((finding, now))
+            if finding.secondary:
                 self._held.append((finding, now, backlog))
             else:
-                self._recent.append((finding, now))
                 self._observe(finding, now, backlog)
         self._release_held(now)
         if self._catching_up and not (
@@ -679,14 +680,15 @@ class Daemon:
                     self._pending.append(resolved)
 
     def _release_held(self, now: float) -> None:
-        """Status-only findings: dropped when a detailed error of the same request followed
-        them, counted as findings of their own once they have waited long enough."""
-        self._recent = [(f, t) for f, t in self._recent if now - t <= 2 * STATUS_ONLY_HOLD]
+        """Secondary findings (sameerror.py): dropped when a finding that tells the same
+        failure better came close to them, counted as findings of their own once they have
+        waited SECONDARY_HOLD for it."""
+        self._recent = [(f, t) for f, t in self._recent if now - t <= 2 * SECONDARY_HOLD]
         still: list[tuple[Finding, float, bool]] = []
         for finding, held_at, backlog in self._held:
-            if any(same_failure(finding, detailed) for detailed, _ in self._recent):
-                continue  # the same failure, told better by the detailed finding
-            if now - held_at >= STATUS_ONLY_HOLD or self._stop.is_set():
+            if any(same_failure(finding, better) for better, _ in self._recent):
+                continue  # the same failure, told better by another finding
+            if now - held_at >= SECONDARY_HOLD or self._stop.is_set():
                 self._observe(finding, now, backlog)
             else:
                 still.append((finding, held_at, backlog))
@@ -752,7 +754,7 @@ class Daemon:
                 deadlines.append(followed.last_line_at + timeout)
         if self._dirty_positions:
             deadlines.append(self._last_position_commit + POSITION_COMMIT_INTERVAL)
-        deadlines.extend(held_at + STATUS_ONLY_HOLD for _, held_at, _ in self._held)
+        deadlines.extend(held_at + SECONDARY_HOLD for _, held_at, _ in self._held)
         return max(0.0, min(deadlines) - now)
 
     # --- reload and shutdown ----------------------------------------------------------------

@@ -258,7 +258,7 @@ class _Server(ThreadingHTTPServer):
         self.fake = fake
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
-        super().__init__((HOST, 0), _Handler)
+        super().__init__((HOST, fake.bind_port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self.connections_lock:
@@ -365,6 +365,9 @@ class FakeServer:
     """Base of the fakes: lifecycle, request log, waiting. Subclasses implement `_answer`."""
 
     name = "fake"
+    # The port to bind on 127.0.0.1; 0 (the default) takes a free one. A fixed port is for tools
+    # whose output shows the address and must not change between runs (tests/clientgen).
+    bind_port = 0
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

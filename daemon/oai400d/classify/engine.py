@@ -5,7 +5,13 @@ from __future__ import annotations
 import hashlib
 import re
 
-from oai400d.classify.evidence import STATUS_TRIGGERS, add_details, read_key, without_reasons
+from oai400d.classify.evidence import (
+    STATUS_TRIGGERS,
+    add_details,
+    below_error_level,
+    read_key,
+    without_reasons,
+)
 from oai400d.classify.prefilter import PatternSet, Prefilter
 from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
@@ -107,6 +113,7 @@ class Classifier:
             rule = self.table.unclassified
         evidence = add_details(key, text, lowered, body)
         message = _trim(redact(evidence.message or ""), MAX_MESSAGE)
+        status_only = self._status_only(rule, evidence, body, text, lowered)
         return Finding(
             path=event.path,
             line=event.first_line,
@@ -126,7 +133,8 @@ class Classifier:
             fixes=rule.fixes,
             docs=rule.docs,
             excerpt=_trim(redact(text), MAX_EXCERPT),
-            status_only=self._status_only(rule, evidence, body, text, lowered),
+            secondary=status_only or below_error_level(text),
+            status_only=status_only,
         )
 
     def _unknown_code(self, code: str | None) -> bool:

@@ -31,6 +31,7 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("failed with status", re.compile(r"\bfailed with status (?:code )?(\d{3})\b")),
     ("status code", re.compile(r"\bstatus code\s?:?\s?(\d{3})\b", re.IGNORECASE)),
     ("responded with status", re.compile(r"\bresponded with status (\d{3})\b")),  # Faraday
+    ("response code was", re.compile(r"\bHTTP response code was (\d{3})\b")),  # openai 0.x
     (", message=", re.compile(r"\b(\d{3}), message=['\"]")),  # aiohttp ClientResponseError
     ("http_status=", re.compile(r"\bhttp_status=(\d{3})\b")),
     (
@@ -73,6 +74,31 @@ _REASONS = re.compile(
     r"|Payload Too Large|Unprocessable (?:Entity|Content)|Too Many Requests|Internal Server Error"
     r"|Bad Gateway|Service (?:Temporarily )?Unavailable|Gateway Time-?out)\b"
 )
+
+
+# The level of the record an event starts with: the first level word near the line's start
+# (`… WARNING [llama_index…] Retrying …`, `INFO:openai:error_code=…`), a JSON `"level"` /
+# `"levelname"` field (pino's numbers too) or logfmt's `level=`.
+_LEVEL = re.compile(
+    r"""(?<![\w-])(?P<word>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL"""
+    r"""|PANIC|SEVERE)(?![\w-])"""
+    r"""|"level(?:name)?"\s*:\s*(?:"(?P<json>\w+)"|(?P<pino>[1-6]0)\b)"""
+    r"""|\blevel=(?P<logfmt>\w+)"""
+)
+_BELOW_ERROR_WORDS = frozenset({"trace", "debug", "info", "notice", "warn", "warning"})
+_LEVEL_WINDOW = 64  # a record's level comes before its message
+
+
+def below_error_level(text: str) -> bool:
+    """Whether the event starts with a log record below error level (INFO, WARNING, …): a
+    library's record of an error it is about to raise, a retry notice."""
+    match = _LEVEL.search(text, 0, _LEVEL_WINDOW)
+    if match is None:
+        return False
+    if match.group("pino"):
+        return int(match.group("pino")) < 50
+    word = match.group("word") or match.group("json") or match.group("logfmt") or ""
+    return word.lower() in _BELOW_ERROR_WORDS
 
 
 def without_reasons(text: str) -> str:
@@ -210,10 +236,18 @@ def _looks_like_type(value: str) -> bool:
     }
 
 
+# Codes that are the transport's, not the API's: Node's system errors (ECONNREFUSED), axios'
+# ERR_*, undici's UND_ERR_*, and OpenSSL's certificate verdicts as Node reports them.
+_NOT_API_CODE = re.compile(
+    r"E[A-Z]{3,}|ERR_[A-Z_]+|UND_ERR_[A-Z_]+"
+    r"|(?:[A-Z]+_)*(?:CERT|CERTIFICATE|SIGNATURE|SIGNED|ISSUER|CHAIN)(?:_[A-Z]+)*"
+)
+
+
 def _looks_like_code(value: str) -> bool:
     """An API error code: not a number (a status), nor Node's ENOTFOUND or axios' ERR_*."""
-    return bool(re.fullmatch(r"[A-Za-z][\w.-]{1,80}", value)) and not re.fullmatch(
-        r"E[A-Z]{3,}|ERR_[A-Z_]+", value
+    return bool(re.fullmatch(r"[A-Za-z][\w.-]{1,80}", value)) and not _NOT_API_CODE.fullmatch(
+        value
     )
 
 
