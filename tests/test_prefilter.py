@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -114,3 +116,30 @@ def test_the_re_engine_classifies_the_corpus_alike() -> None:
             for classifier in (CLASSIFIER, slow)
         ]
         assert found[0] == found[1], case.id
+
+
+def test_compiled_automata_are_cached_and_a_bad_cache_is_never_trusted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compiled database is kept in the user's cache directory and loaded next time; a
+    damaged file is compiled over; a directory others can write to is never used."""
+    if CLASSIFIER.prefilter.engine != "hyperscan":
+        pytest.skip("the re engine compiles nothing to cache")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("OAI400D_CACHE_DIR", str(cache))
+    first = Prefilter(["insufficient_quota", "model_not_found"])
+    files = sorted(cache.glob("hs-*.db"))
+    assert len(files) == 1 and (cache.stat().st_mode & 0o777) == 0o700
+    loaded = Prefilter(["insufficient_quota", "model_not_found"])
+    line = b"ok\n" + b"openai: insufficient_quota\n"
+    assert loaded.hit_lines(line) == first.hit_lines(line) == [3]
+    files[0].write_bytes(b"not a database")
+    again = Prefilter(["insufficient_quota", "model_not_found"])
+    assert again.hit_lines(line) == [3]
+    assert files[0].read_bytes() != b"not a database"  # compiled over
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv("OAI400D_CACHE_DIR", str(shared))
+    assert Prefilter(["insufficient_quota"]).hit_lines(line) == [3]
+    assert list(shared.iterdir()) == []  # nothing written, nothing read

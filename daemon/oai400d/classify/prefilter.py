@@ -15,7 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
+import os
+import platform
 import re
+import stat
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -35,7 +40,22 @@ def _engine(asked: str) -> str:
 
 
 def _compiled(expressions: Sequence[tuple[int, bytes, int]]) -> Any:
-    """One Hyperscan block-mode database of (id, expression, flags); hyperscan.error if refused."""
+    """One Hyperscan block-mode database of (id, expression, flags); hyperscan.error if refused.
+
+    Compiling the rule table's automata takes a few hundred milliseconds, most of a small
+    file's `classify` and of the daemon's start-up; the serialized database is kept in a cache
+    directory of this user's (see _cache_dir) under a digest of everything it was built from,
+    and loaded from there next time. Anything wrong with the cache means compiling afresh."""
+    key = hashlib.sha256(
+        repr((sorted(expressions), _HS_VERSION, platform.machine())).encode("utf-8")
+    ).hexdigest()[:32]
+    folder = _cache_dir()
+    cached = None if folder is None else os.path.join(folder, f"hs-{key}.db")
+    if cached is not None:
+        with contextlib.suppress(OSError, ValueError, TypeError, hyperscan.error), open(
+            cached, "rb"
+        ) as handle:
+            return hyperscan.loadb(handle.read(), hyperscan.HS_MODE_BLOCK)
     database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     database.compile(
         expressions=[expression for _, expression, _ in expressions],
@@ -43,7 +63,53 @@ def _compiled(expressions: Sequence[tuple[int, bytes, int]]) -> Any:
         elements=len(expressions),
         flags=[flags for _, _, flags in expressions],
     )
+    if cached is not None:
+        with contextlib.suppress(OSError, hyperscan.error):
+            temporary = f"{cached}.{os.getpid()}.tmp"
+            with open(temporary, "wb") as handle:
+                handle.write(hyperscan.dumpb(database))
+            os.replace(temporary, cached)
+            _forget_old(folder, keep=cached)
     return database
+
+
+CACHE_DAYS = 14  # a database not rebuilt for this long belongs to rules no longer in use
+
+
+def _forget_old(folder: str | None, keep: str) -> None:
+    """Delete the cache's databases that were last written CACHE_DAYS ago or more."""
+    if folder is None:
+        return
+    cutoff = time.time() - CACHE_DAYS * 86400
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith("hs-") and entry.path != keep:
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+
+
+_HS_VERSION = getattr(hyperscan, "__version__", "?") if hyperscan is not None else None
+
+
+def _cache_dir() -> str | None:
+    """The directory for compiled automata: $OAI400D_CACHE_DIR, else systemd's $CACHE_DIRECTORY
+    (the unit's CacheDirectory=), else $XDG_CACHE_HOME/oai400d or ~/.cache/oai400d, created
+    0700. None (compile every time) when it cannot be made, or when it is not this user's alone:
+    a database is machine code's input, never taken from a directory someone else can write to."""
+    systemd = (os.environ.get("CACHE_DIRECTORY") or "").split(":")[0]
+    base = os.environ.get("OAI400D_CACHE_DIR") or systemd or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "oai400d",
+    )
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+        info = os.stat(base)
+    except OSError:
+        return None
+    if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    return base
 
 
 def _release_freed_memory() -> None:
