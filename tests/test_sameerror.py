@@ -18,7 +18,7 @@ def finding(line: int, status: int | None, kind: str, path: str = "app.log") -> 
         line=line,
         end_line=line + (5 if kind == "error" else 0),
         category=CATEGORY.get(status or 0, "network"),
-        rule="r",
+        rule=CATEGORY.get(status or 0, "network"),  # one rule per cause, here
         severity="warning",
         title="t",
         status=status,

@@ -11,7 +11,7 @@ request, sometimes with a guessed cause (a 429 that was really `insufficient_quo
 Such a finding is *secondary* (`Finding.secondary`, decided by the classifier). It is dropped
 when a finding that tells more about the same failure is close to it in the same file (a primary
 one; for a status line, also a retry notice that quotes the error body): the same status or
-the same category, within SAME_REQUEST_LINES lines before or after it (retry loops log the error
+the same rule, within SAME_REQUEST_LINES lines before or after it (retry loops log the error
 before the next attempts' status lines; some tools print httpx's `HTTPStatusError` after the API
 error); or, if the primary one shows no status, right next to it (the body printed under the
 status line). Otherwise it stands on its own: no error goes unseen.
@@ -53,7 +53,7 @@ def same_failure(secondary: Finding, primary: Finding) -> bool:
     near = 0 < after <= SAME_REQUEST_LINES or 0 < before <= SAME_REQUEST_LINES
     if primary.status is not None and primary.status == secondary.status:
         return near
-    if primary.category == secondary.category:
+    if primary.rule == secondary.rule:
         return near
     return primary.status is None and (0 < after <= BODY_LINES or 0 < before <= BODY_LINES)
 
