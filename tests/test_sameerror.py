@@ -11,8 +11,9 @@ CATEGORY = {429: "rate_limit", 500: "server.error", 400: "request.invalid_parame
 
 
 def finding(line: int, status: int | None, kind: str, path: str = "app.log") -> Finding:
-    """kind: "status" (a status line), "notice" (a record below error level, with the error's
-    details), "error" (the application's error record)."""
+    """kind: "status" (httpx's status line, at INFO), "bare" (a status alone at error level: an
+    exception without a body), "notice" (a record below error level with the error's details),
+    "error" (the application's error record)."""
     return Finding(
         path=path,
         line=line,
@@ -33,7 +34,8 @@ def finding(line: int, status: int | None, kind: str, path: str = "app.log") -> 
         docs=(),
         excerpt="",
         secondary=kind != "error",
-        status_only=kind == "status",
+        status_only=kind in ("status", "bare"),
+        quiet=kind in ("status", "notice"),
     )
 
 
@@ -63,6 +65,10 @@ CASES = [
     ("a retry notice tells more than the status lines around it",
      [(1, 400, "status"), (2, 400, "notice"), (3, 400, "status"), (4, 400, "notice")], [2, 4]),
     ("a notice alone stands", [(5, 429, "notice")], [5]),
+    ("httpx's line, then an exception that shows only the status", [(1, 409, "status"),
+                                                                     (2, 409, "bare")], [2]),
+    ("two bare exceptions never replace each other", [(1, 409, "bare"), (8, 409, "bare")],
+     [1, 8]),
 ]
 
 

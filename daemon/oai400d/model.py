@@ -87,6 +87,7 @@ class Finding:
     # the error it is about to raise).
     secondary: bool = False
     status_only: bool = False  # secondary because it shows only a status: any other tells more
+    quiet: bool = False  # logged below error level (INFO, WARNING): a library's, not the app's
 
     def to_json(self) -> dict[str, Any]:
         """The `classify --json` contract (DESIGN.md), in its field order."""

@@ -38,10 +38,19 @@ SAME_REQUEST_LINES = 50
 BODY_LINES = 3
 
 
+def rank(finding: Finding) -> int:
+    """How much a finding tells: the application's error record (3); a library's record below
+    error level with the error's details, such as a retry notice (2); a status alone at error
+    level, an exception without a body (1); a status line below it, httpx's (0)."""
+    if not finding.secondary:
+        return 3
+    if not finding.status_only:
+        return 2
+    return 0 if finding.quiet else 1
+
+
 def tells_more(primary: Finding, secondary: Finding) -> bool:
-    """A primary finding tells more than a secondary one; a secondary one that shows more than
-    a status (a retry notice with the error body) tells more than a status line."""
-    return not primary.secondary or (secondary.status_only and not primary.status_only)
+    return rank(primary) > rank(secondary)
 
 
 def same_failure(secondary: Finding, primary: Finding) -> bool:
@@ -53,8 +62,10 @@ def same_failure(secondary: Finding, primary: Finding) -> bool:
     near = 0 < after <= SAME_REQUEST_LINES or 0 < before <= SAME_REQUEST_LINES
     if primary.status is not None and primary.status == secondary.status:
         return near
-    if primary.rule == secondary.rule:
-        return near
+    if primary.rule == secondary.rule or (
+        secondary.status_only and primary.category == secondary.category
+    ):
+        return near  # (a status line's cause is a guess: the same category will do)
     return primary.status is None and (0 < after <= BODY_LINES or 0 < before <= BODY_LINES)
 
 
@@ -67,7 +78,7 @@ def one_per_request(findings: Iterable[Finding]) -> Iterator[Finding]:
     for finding in findings:
         if finding.secondary and any(same_failure(finding, better) for better in told):
             continue
-        if not finding.status_only:
+        if rank(finding) > 0:
             told.append(finding)
             if pending:
                 pending = deque(

@@ -43,7 +43,7 @@ from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.notify.socket_mode import SlackSocketMode
 from oai400d.probes import run_probes
-from oai400d.sameerror import same_failure
+from oai400d.sameerror import rank, same_failure
 from oai400d.sources import Sources
 from oai400d.sources.globs import source_of
 from oai400d.sources.journal import Journals, where
@@ -472,7 +472,7 @@ class Daemon:
             if finding is None:
                 continue
             backlog = caught_up and self._is_old(event, now)
-            if not finding.status_only:  # it may tell a held finding's failure better
+            if rank(finding) > 0:  # it may tell a held finding's failure better
                 self._recent.append((finding, now))
             if finding.secondary:
                 self._held.append((finding, now, backlog))

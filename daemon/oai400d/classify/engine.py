@@ -114,6 +114,7 @@ class Classifier:
         evidence = add_details(key, text, lowered, body)
         message = _trim(redact(evidence.message or ""), MAX_MESSAGE)
         status_only = self._status_only(rule, evidence, body, text, lowered)
+        quiet = below_error_level(text)
         return Finding(
             path=event.path,
             line=event.first_line,
@@ -133,8 +134,9 @@ class Classifier:
             fixes=rule.fixes,
             docs=rule.docs,
             excerpt=_trim(redact(text), MAX_EXCERPT),
-            secondary=status_only or below_error_level(text),
+            secondary=status_only or quiet,
             status_only=status_only,
+            quiet=quiet,
         )
 
     def _unknown_code(self, code: str | None) -> bool:

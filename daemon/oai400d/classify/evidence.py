@@ -32,7 +32,7 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("status code", re.compile(r"\bstatus code\s?:?\s?(\d{3})\b", re.IGNORECASE)),
     ("responded with status", re.compile(r"\bresponded with status (\d{3})\b")),  # Faraday
     ("response code was", re.compile(r"\bHTTP response code was (\d{3})\b")),  # openai 0.x
-    ("status: ", re.compile(r"\bStatus: (\d{3}) \(")),  # .NET: `Status: 401 (Unauthorized)`
+    ("status: ", re.compile(r"(?:\b|\\n)Status: (\d{3}) \(")),  # .NET: `Status: 401 (Unauthorized)`
     (", message=", re.compile(r"\b(\d{3}), message=['\"]")),  # aiohttp ClientResponseError
     ("http_status=", re.compile(r"\bhttp_status=(\d{3})\b")),
     (
