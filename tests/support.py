@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DATA = Path(__file__).parent / "data"
 
@@ -71,3 +74,14 @@ def oai400d(
         timeout=timeout,
         check=False,
     )
+
+
+def classify_by_path(paths: Sequence[str], *options: str) -> dict[str, list[dict[str, Any]]]:
+    """One `oai400d classify --json [options] PATH…` run; its findings grouped by path."""
+    result = oai400d("classify", "--json", *options, *paths)
+    assert result.returncode == 0, result.stderr.decode()
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for line in result.stdout.decode().splitlines():
+        finding = json.loads(line)
+        grouped.setdefault(finding["path"], []).append(finding)
+    return grouped

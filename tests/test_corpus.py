@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from oai400d.classify import load_rules
 from oai400d.classify.rules import CATEGORIES
 
 from .corpus_table import FAMILIES, README, family_of, render, sources_by_case
-from .support import DATA, Case, load_corpus, oai400d
+from .support import DATA, Case, classify_by_path, load_corpus
 
 CASES = load_corpus()
 FORMATS = {
@@ -39,14 +38,7 @@ FORMATS = {
 @pytest.fixture(scope="module")
 def corpus_output() -> dict[str, list[dict[str, Any]]]:
     """One `oai400d classify --json` run over every corpus file, findings grouped by file."""
-    paths = sorted(str(case.file) for case in CASES)
-    result = oai400d("classify", "--json", *paths)
-    assert result.returncode == 0, result.stderr.decode()
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in result.stdout.decode().splitlines():
-        finding = json.loads(line)
-        grouped[finding["path"]].append(finding)
-    return grouped
+    return classify_by_path(sorted(str(case.file) for case in CASES))
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])

@@ -9,7 +9,6 @@ exactly what it yields alone, with its line numbers shifted.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from oai400d.model import Line
 from oai400d.sameerror import SAME_REQUEST_LINES, one_per_request
 from oai400d.scan import Scanner
 
-from .support import Case, load_corpus, oai400d
+from .support import Case, classify_by_path, load_corpus
 
 CASES = load_corpus()
 CLASSIFIER = Classifier()
@@ -59,9 +58,10 @@ class Placed:
 
 
 def _spacer(index: int) -> list[str]:
-    """More ordinary lines than SAME_REQUEST_LINES: a status-only line of one case and a detailed
-    error of the same status in the next would otherwise be taken for one request, by design
-    (sameerror.py); what a case means alone is what it means that far from other errors."""
+    """More ordinary lines than SAME_REQUEST_LINES: a secondary finding of one case (a status
+    line, a retry notice) and a finding that tells more in the next would otherwise be taken for
+    one request, by design (sameerror.py); what a case means alone is what it means that far
+    from other errors."""
     return [ORDINARY[(index + k) % len(ORDINARY)] for k in range(SAME_REQUEST_LINES)]
 
 
@@ -70,13 +70,7 @@ def _case_lines(case: Case) -> list[str]:
 
 
 def _findings_by_file(paths: Sequence[str], config: Path) -> dict[str, list[dict[str, Any]]]:
-    result = oai400d("classify", "--json", "--config", str(config), *paths)
-    assert result.returncode == 0, result.stderr.decode()
-    grouped: dict[str, list[dict[str, Any]]] = {}
-    for line in result.stdout.decode().splitlines():
-        finding = json.loads(line)
-        grouped.setdefault(finding["path"], []).append(finding)
-    return grouped
+    return classify_by_path(paths, "--config", str(config))
 
 
 def _key(finding: dict[str, Any], shift: int) -> tuple[Any, ...]:

@@ -9,7 +9,6 @@ alerts once per error in wrapped files; a symlinked log is followed at its targe
 from __future__ import annotations
 
 import io
-import json
 import os
 import time
 import tracemalloc
@@ -28,7 +27,7 @@ from oai400d.sources import Sources
 from oai400d.unwrap import Unwrapper, detect, parse_compose, split_escaped, unwrap_block
 
 from .daemon_harness import STAMP, DaemonProcess, status, wait_until, write_config
-from .support import DATA, Case, load_corpus, oai400d
+from .support import DATA, Case, classify_by_path, load_corpus, oai400d
 from .wrapping import TIME, WRAPPERS, compose, cri, docker, syslog_escaped, syslog_traditional
 
 CASES = load_corpus()
@@ -399,13 +398,7 @@ def _case_lines(case: Case) -> list[str]:
 
 
 def _classify(paths: list[str], *args: str) -> dict[str, list[dict[str, Any]]]:
-    result = oai400d("classify", "--json", *args, *paths)
-    assert result.returncode == 0, result.stderr.decode()
-    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in result.stdout.decode().splitlines():
-        finding = json.loads(line)
-        grouped[finding["path"]].append(finding)
-    return grouped
+    return classify_by_path(paths, *args)
 
 
 def _key(finding: dict[str, Any]) -> tuple[Any, ...]:
