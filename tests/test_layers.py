@@ -12,6 +12,7 @@ LAYERS = {
     "oai400d": 0,
     "oai400d.model": 0,
     "oai400d.errors": 0,
+    "oai400d.levels": 0,  # the level a log record was written at
     "oai400d.config": 1,
     "oai400d.state": 1,
     "oai400d.fleet": 1,  # the shared alert book on PostgreSQL, a peer of the local state DB

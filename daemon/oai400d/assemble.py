@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 
+from oai400d.levels import error_level_end
 from oai400d.model import WRAPPED_PIECE, Event, EventLimits, Line
 
 # A new log record: a timestamp (ISO, Go's log, syslog, a bare time, epoch seconds, glog), a level
@@ -127,12 +128,6 @@ def is_js_frame(text: str) -> bool:
     return text[:1] in (" ", "\t") and text.lstrip().startswith("at ")
 
 
-# A record logged at error level: its level word near the start, after the timestamp.
-_ERROR_LEVEL = re.compile(
-    r"[^\n]{0,48}?(?<![\w-])(?:ERROR|ERR|FATAL|CRITICAL|error|fatal)(?![\w-])"
-)
-
-
 _ERROR_OF_ITS_OWN = re.compile(r"(?:Error|Exception)\b|\b[45]\d\d\b")
 
 
@@ -141,10 +136,10 @@ def heads_error(header: str, exception: str) -> bool:
     (`… ERROR: translation failed` / `… error: job failed: Error: 403 …`, then `Error: 403 …` and
     its stack): it carries no error of its own, or it quotes the exception's message. A record
     that tells an error of its own is not the header of the next, different one."""
-    level = _ERROR_LEVEL.match(header)
-    if level is None or not starts_record(header):
+    level_end = error_level_end(header)
+    if level_end is None or not starts_record(header):
         return False
-    if _ERROR_OF_ITS_OWN.search(header, level.end()) is None:
+    if _ERROR_OF_ITS_OWN.search(header, level_end) is None:
         return True
     message = exception.split(": ", 1)[-1].strip()[:60]
     return bool(message) and message in header

@@ -81,13 +81,16 @@ class Finding:
     fixes: tuple[str, ...]
     docs: tuple[str, ...]
     excerpt: str
-    # Another record tells this failure better when there is one (sameerror.py): the event shows
-    # nothing but an HTTP status (an httpx request line, `Request failed with status code 429`),
-    # or it is a record below error level (a library's retry notice or its own INFO record of
-    # the error it is about to raise).
-    secondary: bool = False
-    status_only: bool = False  # secondary because it shows only a status: any other tells more
-    quiet: bool = False  # logged below error level (INFO, WARNING): a library's, not the app's
+    # The event shows nothing but an HTTP status (an httpx request line, `Request failed with
+    # status code 429`); it was logged below error level (a library's retry notice, its own INFO
+    # record of the error it is about to raise). Either makes it secondary (sameerror.py).
+    status_only: bool = False
+    quiet: bool = False
+
+    @property
+    def secondary(self) -> bool:
+        """Another record of the same failure tells it better when there is one (sameerror.py)."""
+        return self.status_only or self.quiet
 
     def to_json(self) -> dict[str, Any]:
         """The `classify --json` contract (DESIGN.md), in its field order."""

@@ -8,13 +8,13 @@ import re
 from oai400d.classify.evidence import (
     STATUS_TRIGGERS,
     add_details,
-    below_error_level,
     read_key,
     without_reasons,
 )
 from oai400d.classify.prefilter import PatternSet, Prefilter
 from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
+from oai400d.levels import below_error
 from oai400d.model import WRAPPED_PIECE, Event, Evidence, Finding
 
 MAX_MESSAGE = 1000
@@ -114,7 +114,7 @@ class Classifier:
         evidence = add_details(key, text, lowered, body)
         message = _trim(redact(evidence.message or ""), MAX_MESSAGE)
         status_only = self._status_only(rule, evidence, body, text, lowered)
-        quiet = below_error_level(text)
+        quiet = below_error(text)
         return Finding(
             path=event.path,
             line=event.first_line,
@@ -134,7 +134,6 @@ class Classifier:
             fixes=rule.fixes,
             docs=rule.docs,
             excerpt=_trim(redact(text), MAX_EXCERPT),
-            secondary=status_only or quiet,
             status_only=status_only,
             quiet=quiet,
         )

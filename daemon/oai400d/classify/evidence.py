@@ -77,31 +77,6 @@ _REASONS = re.compile(
 )
 
 
-# The level of the record an event starts with: the first level word near the line's start
-# (`… WARNING [llama_index…] Retrying …`, `INFO:openai:error_code=…`), a JSON `"level"` /
-# `"levelname"` field (pino's numbers too) or logfmt's `level=`.
-_LEVEL = re.compile(
-    r"""(?<![\w-])(?P<word>TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL"""
-    r"""|PANIC|SEVERE)(?![\w-])"""
-    r"""|"level(?:name)?"\s*:\s*(?:"(?P<json>\w+)"|(?P<pino>[1-6]0)\b)"""
-    r"""|\blevel=(?P<logfmt>\w+)"""
-)
-_BELOW_ERROR_WORDS = frozenset({"trace", "debug", "info", "notice", "warn", "warning"})
-_LEVEL_WINDOW = 64  # a record's level comes before its message
-
-
-def below_error_level(text: str) -> bool:
-    """Whether the event starts with a log record below error level (INFO, WARNING, …): a
-    library's record of an error it is about to raise, a retry notice."""
-    match = _LEVEL.search(text, 0, _LEVEL_WINDOW)
-    if match is None:
-        return False
-    if match.group("pino"):
-        return int(match.group("pino")) < 50
-    word = match.group("word") or match.group("json") or match.group("logfmt") or ""
-    return word.lower() in _BELOW_ERROR_WORDS
-
-
 def without_reasons(text: str) -> str:
     """The text with every HTTP reason phrase blanked: what a rule must match besides them for
     its finding to rest on more than a status line."""

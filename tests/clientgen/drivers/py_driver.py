@@ -250,13 +250,19 @@ def call_openai028(job: dict[str, Any]) -> None:
         )
 
 
+def client_options(job: dict[str, Any], base_url_key: str) -> dict[str, Any]:
+    """The key, the server's URL (under the library's own name for it), retries and timeout."""
+    options: dict[str, Any] = {"api_key": job["api_key"], base_url_key: job["base_url"]}
+    if job["max_retries"] is not None:
+        options["max_retries"] = job["max_retries"]
+    if job["timeout"]:
+        options["timeout"] = job["timeout"]
+    return options
+
+
 def call_langchain(job: dict[str, Any]) -> None:
     params, model = job["params"], job["model"]
-    common: dict[str, Any] = {"api_key": job["api_key"], "base_url": job["base_url"]}
-    if job["max_retries"] is not None:
-        common["max_retries"] = job["max_retries"]
-    if job["timeout"]:
-        common["timeout"] = job["timeout"]
+    common = client_options(job, "base_url")
     if job["endpoint"] == "embeddings":
         from langchain_openai import OpenAIEmbeddings
 
@@ -281,12 +287,9 @@ def call_litellm(job: dict[str, Any]) -> None:
     if job["debug"]:
         litellm._turn_on_debug()
     params, model = job["params"], "openai/" + job["model"]
-    common: dict[str, Any] = {"api_key": job["api_key"], "api_base": job["base_url"]}
+    common = client_options(job, "api_base")
     if job["max_retries"] is not None:
-        common["max_retries"] = job["max_retries"]
         common["num_retries"] = job["max_retries"]
-    if job["timeout"]:
-        common["timeout"] = job["timeout"]
     if job["endpoint"] == "embeddings":
         extra = {"dimensions": params["dimensions"]} if "dimensions" in params else {}
         litellm.embedding(model=model, input=TEXTS, **common, **extra)
@@ -308,11 +311,7 @@ def call_litellm(job: dict[str, Any]) -> None:
 
 def call_llamaindex(job: dict[str, Any]) -> None:
     params, model = job["params"], job["model"]
-    common: dict[str, Any] = {"api_key": job["api_key"], "api_base": job["base_url"]}
-    if job["max_retries"] is not None:
-        common["max_retries"] = job["max_retries"]
-    if job["timeout"]:
-        common["timeout"] = job["timeout"]
+    common = client_options(job, "api_base")
     if job["endpoint"] == "embeddings":
         from llama_index.embeddings.openai import OpenAIEmbedding
 
