@@ -45,7 +45,7 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "",
         re.compile(
-            r"\b(\d{3}),? \"?(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict"
+            r"\b(\d{3}),? [\"(]?(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict"
             r"|Page Not Found"
             r"|Request Entity Too Large|Payload Too Large|Unprocessable Entity|Too Many Requests"
             r"|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b",
@@ -53,6 +53,9 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     ("code", re.compile(r"""["']code["']\s*:\s*["']?([45]\d\d)["']?\s*[,}]""")),
+    # `Error 404: That model does not exist`; openai-node's `401 {"error": …}` / `429 You exceeded …`
+    ("error ", re.compile(r"\bError ([45]\d\d): ")),
+    ("", re.compile(r"(?:^|: )([45]\d\d) [{A-Z]", re.MULTILINE)),
 )
 
 
