@@ -82,7 +82,8 @@ class Finding:
     docs: tuple[str, ...]
     excerpt: str
     # The event shows nothing but an HTTP status (an httpx request line, `Request failed with
-    # status code 429`); it was logged below error level (a library's retry notice, its own INFO
+    # status code 429`) or the SDK's bare message (`…: Connection error.`); it was logged below
+    # error level (a library's retry notice, its own INFO
     # record of the error it is about to raise). Either makes it secondary (sameerror.py).
     status_only: bool = False
     quiet: bool = False

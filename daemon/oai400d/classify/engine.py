@@ -22,6 +22,12 @@ MAX_MESSAGE = 1000
 WRAPPED_TRIGGER = WRAPPED_PIECE.replace("(?=\\S)", "\\S")
 MAX_EXCERPT = 4000
 _STATUS_NAME_NOISE = re.compile(r"[\s_-]+")
+# openai-python's and openai-node's messages for a failed connection or a timeout, ending an
+# application's own line: the same failure as the exception the SDK raised, told with less.
+# (Not after the exception's class, `APIConnectionError: Connection error.`, which is the error.)
+_BARE_SDK_MESSAGE = re.compile(
+    r"(?<!Error)(?<!Exception)(?<!Message): (?:Connection error|Request timed out)\.\s*$"
+)
 
 # What differs between two occurrences of the same problem; replaced before fingerprinting.
 _VOLATILE: tuple[tuple[re.Pattern[str], str], ...] = (
@@ -158,10 +164,14 @@ class Classifier:
         self, rule: Rule, evidence: Evidence, body: object, text: str, lowered: str
     ) -> bool:
         """Whether the event shows nothing but an HTTP status and its reason phrase (an httpx
-        request line, `Request failed with status code 429`): no code, no type, no error body,
-        and the rule matched on the status or the reason phrase alone."""
-        if evidence.status is None or evidence.error_code or evidence.error_type or body:
+        request line, `Request failed with status code 429`), or nothing but the SDK's message
+        in an application's own line (`Error in quick call: Connection error.`): no code, no
+        type, no error body, and the rule matched on the status, the reason phrase or that
+        message alone."""
+        if evidence.error_code or evidence.error_type or body:
             return False
+        if evidence.status is None:
+            return "\n" not in text.strip() and _BARE_SDK_MESSAGE.search(text) is not None
         if rule.id in self._fallbacks:
             return True
         bare = without_reasons(text)  # (`patterns` holds the rule's `messages` too)
