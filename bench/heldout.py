@@ -60,15 +60,11 @@ def _cases(root: Path) -> list[tuple[str, Path, list[tuple[str, tuple[int, int]]
     return found
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("dirs", nargs="+", type=Path)
-    parser.add_argument("--misses", action="store_true", help="list every miss (reveals texts)")
-    args = parser.parse_args()
-    cases = [case for root in args.dirs for case in _cases(root)]
+def measure(dirs: list[Path]) -> dict[str, Tally]:
+    """The tally of each group (folder name) of the cases under `dirs`."""
+    cases = [case for root in dirs for case in _cases(root)]
     if not cases:
-        print("no cases found", file=sys.stderr)
-        return 2
+        return {}
     result = subprocess.run(
         [sys.executable, "-m", "oai400d.cli", "classify", "--json", *(str(c[1]) for c in cases)],
         capture_output=True,
@@ -101,6 +97,18 @@ def main() -> int:
         tally.extra += sum(
             1 for a in actual if not any(_overlaps(a[1], span) for _, span in expected)
         )
+    return dict(groups)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dirs", nargs="+", type=Path)
+    parser.add_argument("--misses", action="store_true", help="list every miss (reveals texts)")
+    args = parser.parse_args()
+    groups = measure(args.dirs)
+    if not groups:
+        print("no cases found", file=sys.stderr)
+        return 2
     total = Tally()
     print(f"{'group':<28}{'errors':>7}{'right cause':>13}{'some finding':>14}"
           f"{'negatives':>11}{'clean':>8}{'extra':>7}")

@@ -53,7 +53,7 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
     ("code", re.compile(r"""["']code["']\s*:\s*["']?([45]\d\d)["']?\s*[,}]""")),
-    # `Error 404: That model does not exist`; openai-node's `401 {"error": …}` / `429 You exceeded …`
+    # `Error 404: That model does not exist`; openai-node's `401 {"error": …}`, `429 You exceeded`
     ("error ", re.compile(r"\bError ([45]\d\d): ")),
     ("", re.compile(r"(?:^|: )([45]\d\d) [{A-Z]", re.MULTILINE)),
 )
