@@ -113,6 +113,8 @@ class OutboxWorker:
             except DeliveryError as exc:
                 self._failed(state, due[0], exc)
                 return min(next_look, backoff(due[0].attempts, getattr(exc, "retry_after", None)))
+            finally:
+                self._last_sent = self.clock()  # (the pace counts from the answer: a long post)
             for entry in due:
                 state.delivered(entry.id)
             self.delivered += len(due)
@@ -132,7 +134,8 @@ class OutboxWorker:
                     blocked.add(entry.notification.fingerprint)
                     next_look = min(next_look, delay)
                 continue
-            self._last_sent = self.clock()
+            finally:
+                self._last_sent = self.clock()  # a failed attempt reached the receiver too
             state.delivered(entry.id)
             self.delivered += 1
             self._observe(notifier, "delivered")
