@@ -111,6 +111,7 @@ def test_five_hosts_contributing_at_once_make_one_alert_with_every_count(fleet_d
 
 
 def test_unknown_fingerprint_has_no_alert(store: FleetStore) -> None:
+    """A fingerprint no host contributed has no fleet alert (None, not an error)."""
     assert store.alert("nope") is None
 
 
@@ -143,6 +144,7 @@ def test_one_host_owns_the_message_until_it_stops_renewing(fleet_dsn: str) -> No
 
 
 def test_nothing_to_claim_for_an_alert_nobody_opened(store: FleetStore) -> None:
+    """Claiming fingerprints that no host contributed leases nothing."""
     assert store.claim(["never-seen"], "host-a", ttl=60) == {}
 
 
@@ -169,6 +171,7 @@ def test_a_batch_sent_again_is_counted_once(store: FleetStore) -> None:
 
 
 def test_advance_needs_the_lease_and_a_resolution_an_unchanged_count(store: FleetStore) -> None:
+    """Only the lease holder advances an alert, only for its episode, and a resolution only when no host contributed since the owner looked (once)."""
     store.contribute("fp", "host-a", 2, T0, T0)
     store.claim(["fp"], "host-a", ttl=60)
     assert not store.advance("fp", "host-b", 1, "open", {"notified_count": 2})  # not the owner
@@ -264,6 +267,7 @@ def test_a_silent_server_is_given_up_after_connect_timeout() -> None:
 
 
 def test_no_such_database_is_not_retryable(postgres: object, fleet_dsn: str) -> None:
+    """A DSN naming a missing database fails at once, says how to create it, and is not retried."""
     missing = fleet_dsn.rsplit("/", 1)[0] + "/no_such_db"
     with pytest.raises(FleetStoreError, match=r"no such database.*createdb") as caught:
         FleetStore(missing).open()
@@ -271,6 +275,7 @@ def test_no_such_database_is_not_retryable(postgres: object, fleet_dsn: str) -> 
 
 
 def test_fleet_wide_silences_and_acks(store: FleetStore) -> None:
+    """Silences (by fingerprint or category) and acks are shared by the fleet: listed, filtered by end, lifted once, the last ack kept."""
     sid = store.add_silence("fp", None, T0, T0 + 3600, "deploy", "alice").id
     store.add_silence(None, "auth.invalid_api_key", T0, T0 + 60, "", "bob", via="slack")
     assert [s.id for s in store.silences()] == [sid, sid + 1]
@@ -288,11 +293,13 @@ def test_fleet_wide_silences_and_acks(store: FleetStore) -> None:
 
 
 def test_describe_dsn_never_shows_the_password() -> None:
+    """The store is described by host, port and database only, never the password."""
     assert describe_dsn("postgresql://u:pw@db.example:6432/fleet") == "db.example:6432/fleet"
     assert describe_dsn("postgresql:///fleet") == "localhost:5432/fleet"
 
 
 def test_an_unknown_role_is_not_retryable_and_says_what_to_fix(fleet_dsn: str) -> None:
+    """A role the server refuses fails at once, names the fleet DSN to fix, and is not retried."""
     wrong = fleet_dsn.replace("postgresql://postgres@", "postgresql://nobody_here@")
     with pytest.raises(FleetStoreError, match=r"refused oai400d.*fleet-dsn") as caught:
         FleetStore(wrong).open()

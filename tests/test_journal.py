@@ -280,6 +280,7 @@ def test_journalctl_failing_is_reported_once_and_retried(tmp_path: Path) -> None
 
 
 def test_bad_journal_config_exits_78_naming_the_key(tmp_path: Path) -> None:
+    """Each wrong [[journal]] entry stops the daemon with exit 78 and a message naming its key."""
     for journal, key in (
         ({"unit": "a.service", "identifier": "a"}, "journal.0: set exactly one of unit"),
         ({"match": ["priority=3"]}, "journal.0.match"),

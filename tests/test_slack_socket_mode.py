@@ -122,6 +122,7 @@ def test_buttons_then_an_allowed_ack_is_recorded_and_shown(
 def test_silence_1h_then_the_same_action_again_is_refused_as_replayed(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
+    """The 1 h silence button silences the alert for one hour, via Slack; the same action replayed is refused."""
     config, daemon = start(tmp_path, fake_slack, fake_slack.app_token)
     try:
         fingerprint, channel, ts, _ = alert_message(config, tmp_path, fake_slack)
@@ -151,6 +152,7 @@ def test_silence_1h_then_the_same_action_again_is_refused_as_replayed(
 def test_an_unknown_fingerprint_or_another_message_is_refused_as_forged(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
+    """A button press for an unknown alert, or one that does not come from the alert's own message, is refused as forged and changes nothing."""
     config, daemon = start(tmp_path, fake_slack, fake_slack.app_token)
     try:
         fingerprint, channel, ts, _ = alert_message(config, tmp_path, fake_slack)
@@ -168,6 +170,7 @@ def test_an_unknown_fingerprint_or_another_message_is_refused_as_forged(
 
 
 def test_a_member_of_an_allowed_group_may_press(tmp_path: Path, fake_slack: FakeSlack) -> None:
+    """With allowed_groups set, a member may press and a non-member is refused; group membership is looked up once."""
     fake_slack.usergroups["S0ONCALL01"] = ["U0BOB00001", ALICE]
     config, daemon = start(
         tmp_path, fake_slack, fake_slack.app_token, allowed_groups=["S0ONCALL01"]
@@ -187,6 +190,7 @@ def test_a_member_of_an_allowed_group_may_press(tmp_path: Path, fake_slack: Fake
 def test_without_an_app_token_no_buttons_and_no_socket(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
+    """Without an app token the messages carry no buttons and no Socket Mode connection is opened."""
     config, daemon = start(tmp_path, fake_slack)
     try:
         _, _, _, blocks = alert_message(config, tmp_path, fake_slack)
@@ -200,6 +204,7 @@ def test_without_an_app_token_no_buttons_and_no_socket(
 def test_a_wrong_app_token_says_what_to_do_and_alerts_still_post(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
+    """A rejected app token is reported once with what to do (not retried), alerts still post, and the token never reaches the log."""
     config, daemon = start(tmp_path, fake_slack, "xapp-1-wrong-token")
     try:
         wait_until(
@@ -219,6 +224,7 @@ def test_a_wrong_app_token_says_what_to_do_and_alerts_still_post(
 
 @pytest.mark.parametrize("kind", ["opened", "updated", "repeated"])
 def test_buttons_fit_even_a_huge_alert_and_never_crowd_out_the_fixes(kind: str) -> None:
+    """Even the largest alert keeps valid blocks with the buttons last, and the buttons appear only when asked for."""
     message = render(dataclasses.replace(huge(), kind=kind), actions=True)
     assert block_problems(list(message.blocks)) == []
     assert message.blocks[-1]["type"] == "actions"
@@ -227,6 +233,7 @@ def test_buttons_fit_even_a_huge_alert_and_never_crowd_out_the_fixes(kind: str) 
 
 
 def test_no_buttons_on_a_resolved_alert_and_no_ack_button_once_acked() -> None:
+    """A resolved alert has no buttons; an acknowledged one loses only its ack button."""
     resolved = render(opened(kind="resolved"), actions=True)
     assert all(b["type"] != "actions" for b in resolved.blocks)
     acked = render(opened(acked_by="alice", acked_at="2026-11-25T10:00:00Z"), actions=True)
@@ -236,6 +243,7 @@ def test_no_buttons_on_a_resolved_alert_and_no_ack_button_once_acked() -> None:
 def test_the_app_token_is_checked_masked_and_read_from_env_or_credential(
     tmp_path: Path,
 ) -> None:
+    """The app token must start xapp- (the error names the key, not the value), is read from the environment or a credential file, and is shown masked."""
     with pytest.raises(ConfigError) as bad:
         parse_settings({}, {"SLACK_APP_TOKEN": "xoxb-not-an-app-token"})
     assert "slack.app_token" in str(bad.value) and "xapp-" in str(bad.value)

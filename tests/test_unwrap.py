@@ -221,6 +221,7 @@ def test_docker_partials_are_joined_per_stream() -> None:
 
 
 def test_cri_pieces_are_joined_up_to_the_full_one() -> None:
+    """CRI partial (P) pieces of one stream are joined up to its full (F) line, around another stream's line."""
     lines = [
         b'2024-05-01T12:00:00Z stderr P {"error": {"message": "You exceeded ',
         b"2024-05-01T12:00:00Z stdout F 10.0.0.1 GET /",
@@ -260,6 +261,7 @@ def test_joined_line_is_cut_at_max_line_and_held_in_bounded_memory() -> None:
 
 
 def test_unfinished_line_comes_out_at_the_end() -> None:
+    """A partial line still unfinished when the input ends comes out as it is."""
     assert unwrap("docker", [b'{"log":"half a li","stream":"stderr","time":"t"}']) == [
         (b"half a li", 1, "stderr", "t")
     ]
@@ -558,6 +560,7 @@ def test_configured_wrapper_is_used_and_none_reads_as_it_is(tmp_path: Path) -> N
 
 
 def test_a_bad_wrapper_is_a_config_error_naming_its_key(tmp_path: Path) -> None:
+    """An unknown wrapper kind, global or per glob, is a config error (exit 78) naming its key."""
     config = tmp_path / "c.toml"
     config.write_text('[logs]\nwrapper = "dockr"\n[logs.wrappers]\n"/var/log/*.log" = "k8s"\n')
     result = oai400d("check-config", "--config", str(config))
