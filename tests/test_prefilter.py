@@ -143,3 +143,31 @@ def test_compiled_automata_are_cached_and_a_bad_cache_is_never_trusted(
     monkeypatch.setenv("OAI400D_CACHE_DIR", str(shared))
     assert Prefilter(["insufficient_quota"]).hit_lines(line) == [3]
     assert list(shared.iterdir()) == []  # nothing written, nothing read
+
+
+# Patterns whose shortest prefilter literal is short, and why that is cheap enough.
+SHORT_LITERALS_ALLOWED = {
+    "proxy": "a proxy failure's wording varies; the word is rare outside proxy errors",
+    "下对于模型": "one-api's message: five CJK characters are 15 bytes",
+    "n_keep": "llama.cpp's own parameter name: not in other logs",
+    "_policy": "the suffix of a policy code (`cyber_policy`), not a word",
+    "throttl": "throttled / throttling: said of requests that were refused",
+}
+
+
+def test_no_rule_pattern_makes_the_prefilter_hit_on_a_common_word() -> None:
+    """Every pattern's required literal (what the prefilter looks for) is at least 8
+    characters, or allowed above with a reason: a literal like `connect` makes every httpcore
+    DEBUG line a candidate event (measured: 15 x the CPU on the openai-heavy shape)."""
+    from oai400d.classify.literals import required_literals
+    from oai400d.classify.rules import load_rules
+
+    short = []
+    for rule in load_rules().rules:
+        for pattern in rule.patterns:
+            literals = required_literals(pattern.regex.pattern)
+            if literals and min(len(x) for x in literals) < 8:
+                shortest = min(literals, key=len)
+                if shortest not in SHORT_LITERALS_ALLOWED:
+                    short.append((rule.id, pattern.regex.pattern, shortest))
+    assert short == []
