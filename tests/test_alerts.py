@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from oai400d.alerts import AlertBook
 from oai400d.config import AlertsSettings
-from oai400d.model import Finding
+from oai400d.model import Ack, Finding, Silence
 
 SETTINGS = AlertsSettings(group_wait=10, group_interval=60, repeat_interval=3600, resolve_after=900)
 
@@ -142,3 +142,31 @@ def test_next_due_tells_when_to_wake() -> None:
     assert book.next_due(0) == float("inf")
     book.observe(finding(), 100)
     assert book.next_due(103) == 7
+
+
+def test_the_book_is_built_with_its_mutes_and_context() -> None:
+    """Silences and the probes' context come with the book: the first message obeys both."""
+    later = Silence(1, "fp1", None, 0, 300, "", "alice", 0)
+    book = AlertBook(
+        SETTINGS, host="h", silences=[later], context=lambda category: f"probes: {category}"
+    )
+    book.observe(finding(), 0)
+    assert book.tick(10) == []
+    assert book.next_due(10) == 290  # the silence's end
+    (opened,) = book.tick(300)
+    assert (opened.kind, opened.context) == ("opened", "probes: auth.invalid_api_key")
+
+
+def test_shared_silences_mute_like_the_book_s_own_until_replaced() -> None:
+    """The fleet's silences, handed over with share_silences, hold messages, wake-ups and
+    acknowledgements alike; the book's own list stays its own."""
+    fleet_wide = Silence(7, None, "auth.invalid_api_key", 0, 5000, "", "bob", 0, via="slack")
+    book = AlertBook(SETTINGS, host="h")
+    book.share_silences([fleet_wide])
+    book.observe(finding(), 0)
+    assert book.tick(10) == [] and book.silences == []
+    assert book.next_due(10) == 890  # dropped if quiet at 900, not a past group_wait
+    assert book.silence_for(book.alerts()[0], 10) is fleet_wide
+    book.share_silences([])
+    assert kinds(book.tick(11)) == [("opened", 1)]
+    assert book.acknowledge(Ack("fp1", "alice", 12.0), 12) is not None

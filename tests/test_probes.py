@@ -1,15 +1,22 @@
-"""The probes against the fake OpenAI API and status page on 127.0.0.1 (httpx does real HTTP)."""
+"""The probes against the fake OpenAI API and status page on 127.0.0.1 (httpx does real HTTP),
+and the verdict table (verdicts.toml) row by row, in-process through httpx.MockTransport."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
+import ssl
 import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from oai400d.classify.rules import load_rules
 from oai400d.config import Settings, parse_settings
 from oai400d.model import ProbeResult
 from oai400d.probes import (
@@ -17,6 +24,7 @@ from oai400d.probes import (
     EXIT_CODES,
     PROBES,
     USER_AGENT,
+    Probe,
     make_client,
     overall,
     probe_api_key,
@@ -25,8 +33,11 @@ from oai400d.probes import (
     provider_of,
     run_probes,
 )
+from oai400d.probes import api as probes_api
+from oai400d.probes.api import api_error
+from oai400d.probes.verdicts import parse_table, verdict_table
 from tests.fakes import FakeOpenAI, FakeStatusPage
-from tests.fakes.openai_api import openai_error
+from tests.fakes.openai_api import AZURE_401_MESSAGE, NO_KEY_MESSAGE, openai_error
 
 pytest_plugins = ["tests.fakes.fixtures"]
 
@@ -682,3 +693,560 @@ def test_make_client_bounds_time_and_does_not_follow_redirects() -> None:
         assert client.timeout.connect == client.timeout.read == 1.5
         assert client.follow_redirects is False
         assert client.headers["user-agent"] == USER_AGENT
+
+
+# -- the verdict table (verdicts.toml), in-process through httpx.MockTransport -----------------
+
+# The ids of /work/shared/taxonomy.md (no test reads that file: it is not in the repository).
+TAXONOMY_IDS = frozenset(
+    {
+        "auth.invalid_api_key",
+        "auth.organization",
+        "auth.permission",
+        "quota.insufficient",
+        "rate_limit",
+        "request.image",
+        "request.context_length",
+        "request.unsupported_parameter",
+        "request.invalid_parameter",
+        "request.model_not_found",
+        "request.content_policy",
+        "request.payload",
+        "server.error",
+        "network",
+        "unclassified",
+        "not_openai",
+    }
+)
+OPENAI_URL = "https://api.openai.com/v1"
+AZURE_URL = "https://myres.openai.azure.com/openai/v1"
+REQUEST_ID = "req_0123456789abcdef0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One scripted answer of the API: status, body (dict: JSON, str: HTML), extra headers."""
+
+    status: int
+    body: dict[str, Any] | str | None = None
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def response(self) -> httpx.Response:
+        headers = dict(self.headers)
+        if isinstance(self.body, dict):
+            return httpx.Response(self.status, json=self.body, headers=headers)
+        if isinstance(self.body, str):
+            headers.setdefault("content-type", "text/html")
+            return httpx.Response(self.status, text=self.body, headers=headers)
+        return httpx.Response(self.status, headers=headers)
+
+
+@dataclass(frozen=True)
+class VerdictCase:
+    """An answer, where it came from, and the verdict expected of it: the table row, the level,
+    the summary (the api_key probe's; the models probe prefixes it) and the cause."""
+
+    row: str
+    answer: Answer
+    level: str
+    summary: str
+    cause: str | None
+    base_url: str = OPENAI_URL
+    provider: str = "auto"
+
+
+WITH_ID = (("x-request-id", REQUEST_ID),)
+VERDICT_CASES = [
+    VerdictCase(
+        "restricted_key",
+        Answer(
+            401,
+            openai_error(
+                "You have insufficient permissions for this operation. Missing scopes: "
+                "api.model.read. Check that you have the correct role.",
+                "invalid_request_error",
+            ),
+        ),
+        "warning",
+        "restricted key cannot list models (401, missing scope api.model.read); "
+        "it may still work for generation",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "restricted_key",
+        Answer(403, openai_error("Missing scope: api.files.read.", "invalid_request_error")),
+        "warning",
+        "restricted key cannot list models (403, missing scope api.files.read); "
+        "it may still work for generation",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "organization_mismatch",
+        Answer(
+            401,
+            openai_error(
+                "OpenAI-Organization header should match organization for API key",
+                "invalid_request_error",
+                "mismatched_organization",
+            ),
+        ),
+        "critical",
+        "wrong organization: 401 mismatched_organization",
+        "auth.organization",
+    ),
+    VerdictCase(
+        "organization_unknown",
+        Answer(
+            401,
+            openai_error(
+                "You must be a member of an organization to use the API. Please contact us.",
+                "invalid_request_error",
+                "no_organization",
+            ),
+        ),
+        "critical",
+        "wrong organization: 401 You must be a member of an organization to use the API",
+        "auth.organization",
+    ),
+    VerdictCase(
+        "project_mismatch",
+        Answer(
+            401,
+            openai_error(
+                "OpenAI-Project header should match project for API key",
+                "invalid_request_error",
+                "mismatched_project",
+            ),
+        ),
+        "critical",
+        "wrong project: 401 mismatched_project",
+        "auth.organization",
+    ),
+    VerdictCase(
+        "account_deactivated",
+        Answer(
+            401,
+            openai_error(
+                "This key is associated with a deactivated account.",
+                "invalid_request_error",
+                "account_deactivated",
+            ),
+        ),
+        "critical",
+        "key rejected: 401 account_deactivated",
+        "auth.invalid_api_key",
+    ),
+    VerdictCase(
+        "key_stripped",
+        Answer(401, openai_error(NO_KEY_MESSAGE, "invalid_request_error")),
+        "critical",
+        "key rejected: 401 no key reached the API (a proxy may strip it)",
+        "auth.invalid_api_key",
+    ),
+    VerdictCase(
+        "azure_key",
+        Answer(401, {"error": {"code": "401", "message": "Unauthorized."}}),
+        "critical",
+        "key rejected: 401 (Azure: invalid subscription key or wrong API endpoint)",
+        "auth.invalid_api_key",
+        base_url=AZURE_URL,
+    ),
+    VerdictCase(
+        "azure_key_wording",  # Azure behind a custom domain, taken for a compatible server
+        Answer(401, {"error": {"code": "401", "message": AZURE_401_MESSAGE}}),
+        "critical",
+        "key rejected: 401 (Azure: invalid subscription key or wrong API endpoint)",
+        "auth.invalid_api_key",
+        base_url="https://apim.example.com/openai/v1",
+    ),
+    VerdictCase(
+        "compatible_key",
+        Answer(401, openai_error("Authentication Error", "auth_error")),
+        "critical",
+        "key rejected: 401 invalid_api_key (by the OpenAI-compatible server at 127.0.0.1)",
+        "auth.invalid_api_key",
+        base_url="http://127.0.0.1:4000/v1",
+    ),
+    VerdictCase(
+        "invalid_key",
+        Answer(
+            401,
+            openai_error(
+                "Incorrect API key provided: sk-proj-****wxyz.",
+                "invalid_request_error",
+                "invalid_api_key",
+            ),
+        ),
+        "critical",
+        "key rejected: 401 invalid_api_key",
+        "auth.invalid_api_key",
+    ),
+    VerdictCase(
+        "invalid_key",  # no body at all: the code the row assumes
+        Answer(401),
+        "critical",
+        "key rejected: 401 invalid_api_key",
+        "auth.invalid_api_key",
+        provider="openai",
+    ),
+    VerdictCase(
+        "unsupported_region",
+        Answer(
+            403,
+            openai_error(
+                "Country, region, or territory not supported",
+                "request_forbidden",
+                "unsupported_country_region_territory",
+            ),
+        ),
+        "critical",
+        "region not supported: 403 unsupported_country_region_territory",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "ip_not_authorized",
+        Answer(403, openai_error("Access denied.", "invalid_request_error", "ip_not_authorized")),
+        "critical",
+        "this host's IP is not allowed: 403 ip_not_authorized",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "ip_not_authorized",  # the words without the code, " ip" before "not authorized"
+        Answer(403, openai_error("Requests from IP 203.0.113.7 are not authorized.", "denied")),
+        "critical",
+        "this host's IP is not allowed: 403 ip_not_authorized",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "forbidden_not_json",
+        Answer(403, "<html><body>403 Forbidden</body></html>"),
+        "critical",
+        "access denied: 403 not JSON: a proxy or firewall?",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "forbidden",
+        Answer(403, openai_error("Forbidden.", "permission_error")),
+        "critical",
+        "access denied: 403 permission_error",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "forbidden",  # JSON without code or type: nothing after the status
+        Answer(403, {"detail": "Forbidden"}),
+        "critical",
+        "access denied: 403",
+        "auth.permission",
+    ),
+    VerdictCase(
+        "quota_exhausted",
+        Answer(
+            429,
+            openai_error(
+                "You exceeded your current quota, please check your plan and billing details.",
+                "insufficient_quota",
+                "insufficient_quota",
+            ),
+        ),
+        "critical",
+        "quota exhausted: 429 insufficient_quota",
+        "quota.insufficient",
+    ),
+    VerdictCase(
+        "quota_exhausted",
+        Answer(
+            429, openai_error("Billing hard limit has been reached.", "billing_hard_limit_reached")
+        ),
+        "critical",
+        "quota exhausted: 429 insufficient_quota",
+        "quota.insufficient",
+    ),
+    VerdictCase(
+        "rate_limited",
+        Answer(
+            429,
+            openai_error("Rate limit reached for requests", "requests", "rate_limit_exceeded"),
+            WITH_ID,
+        ),
+        "warning",
+        f"rate limited: 429 rate_limit_exceeded ({REQUEST_ID})",
+        "rate_limit",
+    ),
+    VerdictCase(
+        "server_error",
+        Answer(503, "<html>Service Unavailable</html>", WITH_ID),
+        "warning",
+        f"OpenAI API answered 503 ({REQUEST_ID})",
+        "server.error",
+    ),
+    VerdictCase(
+        "server_error",
+        Answer(500, openai_error("The server had an error.", "server_error")),
+        "warning",
+        "OpenAI API answered 500",
+        "server.error",
+    ),
+    VerdictCase(
+        "redirect",  # the target without its user:password and query
+        Answer(307, "", (("location", "https://user:pw@elsewhere.example/v1/models?k=1"),)),
+        "unknown",
+        "OpenAI API answered 307 (redirect to https://elsewhere.example/v1/models): "
+        "set openai.base_url to the final URL",
+        None,
+    ),
+    VerdictCase(
+        "redirect",
+        Answer(302),
+        "unknown",
+        "OpenAI API answered 302 (redirect): set openai.base_url to the final URL",
+        None,
+    ),
+    VerdictCase(
+        "no_such_path",
+        Answer(404, openai_error("Invalid URL (GET /v1/modelz)", "invalid_request_error")),
+        "unknown",
+        "GET /models answered 404: is openai.base_url right?",
+        None,
+    ),
+    VerdictCase(
+        "unexpected",
+        Answer(418, openai_error("I'm a teapot", "teapot_error", "teapot"), WITH_ID),
+        "unknown",
+        f"unexpected answer 418 teapot ({REQUEST_ID})",
+        None,
+    ),
+    VerdictCase(
+        "unexpected",
+        Answer(400),
+        "unknown",
+        "unexpected answer 400",
+        None,
+    ),
+]
+
+
+def scripted(settings: Settings, answer: Answer, probe: Probe) -> ProbeResult:
+    """Run one probe in-process, every request answered with `answer`."""
+    transport = httpx.MockTransport(lambda request: answer.response())
+    with make_client(settings, transport) as client:
+        return probe(settings, client)
+
+
+def case_settings(case: VerdictCase) -> Settings:
+    """Settings for a case: its base URL and provider, one model."""
+    return make_settings(base_url=case.base_url, provider=case.provider, models=["gpt-4o"])
+
+
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, id=f"{c.row}-{c.answer.status}") for c in VERDICT_CASES]
+)
+def test_each_answer_gets_its_rows_verdict(case: VerdictCase) -> None:
+    """The row the table picks for an answer, and what both API probes then say: level, summary,
+    cause and the row's fixes; the models probe says the models were not checked."""
+    settings = case_settings(case)
+    provider = provider_of(case.base_url, case.provider)
+    error = api_error(case.answer.response(), SECRET)
+    row = verdict_table().find(error, provider)
+    assert row.id == case.row
+    key_result = scripted(settings, case.answer, probe_api_key)
+    models_result = scripted(settings, case.answer, probe_models)
+    assert (key_result.status, key_result.summary, key_result.cause) == (
+        case.level,
+        case.summary,
+        case.cause,
+    )
+    assert (models_result.status, models_result.summary, models_result.cause) == (
+        case.level,
+        "models not checked: " + case.summary,
+        case.cause,
+    )
+    assert key_result.fixes == models_result.fixes == row.fixes and row.fixes
+    assert key_result.details["http_status"] == case.answer.status
+    assert case.cause is None or case.cause in TAXONOMY_IDS
+
+
+def test_every_row_of_the_table_has_a_case() -> None:
+    """No row of verdicts.toml goes untested, and no case names a row that is not there."""
+    assert {c.row for c in VERDICT_CASES} == {row.id for row in verdict_table().rows}
+
+
+def test_every_cause_of_the_table_is_a_taxonomy_category() -> None:
+    """A verdict's cause is a category of taxonomy.md (or none, when the probe cannot tell)."""
+    for row in verdict_table().rows:
+        assert row.cause is None or row.cause in TAXONOMY_IDS, row.id
+        assert row.cause is not None or row.level == "unknown", row.id
+
+
+def test_fixes_shared_with_the_rules_name_existing_rules() -> None:
+    """A [fixes] entry that refers to a rule names a built-in rule of rules.toml, and carries
+    exactly that rule's fixes."""
+    rules = {rule.id: rule for rule in load_rules().rules}
+    assert verdict_table().rule_refs  # the sharing is in use
+    for name, rule_id in verdict_table().rule_refs.items():
+        assert rule_id in rules, f"[fixes] {name}: no rule {rule_id}"
+        assert verdict_table().fixes(name) == rules[rule_id].fixes
+
+
+def test_every_fix_set_is_used_and_every_used_one_exists() -> None:
+    """Each [fixes] entry is given by some row or asked for by a probe, and each one a probe asks
+    for by name exists (read from the package's source: `.fixes("name")`)."""
+    package = Path(probes_api.__file__).parent
+    asked = {
+        name
+        for path in package.glob("*.py")
+        for name in re.findall(r'\.fixes\("(\w+)"\)', path.read_text(encoding="utf-8"))
+    }
+    table = verdict_table()
+    assert asked <= set(table.fix_sets)
+    assert set(table.fix_sets) == asked | {row.fix_set for row in table.rows}
+
+
+def _failing(exc: Exception) -> httpx.MockTransport:
+    """A transport on which every request fails with exc."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return httpx.MockTransport(handler)
+
+
+def _tls_failure() -> Exception:
+    """httpx's ConnectError as it comes out of a failed TLS handshake."""
+    handshake = ssl.SSLError(1, "[SSL: WRONG_VERSION_NUMBER] wrong version number")
+    handshake.reason = "WRONG_VERSION_NUMBER"  # set by the ssl module's C code, not by __init__
+    try:
+        raise handshake
+    except ssl.SSLError as cause:
+        try:
+            raise httpx.ConnectError("handshake failed") from cause
+        except httpx.ConnectError as exc:
+            return exc
+
+
+@pytest.mark.parametrize(
+    ("transport", "level", "summary", "cause", "fixes"),
+    [
+        pytest.param(
+            _failing(httpx.ConnectError("[Errno 111] Connection refused")),
+            "warning",
+            "cannot connect: [Errno 111] Connection refused",
+            "network",
+            "network",
+            id="network",
+        ),
+        pytest.param(_failing(_tls_failure()), "warning", None, "network", "tls", id="tls"),
+        pytest.param(
+            httpx.MockTransport(lambda r: httpx.Response(200, text="<html>login</html>")),
+            "unknown",
+            None,
+            None,
+            "base_url",
+            id="no-model-list",
+        ),
+    ],
+)
+def test_the_api_probes_own_verdicts(
+    transport: httpx.MockTransport, level: str, summary: str | None, cause: str | None, fixes: str
+) -> None:
+    """What the API probes judge without the table (no answer, or a 200 that is not the API's):
+    level, cause, and the named fixes of verdicts.toml."""
+    settings = make_settings(base_url=OPENAI_URL, models=["gpt-4o"])
+    for probe in (probe_api_key, probe_models):
+        with make_client(settings, transport) as client:
+            result = probe(settings, client)
+        assert (result.status, result.cause) == (level, cause)
+        assert result.fixes == verdict_table().fixes(fixes)
+        if summary is not None:
+            assert result.summary.endswith(summary)
+        assert cause is None or cause in TAXONOMY_IDS
+    if fixes == "tls":
+        assert result.summary == "models not checked: TLS error: wrong version number"
+    if fixes == "base_url":
+        assert "is openai.base_url right?" in result.summary
+
+
+def test_models_missing_and_denied_carry_their_named_fixes() -> None:
+    """A 404 model (missing) and a 403 'does not have access to model' (denied): their causes are
+    taxonomy categories, their fixes the table's `models` and `model_denied` entries."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/gpt-5-typo"):
+            return httpx.Response(404, json=openai_error("The model does not exist", "x"))
+        return httpx.Response(
+            403, json=openai_error("Project `p` does not have access to model `o3`", "x")
+        )
+
+    transport = httpx.MockTransport(handler)
+    for models_configured, cause, fixes in [
+        (["gpt-5-typo", "o3"], "request.model_not_found", "models"),
+        (["o3"], "auth.permission", "model_denied"),
+    ]:
+        settings = make_settings(base_url=OPENAI_URL, models=models_configured)
+        with make_client(settings, transport) as client:
+            result = probe_models(settings, client)
+        assert (result.status, result.cause) == ("critical", cause)
+        assert cause in TAXONOMY_IDS
+        assert result.fixes == verdict_table().fixes(fixes)
+
+
+def test_the_status_page_verdicts_carry_their_named_fixes() -> None:
+    """The status page unreadable (UNKNOWN) and an API outage (server.error): the table's
+    `status_page` and `outage` fixes."""
+    outage = {
+        "page": {"url": "https://status.openai.com"},
+        "components": [{"name": "Chat Completions", "status": "major_outage"}],
+        "incidents": [],
+    }
+    settings = make_settings()
+    for body, level, cause, fixes in [
+        ({"unknown": "shape"}, "unknown", None, "status_page"),
+        (outage, "critical", "server.error", "outage"),
+    ]:
+        transport = httpx.MockTransport(lambda r, body=body: httpx.Response(200, json=body))
+        with make_client(settings, transport) as client:
+            result = probe_status_page(settings, client)
+        assert (result.status, result.cause) == (level, cause)
+        assert result.fixes == verdict_table().fixes(fixes)
+
+
+def _table_document() -> dict[str, Any]:
+    """The shipped verdicts.toml, parsed (to break on purpose)."""
+    text = Path(probes_api.__file__).with_name("verdicts.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def _rule_fixes() -> dict[str, tuple[str, ...]]:
+    return {rule.id: rule.fixes for rule in load_rules().rules}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda d: d["answer"][0].update(cause="auth.key"), "is not a category of taxonomy.md"),
+        (lambda d: d["answer"][0].update(level="fatal"), "`level` 'fatal' is not one of"),
+        (lambda d: d["answer"][0].update(fixes="nope"), "`fixes` 'nope' is not an entry"),
+        (lambda d: d["answer"][0].update(summary="{nope}"), "unknown placeholder(s) ['nope']"),
+        (lambda d: d["answer"][0].update(statuses=[401]), "unknown key(s) ['statuses']"),
+        (lambda d: d["answer"][0].update(patterns=["("]), "is not a valid regex"),
+        (lambda d: d["answer"][0].update(provider=["aws"]), "`provider` must be a list of"),
+        (lambda d: d["answer"][1].update(id=d["answer"][0]["id"]), "the id is used by an earlier"),
+        (lambda d: d["answer"][-1].update(status=[400]), "the last [[answer]] must have no"),
+        (lambda d: d["fixes"].update(quota={"rule": "openai.nope"}), "no rule 'openai.nope'"),
+        (lambda d: d["fixes"].update(quota=[]), "[fixes] quota: give a non-empty list"),
+    ],
+)
+def test_a_broken_table_is_refused_saying_where(change: Any, problem: str) -> None:
+    """Each mistake in verdicts.toml is a ValueError naming the row or entry and what is wrong."""
+    document = _table_document()
+    change(document)
+    with pytest.raises(ValueError) as raised:
+        parse_table(document, _rule_fixes())
+    assert problem in str(raised.value)
+    assert str(raised.value).startswith("verdicts.toml: ")
+
+
+def test_the_shipped_table_parses_as_loaded() -> None:
+    """verdicts.toml as shipped is what verdict_table() holds (nothing lost in loading)."""
+    table = parse_table(_table_document(), _rule_fixes())
+    assert [row.id for row in table.rows] == [row.id for row in verdict_table().rows]
+    assert table.fix_sets == verdict_table().fix_sets

@@ -5,7 +5,17 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
+
+from oai400d.model import Notification
+from oai400d.notify import Attempt, Delivered, MessageAddress, OutboxWorker
+from oai400d.notify.base import episode_key
+from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
+from oai400d.state import SLACK_TARGET, State
 
 from .daemon_harness import STAMP, DaemonProcess, append, status, wait_until, write_config
 from .fakes.slack import FakeSlack
@@ -258,3 +268,169 @@ def test_test_alert_checks_the_token_and_names_the_workspace(
         "invalid_auth" in bad.stderr.decode()
         and "xoxb-wrong" not in bad.stderr.decode() + bad.stdout.decode()
     )
+
+
+# --- the bot notifier in-process: what it posts and edits, given what the outbox kept -------
+
+FIRST_SEEN = datetime.fromtimestamp(time.time() - 60, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Crash(Exception):
+    """The daemon dying between a post and its bookkeeping (a kill -9)."""
+
+
+def bot(slack: FakeSlack) -> SlackWebNotifier:
+    return SlackWebNotifier(slack.token, "#openai-alerts", slack.base_url, 0.0, timeout=5.0)
+
+
+def notification(
+    kind: str = "opened", fingerprint: str = "fp-slack", episode: str = "", count: int = 3
+) -> Notification:
+    return Notification(
+        kind=kind,
+        fingerprint=fingerprint,
+        category="model_not_found",
+        severity="critical",
+        title="Model not found",
+        count=count,
+        first_seen=FIRST_SEEN,
+        last_seen=FIRST_SEEN,
+        files=("/var/log/app.log",),
+        fixes=("use a model the key can see",),
+        docs=(),
+        excerpt="The model `gpt-9` does not exist",
+        new=2 if kind != "opened" else 0,
+        duration_s=60.0 if kind == "resolved" else None,
+        episode=episode,
+    )
+
+
+class CrashingBot:
+    """The bot, but the daemon dies once Slack has the post and before the outbox books it."""
+
+    name = SlackWebNotifier.name
+    digest_threshold = 0
+    min_interval = 0.0
+    edits_messages = True
+
+    def __init__(self, inner: SlackWebNotifier) -> None:
+        self.inner = inner
+
+    def send(self, notification: Notification, attempt: Attempt) -> Delivered:
+        self.inner.send(notification, attempt)
+        raise Crash
+
+    def send_digest(self, notifications: Sequence[Notification], attempt: Attempt) -> Delivered:
+        raise AssertionError("no digest here")
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+def test_the_bot_keeps_its_addresses_where_the_fleet_and_the_buttons_look() -> None:
+    """The outbox keeps the bot's message addresses under its name: the fleet sync and the
+    Slack buttons read them under state.SLACK_TARGET."""
+    assert SlackWebNotifier.name == SLACK_TARGET
+    assert SlackWebNotifier.edits_messages and not SlackWebhookNotifier.edits_messages
+
+
+def test_the_bot_posts_once_tagged_then_edits_that_message_and_replies_in_its_thread(
+    fake_slack: FakeSlack,
+) -> None:
+    """opened posts a message carrying the entry's ref and the episode's key and returns its
+    address; repeated, given that address, edits it and adds one reply in its thread."""
+    notifier = bot(fake_slack)
+    posted = notifier.send(notification(), Attempt("1"))
+    assert posted.message is not None
+    (message,) = fake_slack.messages()
+    assert (message.channel, message.ts) == (posted.message.channel, posted.message.ts)
+    assert message.metadata["event_payload"] == {"ref": "1", "key": episode_key(notification())}
+
+    where = posted.message
+    edited = notifier.send(notification("repeated", count=5), Attempt("2", where, where.channel))
+    assert edited == posted
+    (update,) = fake_slack.updates()
+    assert update.params["ts"] == where.ts
+    (reply,) = fake_slack.replies(where.channel, where.ts)
+    assert "5" in reply.text
+    assert len([m for m in fake_slack.messages() if not m.is_reply]) == 1
+
+
+def test_a_retry_after_a_lost_answer_finds_its_post_instead_of_posting_again(
+    fake_slack: FakeSlack,
+) -> None:
+    """Told that an earlier attempt of its entry began (its answer lost), the bot looks in the
+    channel's history for a message carrying the entry's ref: found, it is the delivery; an
+    entry whose ref no message carries is posted."""
+    notifier = bot(fake_slack)
+    began = time.time()
+    first = notifier.send(notification(), Attempt("7"))
+    assert first.message is not None
+    channel = first.message.channel
+    retry = notifier.send(notification(), Attempt("7", None, channel, earlier_attempt=began))
+    assert retry == first
+    assert len(fake_slack.posts()) == 1
+    assert len(fake_slack.calls("conversations.history")) == 1
+
+    other = notifier.send(
+        notification(fingerprint="fp-other"), Attempt("8", None, channel, earlier_attempt=began)
+    )
+    assert other.message is not None and other.message != first.message
+    assert len(fake_slack.posts()) == 2
+
+
+def test_a_message_deleted_in_slack_is_posted_anew_and_the_reply_goes_to_the_new_one(
+    fake_slack: FakeSlack,
+) -> None:
+    """chat.update answers message_not_found: the bot posts the message again and returns the
+    new address (the outbox keeps it), and the resolved reply goes in the new message's thread."""
+    notifier = bot(fake_slack)
+    channel = fake_slack.channel_id("#openai-alerts")
+    assert channel is not None
+    gone = MessageAddress(channel, "1000000000.000100")
+    result = notifier.send(notification("resolved"), Attempt("3", gone, channel))
+    (new,) = [m for m in fake_slack.messages() if not m.is_reply]
+    assert result.message == MessageAddress(channel, new.ts)
+    (reply,) = fake_slack.replies(channel, new.ts)
+    assert "esolved" in reply.text
+
+
+def test_a_fleet_message_another_host_posted_is_found_by_its_episode_and_edited(
+    fake_slack: FakeSlack,
+) -> None:
+    """A host taking over a fleet alert whose message's address never reached the store finds
+    the message by the episode key it carries, edits it and returns its address: no second
+    message."""
+    posted = bot(fake_slack).send(notification(episode="fleet4"), Attempt("1"))
+    assert posted.message is not None
+    taken = bot(fake_slack).send(
+        notification("updated", episode="fleet4", count=9),
+        Attempt("5", None, posted.message.channel),
+    )
+    assert taken == posted
+    assert len(fake_slack.posts()) == 1 and len(fake_slack.updates()) == 1
+
+
+def test_the_outbox_and_the_bot_post_once_across_a_crash_between_post_and_bookkeeping(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    """In-process twin of the kill -9 test: the daemon dies after Slack stored a post and
+    before the outbox booked it; after the restart the entry is delivered by finding that post
+    (one message, not two), and its address is kept for the edits to come."""
+    path = str(tmp_path / "state.db")
+    state = State(path)
+    state.commit(notifications=[notification(fingerprint="fp-first")])
+    OutboxWorker(path, bot(fake_slack)).drain(state)  # the channel id is known from now on
+    state.commit(notifications=[notification(fingerprint="fp-slow")])
+    with pytest.raises(Crash):
+        OutboxWorker(path, CrashingBot(bot(fake_slack))).drain(state)
+    state.close()
+
+    again = State(path)
+    OutboxWorker(path, bot(fake_slack)).drain(again)
+    assert again.outbox_depth() == 0
+    top = [m for m in fake_slack.messages() if not m.is_reply]
+    assert len(top) == 2 and len(fake_slack.posts()) == 2
+    key = episode_key(notification(fingerprint="fp-slow"))
+    assert again.delivery_target(key, SLACK_TARGET) == (top[1].channel, top[1].ts)
+    again.close()

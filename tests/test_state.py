@@ -101,3 +101,35 @@ def test_unusable_path_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StateError, match=r"state\.path"):
         State(str(blocker / "sub" / "state.db"))
+
+
+def test_a_delivery_and_what_it_leaves_are_written_together(tmp_path: Path) -> None:
+    """record_delivery marks entries delivered, keeps the addresses they left and drops the keys
+    they made useless, in one transaction; delivery_targets reads several keys at once (and
+    leaves out the ones without a row)."""
+    state = State(str(tmp_path / "state.db"))
+    state.commit(notifications=[note("a"), note("b"), note("c")])
+    first, second, third = state.outbox_pending()
+    state.remember_delivery("intent:1", "slack", "C1", "100.0")
+    state.record_delivery(
+        [first.id, second.id],
+        "slack",
+        {"a@x": ("C1", "1.5"), "channel-id": ("C1", "C1")},
+        ["intent:1"],
+        now=50.0,
+    )
+    assert [e.id for e in state.outbox_pending()] == [third.id]
+    kept = state.delivery_targets(["a@x", "channel-id", "intent:1", "b@x"], "slack")
+    assert kept == {"a@x": ("C1", "1.5"), "channel-id": ("C1", "C1")}
+    assert state.delivery_targets(["a@x"], "console") == {}
+
+
+def test_a_mark_remembered_once_keeps_its_first_value(tmp_path: Path) -> None:
+    """An attempt's mark keeps the time of the first attempt: a second remember_delivery_once
+    of the same key changes nothing (remember_delivery replaces)."""
+    state = State(str(tmp_path / "state.db"))
+    state.remember_delivery_once("intent:9", "slack", "C1", "100.000000")
+    state.remember_delivery_once("intent:9", "slack", "C2", "200.000000")
+    assert state.delivery_target("intent:9", "slack") == ("C1", "100.000000")
+    state.remember_delivery("intent:9", "slack", "C2", "200.000000")
+    assert state.delivery_target("intent:9", "slack") == ("C2", "200.000000")

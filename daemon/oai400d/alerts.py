@@ -1,22 +1,21 @@
-"""Findings → alerts: grouping by fingerprint, counting, and when to tell a person.
+"""Findings → alerts: grouping by fingerprint, counting, and the notifications they are due.
 
-The lifecycle of one alert, with the `[alerts]` settings:
-    pending ──group_wait──► open ──(more findings, every group_interval at most)──► updated
-       │                     │ ──(still happening after repeat_interval)────────► repeated
-       │                     └──(no finding for resolve_after)─────────────────► resolved
-    backlog: seen only in lines caught up after a restart: counted, summarised once, never
-    announced one by one; a live finding turns it into pending.
+When to tell a person is the lifecycle's (lifecycle.py, its rules written there only); the book
+applies it to every alert it keeps. A finding seen only in lines caught up after a restart
+starts a backlog alert; a live finding turns it into pending.
 Pure logic: the clock comes in as arguments, nothing here reads files or sends anything.
 """
 
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from oai400d import lifecycle
 from oai400d.config import AlertsSettings
+from oai400d.lifecycle import Step
 from oai400d.model import Ack, Alert, Finding, Notification, ProbeResult, Silence
 
 MAX_FILES_PER_ALERT = 20
@@ -58,6 +57,40 @@ def probe_alert(result: ProbeResult, fingerprint: str, first_seen: float) -> Ale
     )
 
 
+def notification_of(
+    kind: str, a: Alert, new: int, host: str, context: Callable[[str], str] | None = None
+) -> Notification:
+    """The message of a lifecycle step about alert `a` (`new`: findings it tells for the first
+    time), from `host`, with what `context` says about its category at this moment."""
+    duration = (a.resolved_at or a.last_seen) - a.first_seen if kind == "resolved" else None
+    return Notification(
+        kind=kind,
+        fingerprint=a.fingerprint,
+        category=a.category,
+        severity=a.severity,
+        title=a.title,
+        count=a.count,
+        first_seen=iso(a.first_seen),
+        last_seen=iso(a.last_seen),
+        files=a.files,
+        fixes=a.fixes,
+        docs=a.docs,
+        excerpt=a.excerpt,
+        rule=a.rule,
+        message=a.message,
+        status=a.status,
+        error_code=a.error_code,
+        model=a.model,
+        request_id=a.request_id,
+        new=new,
+        duration_s=duration,
+        host=host,
+        context=context(a.category) if context is not None else "",
+        acked_by=a.acked_by,
+        acked_at=iso(a.acked_at) if a.acked_at is not None else None,
+    )
+
+
 @dataclass
 class _Entry:
     alert: Alert
@@ -65,18 +98,38 @@ class _Entry:
 
 
 class AlertBook:
-    """The alerts that are not resolved, and the notifications they are due."""
+    """The alerts that are not resolved, and the notifications they are due.
+
+    Its mutes come with it: `silences` (this host's, from the state DB; the daemon refreshes
+    them) and those shared with it through `share_silences` (the fleet's); every step of the
+    lifecycle sees both. `context` says what the probes say about a category at the moment of
+    a notification (correlation)."""
 
     def __init__(
-        self, settings: AlertsSettings, alerts: Iterable[Alert] = (), host: str | None = None
+        self,
+        settings: AlertsSettings,
+        alerts: Iterable[Alert] = (),
+        host: str | None = None,
+        *,
+        silences: Iterable[Silence] = (),
+        context: Callable[[str], str] | None = None,
     ) -> None:
         self.settings = settings
         self.host = host if host is not None else socket.gethostname()
         self._entries = {a.fingerprint: _Entry(a, dirty=False) for a in alerts}
-        # What the probes say about a category at the moment of a notification (correlation).
-        self.context: Callable[[str], str] | None = None
-        # Silences from the state DB (the daemon refreshes them): policy about messages only.
-        self.silences: list[Silence] = []
+        self.context = context
+        # Policy about messages only: counting goes on under a silence.
+        self.silences: list[Silence] = list(silences)
+        self._shared_silences: Sequence[Silence] = ()
+
+    def share_silences(self, silences: Sequence[Silence]) -> None:
+        """Silences kept elsewhere that mute this book's alerts too (in a fleet: the store's,
+        the last it said); they stand until the next call."""
+        self._shared_silences = silences
+
+    def mutes(self) -> list[Silence]:
+        """Every silence this book's lifecycle obeys: its own, then the shared ones."""
+        return [*self.silences, *self._shared_silences]
 
     def reconfigure(self, settings: AlertsSettings) -> None:
         self.settings = settings
@@ -140,85 +193,23 @@ class AlertBook:
         """A probe passed `success_threshold` times in a row: resolve its alert, if open."""
         fingerprint = f"probe:{name}"
         entry = self._entries.get(fingerprint)
-        if entry is None or entry.alert.state == "resolved":
+        if entry is None:
             return None
-        a = entry.alert
-        if a.state != "open":
-            self._set(fingerprint, replace(a, state="resolved", resolved_at=now))
-            return None
-        resolved = replace(a, state="resolved", resolved_at=now, notified_count=a.count)
-        self._set(fingerprint, resolved)
-        return self._notification("resolved", resolved, a.count - a.notified_count)
+        return self._take(fingerprint, lifecycle.recover(entry.alert, now))
 
     # --- time -------------------------------------------------------------------------------
 
     def tick(self, now: float, logs: bool = True) -> list[Notification]:
         """The notifications due at `now`, applying the lifecycle to every alert. `logs=False`:
         log alerts wait as they are (a fleet announces them; this host only if it falls back)."""
-        s = self.settings
+        mutes = self.mutes()
         due: list[Notification] = []
         for fingerprint, entry in list(self._entries.items()):
-            a = entry.alert
-            if not (logs or self._own_business(a)):
-                continue
-            quiet = now - a.last_seen
-            if a.state == "backlog":
-                if quiet >= s.resolve_after:
-                    self._set(fingerprint, replace(a, state="resolved", resolved_at=now))
-                continue
-            silenced = self.silence_for(a, now) is not None
-            if a.state == "pending":
-                if silenced:
-                    # Not announced yet: it is announced when the silence ends, if it is still
-                    # happening then; one that went quiet meanwhile is dropped unannounced.
-                    if a.source != "probe" and quiet >= s.resolve_after:
-                        self._set(fingerprint, replace(a, state="resolved", resolved_at=now))
-                    continue
-                if now - a.first_seen >= s.group_wait:
-                    a = replace(
-                        a,
-                        state="open",
-                        opened_at=now,
-                        last_notified=now,
-                        last_reminder=now,
-                        notified_count=a.count,
-                    )
-                    self._set(fingerprint, a)
-                    due.append(self._notification("opened", a, a.count))
-                continue
-            if a.state != "open":
-                continue
-            reminds = not silenced and a.acked_at is None  # an acknowledged alert stops reminding
-            if a.source == "probe":
-                # Probe alerts resolve on probe successes, not on quiet time; they remind.
-                if reminds and now - (a.last_reminder or a.first_seen) >= s.repeat_interval:
-                    updated = replace(
-                        a, last_reminder=now, last_notified=now, notified_count=a.count
-                    )
-                    self._set(fingerprint, updated)
-                    due.append(self._notification("repeated", updated, a.count - a.notified_count))
-                continue
-            if quiet >= s.resolve_after:
-                resolved = replace(a, state="resolved", resolved_at=now, notified_count=a.count)
-                self._set(fingerprint, resolved)
-                due.append(self._notification("resolved", resolved, a.count - a.notified_count))
-                continue
-            if silenced:
-                continue  # counted; the next message after the silence carries what it hid
-            since_notice = now - (a.last_notified or a.first_seen)
-            since_reminder = now - (a.last_reminder or a.opened_at or a.first_seen)
-            if (
-                reminds
-                and since_reminder >= s.repeat_interval
-                and a.last_seen > (a.last_reminder or 0)
-            ):
-                updated = replace(a, last_notified=now, last_reminder=now, notified_count=a.count)
-                self._set(fingerprint, updated)
-                due.append(self._notification("repeated", updated, a.count - a.notified_count))
-            elif a.count > a.notified_count and since_notice >= s.group_interval:
-                updated = replace(a, last_notified=now, notified_count=a.count)
-                self._set(fingerprint, updated)
-                due.append(self._notification("updated", updated, a.count - a.notified_count))
+            if logs or self._own_business(entry.alert):
+                step = lifecycle.decide(entry.alert, now, self.settings, mutes)
+                shown = self._take(fingerprint, step)
+                if shown is not None:
+                    due.append(shown)
         return due
 
     def backlog_summary(self, now: float) -> Notification | None:
@@ -285,33 +276,15 @@ class AlertBook:
 
     def next_due(self, now: float, logs: bool = True) -> float:
         """Seconds until tick(now, logs) may have something to do (for the main loop's sleep)."""
-        s = self.settings
-        soonest = float("inf")
-        for entry in self._entries.values():
-            a = entry.alert
-            if not (logs or self._own_business(a)):
-                continue
-            silence = self.silence_for(a, now) if a.state in ("pending", "open") else None
-            if silence is not None:
-                # Nothing to say until it ends, but a log alert may still resolve meanwhile.
-                soonest = min(soonest, silence.ends)
-                if a.source != "probe":
-                    soonest = min(soonest, a.last_seen + s.resolve_after)
-                continue
-            if a.state == "pending":
-                soonest = min(soonest, a.first_seen + s.group_wait)
-            elif a.state == "open":
-                if a.source != "probe":  # a probe alert resolves on probe successes
-                    soonest = min(soonest, a.last_seen + s.resolve_after)
-                if a.count > a.notified_count:
-                    soonest = min(soonest, (a.last_notified or a.first_seen) + s.group_interval)
-                last_reminder = a.last_reminder or a.first_seen
-                # A reminder is only due for an unacknowledged alert with findings since the
-                # last one (a probe alert: always); a past deadline otherwise would spin.
-                if a.acked_at is None and (a.source == "probe" or a.last_seen > last_reminder):
-                    soonest = min(soonest, last_reminder + s.repeat_interval)
-            elif a.state == "backlog":
-                soonest = min(soonest, a.last_seen + s.resolve_after)
+        mutes = self.mutes()
+        soonest = min(
+            (
+                lifecycle.decide(e.alert, now, self.settings, mutes).due
+                for e in self._entries.values()
+                if logs or self._own_business(e.alert)
+            ),
+            default=lifecycle.NEVER,
+        )
         return max(0.0, soonest - now)
 
     @staticmethod
@@ -324,23 +297,17 @@ class AlertBook:
         its own meanwhile. One it announced gets a "merged" message; the others just go."""
         merged: list[Notification] = []
         for fingerprint, entry in list(self._entries.items()):
-            a = entry.alert
-            if self._own_business(a) or a.state not in ("pending", "open"):
-                continue
-            done = replace(a, state="resolved", resolved_at=now, notified_count=a.count)
-            self._set(fingerprint, done)
-            if a.state == "open":
-                merged.append(self._notification("merged", done, a.count - a.notified_count))
+            if not self._own_business(entry.alert):
+                shown = self._take(fingerprint, lifecycle.merge(entry.alert, now))
+                if shown is not None:
+                    merged.append(shown)
         return merged
 
     # --- silences and acknowledgements ------------------------------------------------------
 
     def silence_for(self, alert: Alert, now: float) -> Silence | None:
         """The first silence active at `now` that covers this alert, if any."""
-        for silence in self.silences:
-            if silence.active(now) and silence.matches(alert.fingerprint, alert.category):
-                return silence
-        return None
+        return lifecycle.silence_for(alert, self.mutes(), now)
 
     def acknowledge(self, ack: Ack, now: float) -> Notification | None:
         """Record an acknowledgement of the current episode; the message that shows it (an
@@ -348,45 +315,17 @@ class AlertBook:
         entry = self._entries.get(ack.fingerprint)
         if entry is None:
             return None
-        a = entry.alert
-        if a.state == "resolved" or ack.at < a.first_seen or a.acked_at == ack.at:
-            return None  # gone, an earlier episode's, or already applied
-        acked = replace(a, acked_by=ack.by, acked_at=ack.at)
-        if a.state != "open" or self.silence_for(a, now) is not None:
-            self._set(ack.fingerprint, acked)
-            return None
-        acked = replace(acked, last_notified=now, notified_count=a.count)
-        self._set(ack.fingerprint, acked)
-        return self._notification("updated", acked, a.count - a.notified_count)
+        step = lifecycle.acknowledge(entry.alert, ack, now, self.mutes())
+        return self._take(ack.fingerprint, step)
 
-    def _set(self, fingerprint: str, alert: Alert) -> None:
-        self._entries[fingerprint] = _Entry(alert)
+    def _take(self, fingerprint: str, step: Step | None) -> Notification | None:
+        """Keep the alert a lifecycle step left (to persist), and build its message, if any."""
+        if step is None or step.action == "wait":
+            return None
+        self._entries[fingerprint] = _Entry(step.alert)
+        if step.kind is None:
+            return None
+        return self._notification(step.kind, step.alert, step.new)
 
     def _notification(self, kind: str, a: Alert, new: int) -> Notification:
-        duration = (a.resolved_at or a.last_seen) - a.first_seen if kind == "resolved" else None
-        return Notification(
-            kind=kind,
-            fingerprint=a.fingerprint,
-            category=a.category,
-            severity=a.severity,
-            title=a.title,
-            count=a.count,
-            first_seen=iso(a.first_seen),
-            last_seen=iso(a.last_seen),
-            files=a.files,
-            fixes=a.fixes,
-            docs=a.docs,
-            excerpt=a.excerpt,
-            rule=a.rule,
-            message=a.message,
-            status=a.status,
-            error_code=a.error_code,
-            model=a.model,
-            request_id=a.request_id,
-            new=new,
-            duration_s=duration,
-            host=self.host,
-            context=self.context(a.category) if self.context is not None else "",
-            acked_by=a.acked_by,
-            acked_at=iso(a.acked_at) if a.acked_at is not None else None,
-        )
+        return notification_of(kind, a, new, self.host, self.context)

@@ -10,7 +10,6 @@ import logging
 import os
 import stat
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -167,12 +166,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_STATE
 
 
-NAGIOS_EXIT = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
-
-
 def cmd_probe(args: argparse.Namespace) -> int:
     """Run the probes once; exit 0/1/2/3 like a Nagios plugin."""
-    from oai400d.probes import overall, run_probes
+    from oai400d.probes import EXIT_CODES, overall, run_probes
 
     loaded = _load(args)
     results = run_probes(loaded.settings, args.check)
@@ -195,7 +191,7 @@ def cmd_probe(args: argparse.Namespace) -> int:
             for fix in r.fixes[:3]:
                 print(f"  {r.name}: fix: {fix}")
         print(f"overall: {worst.upper()}")
-    return NAGIOS_EXIT[worst]
+    return EXIT_CODES[worst]
 
 
 def nagios_line(worst: str, results: Sequence[ProbeResult]) -> str:
@@ -214,25 +210,21 @@ def nagios_line(worst: str, results: Sequence[ProbeResult]) -> str:
 
 def cmd_test_alert(args: argparse.Namespace) -> int:
     """Send a sample alert and say plainly whether and where it arrived."""
+    from oai400d.notify import Attempt
     from oai400d.service import make_notifier, sample_notification
 
     loaded = _load(args)
     notifier = make_notifier(loaded.settings)
     print(f"sending a sample alert to {notifier.describe()}")
     check = getattr(notifier, "check", None)
-    with tempfile.TemporaryDirectory(prefix="oai400d-test-alert-") as scratch:
-        state = State(os.path.join(scratch, "state.db"))
-        try:
-            if check is not None:
-                print(f"  token check: {check()}")
-            notifier.bind(state)
-            notifier.send(sample_notification(), f"test-alert-{int(time.time())}")
-        except DeliveryError as exc:
-            again = "retrying later may help" if exc.retryable else "retrying will not help"
-            print(f"NOT delivered: {exc} ({again})", file=sys.stderr)
-            return EXIT_WARNING
-        finally:
-            state.close()
+    try:
+        if check is not None:
+            print(f"  token check: {check()}")
+        notifier.send(sample_notification(), Attempt(f"test-alert-{int(time.time())}"))
+    except DeliveryError as exc:
+        again = "retrying later may help" if exc.retryable else "retrying will not help"
+        print(f"NOT delivered: {exc} ({again})", file=sys.stderr)
+        return EXIT_WARNING
     where = notifier.describe()
     print(f'delivered to {where}: look for "oai400d test alert" there')
     return EXIT_OK

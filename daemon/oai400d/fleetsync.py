@@ -25,13 +25,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from oai400d.alerts import AlertBook, silence_added
+from oai400d import lifecycle
+from oai400d.alerts import notification_of, silence_added
 from oai400d.config import Settings
 from oai400d.errors import FleetError, FleetStoreError
 from oai400d.fleet import Contribution, FleetAlert, FleetStore, Transition, describe_dsn
 from oai400d.model import Ack, Alert, Finding, Notification, ProbeResult, Silence
-from oai400d.notify.slack import TARGET as SLACK_TARGET
-from oai400d.state import State
+from oai400d.state import SLACK_TARGET, State
 
 log = logging.getLogger("oai400d.fleet")
 
@@ -363,26 +363,30 @@ class FleetSync:
             )
             quiet = max(settings.resolve_after, 2.5 * runs)
             settings = settings.model_copy(update={"resolve_after": quiet})
-        book = AlertBook(settings, [alert_of(view)], host=self.host)
-        book.silences = self.silences
-        book.context = self.context
-        due: list[Notification] = []
+        alert = alert_of(view)
+        steps: list[lifecycle.Step] = []
         ack = self._acks.get(view.fingerprint)
-        if ack is not None:
-            shown = book.acknowledge(ack, now)
-            if shown is not None:
-                due.append(shown)
-        due.extend(book.tick(now))
-        changed = book.changed()
-        if not changed:
+        acked = None if ack is None else lifecycle.acknowledge(alert, ack, now, self.silences)
+        if acked is not None:
+            steps.append(acked)
+            alert = acked.alert
+        timed = lifecycle.decide(alert, now, settings, self.silences)
+        if timed.action != "wait":
+            steps.append(timed)
+            alert = timed.alert
+        if not steps:
             return None
-        new = changed[-1]
+        due = [
+            notification_of(step.kind, step.alert, step.new, self.host, self.context)
+            for step in steps
+            if step.kind is not None
+        ]
         change = Transition(
             view.fingerprint,
             view.episode,
-            new.state,
-            {key: getattr(new, key) for key in _LIFECYCLE},
-            expect_count=view.count if new.state == "resolved" else None,
+            alert.state,
+            {key: getattr(alert, key) for key in _LIFECYCLE},
+            expect_count=view.count if alert.state == "resolved" else None,
         )
         return change, due
 

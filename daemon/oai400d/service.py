@@ -555,12 +555,8 @@ class Daemon:
                 "on its own findings until it is back",
                 now - (failing or now),
             )
-        local = self.book.silences
-        self.book.silences = [*local, *self.fleet.silences]  # the last the store said
-        try:
-            due = self.book.tick(now, logs=fallback)
-        finally:
-            self.book.silences = local
+        self.book.share_silences(self.fleet.silences)  # the last the store said
+        due = self.book.tick(now, logs=fallback)
         if failing is None:  # what it kept meanwhile is in the store now: forget it
             merged = self.book.absorb(now)
             if self._fell_back:

@@ -11,7 +11,7 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +29,10 @@ from oai400d.model import (
 )
 
 SCHEMA_VERSION = 1
+# The target under which the Slack bot's message addresses are kept in `deliveries`: the outbox
+# keeps them for the notifier of that name, the fleet sync shares them with the other hosts, and
+# the Slack buttons check that a press came from one of them.
+SLACK_TARGET = "slack"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
@@ -358,6 +362,50 @@ class State:
         with self._transaction() as db:
             db.execute(
                 "DELETE FROM deliveries WHERE fingerprint = ? AND target = ?", (fingerprint, target)
+            )
+
+    def delivery_targets(self, keys: Iterable[str], target: str) -> dict[str, tuple[str, str]]:
+        """The stored (channel, ts) of each of these keys that has one, in one query."""
+        wanted = list(keys)
+        marks = ",".join("?" * len(wanted))
+        rows = self._db.execute(
+            f"SELECT fingerprint, channel, ts FROM deliveries WHERE target = ? "
+            f"AND fingerprint IN ({marks})",
+            (target, *wanted),
+        ).fetchall()
+        return {str(row[0]): (str(row[1]), str(row[2])) for row in rows}
+
+    def remember_delivery_once(self, key: str, target: str, channel: str, ts: str) -> None:
+        """Like remember_delivery, but a key that has a row keeps it (an attempt's mark keeps
+        the time of the first attempt)."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO deliveries VALUES (?, ?, ?, ?)", (key, target, channel, ts)
+            )
+
+    def record_delivery(
+        self,
+        entry_ids: Iterable[int],
+        target: str,
+        remember: Mapping[str, tuple[str, str]],
+        forget: Iterable[str] = (),
+        now: float | None = None,
+    ) -> None:
+        """Outbox entries delivered, with what their delivery left ((channel, ts) by key) and the
+        keys it made useless, in one transaction: a crash keeps all of it or none."""
+        stamp = time.time() if now is None else now
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO deliveries VALUES (?, ?, ?, ?)",
+                [(key, target, channel, ts) for key, (channel, ts) in remember.items()],
+            )
+            db.executemany(
+                "DELETE FROM deliveries WHERE fingerprint = ? AND target = ?",
+                [(key, target) for key in forget],
+            )
+            db.executemany(
+                "UPDATE outbox SET delivered = ?, last_error = NULL WHERE id = ?",
+                [(stamp, entry_id) for entry_id in entry_ids],
             )
 
     # --- probes -----------------------------------------------------------------------------

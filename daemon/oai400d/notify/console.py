@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from oai400d.model import Notification
-from oai400d.state import State
+from oai400d.notify.base import Attempt, Delivered
 
 _MARK = {
     "opened": "OPENED",
@@ -90,25 +90,25 @@ class ConsoleNotifier:
     name = "console"
     digest_threshold = 0
     min_interval = 0.0
+    edits_messages = False
 
     def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
         self.format = fmt
         self.stream = stream if stream is not None else sys.stdout
 
-    def bind(self, state: State) -> None:
-        """The console keeps no delivery bookkeeping."""
-
-    def send_digest(self, notifications: Sequence[Notification], ref: str) -> None:
+    def send_digest(self, notifications: Sequence[Notification], attempt: Attempt) -> Delivered:
         for notification in notifications:
-            self.send(notification, ref)
+            self.send(notification, attempt)
+        return Delivered()
 
-    def send(self, notification: Notification, ref: str = "") -> None:
+    def send(self, notification: Notification, attempt: Attempt) -> Delivered:
         if self.format == "json":
             text = json.dumps(notification.to_json(), ensure_ascii=False) + "\n"
         else:
             text = render_text(notification)
         self.stream.write(text)
         self.stream.flush()
+        return Delivered()
 
     def describe(self) -> str:
         return f"the console (stdout, {self.format})"

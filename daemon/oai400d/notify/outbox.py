@@ -1,7 +1,9 @@
 """The outbox worker: delivers notifications from the state DB in order, retrying with backoff.
 
 Per alert, notifications go out in the order they were queued; an alert whose delivery is
-failing waits (with backoff) without holding up the others.
+failing waits (with backoff) without holding up the others. The worker owns all the delivery
+bookkeeping (notify/deliveries.py): the notifier is told what earlier deliveries left (an
+`Attempt`) and says what to keep (a `Delivered`); it never sees the state DB.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import time
 from collections.abc import Callable
 
 from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from oai400d.notify.base import Notifier
+from oai400d.notify.base import Attempt, Notifier, episode_key
+from oai400d.notify.deliveries import DeliveryLedger
 from oai400d.state import OutboxEntry, State
 
 log = logging.getLogger("oai400d.notify")
@@ -89,7 +92,7 @@ class OutboxWorker:
     def drain(self, state: State) -> float:
         """Deliver what is due; return how long to sleep before looking again."""
         notifier = self.notifier
-        notifier.bind(state)
+        ledger = DeliveryLedger(state, notifier.name, notifier.edits_messages)
         now = self.clock()
         blocked: set[str] = set()  # alerts with an earlier notification still undelivered
         next_look = 60.0
@@ -107,16 +110,15 @@ class OutboxWorker:
         if notifier.digest_threshold and len(due) >= notifier.digest_threshold:
             # A storm of distinct problems: one digest message instead of one message each.
             self._pace(notifier)
-            ref = f"digest-{due[0].id}-{due[-1].id}"
+            attempt = ledger.begin(f"digest-{due[0].id}-{due[-1].id}", None, self.clock())
             try:
-                notifier.send_digest([e.notification for e in due], ref)
+                sent = notifier.send_digest([e.notification for e in due], attempt)
             except DeliveryError as exc:
-                self._failed(state, due[0], exc)
+                self._failed(state, ledger, due[0], attempt, exc)
                 return min(next_look, backoff(due[0].attempts, getattr(exc, "retry_after", None)))
             finally:
                 self._last_sent = self.clock()  # (the pace counts from the answer: a long post)
-            for entry in due:
-                state.delivered(entry.id)
+            ledger.delivered([e.id for e in due], attempt, None, sent, self.clock())
             self.delivered += len(due)
             self._observe(notifier, "delivered", len(due))
             return 0.0
@@ -126,17 +128,19 @@ class OutboxWorker:
             if entry.notification.fingerprint in blocked:
                 continue
             self._pace(notifier)
+            episode = episode_key(entry.notification)
+            attempt = ledger.begin(str(entry.id), episode, self.clock())
             try:
-                notifier.send(entry.notification, str(entry.id))
+                sent = notifier.send(entry.notification, attempt)
             except DeliveryError as exc:
-                delay = self._failed(state, entry, exc)
+                delay = self._failed(state, ledger, entry, attempt, exc)
                 if delay is not None:
                     blocked.add(entry.notification.fingerprint)
                     next_look = min(next_look, delay)
                 continue
             finally:
                 self._last_sent = self.clock()  # a failed attempt reached the receiver too
-            state.delivered(entry.id)
+            ledger.delivered([entry.id], attempt, episode, sent, self.clock())
             self.delivered += 1
             self._observe(notifier, "delivered")
             self._recovered()
@@ -150,7 +154,14 @@ class OutboxWorker:
                 self._stop.wait(pause)
         self._last_sent = self.clock()
 
-    def _failed(self, state: State, entry: OutboxEntry, exc: DeliveryError) -> float | None:
+    def _failed(
+        self,
+        state: State,
+        ledger: DeliveryLedger,
+        entry: OutboxEntry,
+        attempt: Attempt,
+        exc: DeliveryError,
+    ) -> float | None:
         """Book a failed delivery; the delay before its retry, or None when it was dropped."""
         where = self.notifier.describe()
         self._observe(
@@ -158,7 +169,7 @@ class OutboxWorker:
         )
         if isinstance(exc, PermanentDeliveryError):
             # Retrying cannot help; keep the outbox moving and say what to do, once.
-            state.delivered(entry.id)
+            ledger.given_up(entry.id, attempt, self.clock())
             self._report_once(
                 f"permanent:{exc}", logging.ERROR, f"delivery to {where} failed: {exc}"
             )

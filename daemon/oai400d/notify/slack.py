@@ -1,10 +1,12 @@
 """Slack delivery with slack-sdk: a bot token (Web API) or an incoming webhook.
 
 Bot token: one problem is one message in the channel. `opened` posts it, later notifications edit
-it (chat.update) and add a threaded reply for `repeated` and `resolved`. The posted message's ts
-is stored before the outbox entry is marked done, and an intent mark is stored before posting,
-so a restart neither loses the message nor posts it twice (an interrupted post is looked up in
-the channel's history by the metadata it carries).
+it (chat.update) and add a threaded reply for `repeated` and `resolved`. Each post carries the
+outbox entry's ref and the episode's key in its metadata. The outbox keeps the message's address
+(returned in a `Delivered`) and marks each entry before its first attempt; a retry of an entry
+whose earlier attempt may have posted (a lost answer, a kill -9) looks for that post in the
+channel's history by its ref before posting again, so a restart neither loses the message nor
+posts it twice.
 
 Webhook: new messages for opened / repeated / resolved; updates are folded into the reminders.
 Every slack-sdk error is translated here into a DeliveryError that says whether a retry can help.
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
 import urllib.error
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from oai400d.model import Notification
+from oai400d.notify.base import Attempt, Delivered, MessageAddress, episode_key
 from oai400d.notify.slack_blocks import (
     SlackMessage,
     render,
@@ -34,11 +36,9 @@ from oai400d.notify.slack_blocks import (
     render_plain,
     render_reply,
 )
-from oai400d.state import State
 
 log = logging.getLogger("oai400d.slack")
 
-TARGET = "slack"
 METADATA_EVENT = "oai400d_alert"
 # Fold the due notifications into one digest when sending them one by one would take longer
 # than this many messages (about as many seconds at Slack's pace): a storm, not a backlog.
@@ -85,13 +85,6 @@ class LayoutRejected(PermanentDeliveryError):
     """Slack refused the blocks: send the plain-text version instead."""
 
 
-def episode(n: Notification) -> str:
-    """One Slack message per alert episode: a problem that resolves and comes back is new. A
-    fleet's notifications name their episode, so that every host that comes to own the alert
-    edits the same message."""
-    return f"{n.fingerprint}@{n.episode or n.first_seen}"
-
-
 def _retry_after(headers: Any) -> float | None:
     try:
         value = headers.get("Retry-After") or headers.get("retry-after")
@@ -130,8 +123,9 @@ def translate(exc: Exception, where: str) -> DeliveryError:
 class SlackWebNotifier:
     """Posts with a bot token through the Web API (chat.postMessage, chat.update)."""
 
-    name = "slack"
+    name = "slack"  # the target its message addresses are kept under: state.SLACK_TARGET
     digest_threshold = DIGEST_THRESHOLD
+    edits_messages = True
 
     def __init__(
         self,
@@ -154,13 +148,9 @@ class SlackWebNotifier:
             timeout=int(timeout),
             retry_handlers=[ConnectionErrorRetryHandler(max_retry_count=1)],
         )
-        self.state: State | None = None
 
     def describe(self) -> str:
         return f"Slack channel {self.channel} (bot token, {self.base_url})"
-
-    def bind(self, state: State) -> None:
-        self.state = state
 
     # --- checks (`oai400d test-alert`) ------------------------------------------------------
 
@@ -174,42 +164,38 @@ class SlackWebNotifier:
 
     # --- delivery ---------------------------------------------------------------------------
 
-    def send(self, notification: Notification, ref: str) -> None:
-        state = self._state()
-        key = episode(notification)
+    def send(self, notification: Notification, attempt: Attempt) -> Delivered:
+        key = episode_key(notification)
         message = render(notification, actions=self.buttons)
         if notification.kind == "backlog":
-            self._post_once(ref, key, message)
-            return
-        existing = state.delivery_target(key, TARGET)
+            return Delivered(self._post_once(attempt, key, message))
+        existing = attempt.message
         if existing is None and notification.episode and notification.kind != "opened":
-            existing = self._find_fleet_message(key, notification.first_seen)
+            existing = self._find_fleet_message(attempt, key, notification.first_seen)
         if existing is None:  # the first message of this episode (or its message is gone)
-            self._post_once(ref, key, message)
-            return
-        self._update(existing, message, notification, ref)
+            return Delivered(self._post_once(attempt, key, message))
+        current = self._update(existing, message, notification, attempt)
         if notification.kind in ("repeated", "resolved", "merged"):
-            self._reply_once(ref, existing, render_reply(notification))
+            self._reply(current, render_reply(notification))
+        return Delivered(current)
 
-    def send_digest(self, notifications: Sequence[Notification], ref: str) -> None:
-        self._post_once(ref, f"digest:{ref}", render_digest(notifications))
+    def send_digest(self, notifications: Sequence[Notification], attempt: Attempt) -> Delivered:
+        message = render_digest(notifications)
+        return Delivered(self._post_once(attempt, f"digest:{attempt.ref}", message))
 
-    def _state(self) -> State:
-        if self.state is None:
-            raise RuntimeError("SlackWebNotifier.bind(state) was not called")
-        return self.state
+    def _channel_id(self, attempt: Attempt) -> str:
+        """The channel as Slack named it in an earlier answer (its id), else as configured."""
+        return attempt.channel or self.channel
 
-    def _post_once(self, ref: str, key: str, message: SlackMessage) -> None:
+    def _post_once(self, attempt: Attempt, key: str, message: SlackMessage) -> MessageAddress:
         """Post, unless an interrupted earlier attempt of this entry already did."""
-        state = self._state()
-        intent = state.delivery_target(f"intent:{ref}", TARGET)
-        if intent is not None:
-            found = self._find_posted(intent[0], "ref", ref, since=float(intent[1]))
+        if attempt.earlier_attempt is not None:
+            found = self._find_posted(
+                self._channel_id(attempt), "ref", attempt.ref, since=attempt.earlier_attempt
+            )
             if found is not None:
-                state.remember_delivery(key, TARGET, found[0], found[1])
-                return
-        state.remember_delivery(f"intent:{ref}", TARGET, self._channel_id(), f"{time.time():.6f}")
-        metadata = {"event_type": METADATA_EVENT, "event_payload": {"ref": ref, "key": key}}
+                return found
+        metadata = {"event_type": METADATA_EVENT, "event_payload": {"ref": attempt.ref, "key": key}}
         try:
             answer = self.client.chat_postMessage(
                 channel=self.channel,
@@ -234,25 +220,22 @@ class SlackWebNotifier:
                 )
             except Exception as again:
                 raise translate(again, "chat.postMessage (plain text)") from None
-        channel, ts = str(answer["channel"]), str(answer["ts"])
-        state.remember_delivery(key, TARGET, channel, ts)
-        state.remember_delivery("channel-id", TARGET, channel, channel)
+        return MessageAddress(str(answer["channel"]), str(answer["ts"]))
 
-    def _find_fleet_message(self, key: str, first_seen: str) -> tuple[str, str] | None:
+    def _find_fleet_message(
+        self, attempt: Attempt, key: str, first_seen: str
+    ) -> MessageAddress | None:
         """The message of a fleet alert that another host posted while it owned the alert, and
         died before the store learnt where it is: found by its episode key, then edited."""
         try:
             since = datetime.strptime(first_seen, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
         except ValueError:
             return None
-        found = self._find_posted(self._channel_id(), "key", key, since.timestamp())
-        if found is not None:
-            self._state().remember_delivery(key, TARGET, found[0], found[1])
-        return found
+        return self._find_posted(self._channel_id(attempt), "key", key, since.timestamp())
 
     def _find_posted(
         self, channel: str, field: str, value: str, since: float
-    ) -> tuple[str, str] | None:
+    ) -> MessageAddress | None:
         """The message whose metadata has this ref (an interrupted attempt of ours) or key (an
         alert's episode), posted since a time (needs channels:history; without it we post again
         and say so)."""
@@ -275,47 +258,46 @@ class SlackWebNotifier:
         for item in messages:
             payload = (item.get("metadata") or {}).get("event_payload") or {}
             if payload.get(field) == value:
-                return channel, str(item["ts"])
+                return MessageAddress(channel, str(item["ts"]))
         return None
 
-    def _channel_id(self) -> str:
-        known = self._state().delivery_target("channel-id", TARGET)
-        return known[0] if known else self.channel
-
     def _update(
-        self, where: tuple[str, str], message: SlackMessage, n: Notification, ref: str
-    ) -> None:
-        channel, ts = where
+        self, where: MessageAddress, message: SlackMessage, n: Notification, attempt: Attempt
+    ) -> MessageAddress:
+        """Edit the episode's message; the message that stands for it afterwards (a new one
+        when it was deleted in Slack)."""
         try:
             self.client.chat_update(
-                channel=channel, ts=ts, text=message.text, blocks=list(message.blocks)
+                channel=where.channel, ts=where.ts, text=message.text, blocks=list(message.blocks)
             )
         except Exception as exc:
             error = translate(exc, "chat.update")
             if isinstance(error, LayoutRejected):
                 try:
-                    self.client.chat_update(channel=channel, ts=ts, text=render_plain(n), blocks=[])
+                    self.client.chat_update(
+                        channel=where.channel, ts=where.ts, text=render_plain(n), blocks=[]
+                    )
                 except Exception as again:
                     raise translate(again, "chat.update (plain text)") from None
-                return
+                return where
             if "message_not_found" in str(error) or "cant_update_message" in str(error):
-                self._state().forget_delivery(episode(n), TARGET)  # deleted in Slack: post anew
-                self._post_once(f"{ref}:repost", episode(n), message)
-                return
+                return self._post_once(attempt, episode_key(n), message)  # deleted: post anew
             raise error from None
+        return where
 
-    def _reply_once(self, ref: str, where: tuple[str, str], text: str) -> None:
-        state = self._state()
-        if state.delivery_target(f"reply:{ref}", TARGET) is not None:
-            return
-        channel, ts = where
+    def _reply(self, where: MessageAddress, text: str) -> None:
+        """A reply in the message's thread (the last step of a delivery: a failure before it
+        never leaves a reply that a retry would repeat)."""
         try:
-            answer = self.client.chat_postMessage(
-                channel=channel, thread_ts=ts, text=text, unfurl_links=False, unfurl_media=False
+            self.client.chat_postMessage(
+                channel=where.channel,
+                thread_ts=where.ts,
+                text=text,
+                unfurl_links=False,
+                unfurl_media=False,
             )
         except Exception as exc:
             raise translate(exc, "chat.postMessage (thread reply)") from None
-        state.remember_delivery(f"reply:{ref}", TARGET, channel, str(answer["ts"]))
 
 
 class SlackWebhookNotifier:
@@ -323,6 +305,7 @@ class SlackWebhookNotifier:
 
     name = "slack-webhook"
     digest_threshold = DIGEST_THRESHOLD
+    edits_messages = False  # a webhook returns no message id: nothing to keep
 
     def __init__(self, url: str, min_interval: float = 1.0, timeout: float = 10.0) -> None:
         self.client = WebhookClient(
@@ -335,20 +318,19 @@ class SlackWebhookNotifier:
     def describe(self) -> str:
         return "a Slack incoming webhook"
 
-    def bind(self, state: State) -> None:
-        """Webhooks return no message id: nothing to keep."""
-
     def check(self) -> str:
         return "an incoming webhook (its channel was chosen when it was created)"
 
-    def send(self, notification: Notification, ref: str) -> None:
+    def send(self, notification: Notification, attempt: Attempt) -> Delivered:
         if notification.kind == "updated":
-            return  # folded into the next reminder: a webhook cannot edit its message
+            return Delivered()  # folded into the next reminder: a webhook cannot edit its message
         self._send(render(notification), render_plain(notification))
+        return Delivered()
 
-    def send_digest(self, notifications: Sequence[Notification], ref: str) -> None:
+    def send_digest(self, notifications: Sequence[Notification], attempt: Attempt) -> Delivered:
         message = render_digest(notifications)
         self._send(message, message.text)
+        return Delivered()
 
     def _send(self, message: SlackMessage, plain: str) -> None:
         error = self._post(text=message.text, blocks=list(message.blocks))

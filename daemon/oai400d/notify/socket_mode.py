@@ -26,9 +26,9 @@ from slack_sdk.socket_mode.response import SocketModeResponse
 
 from oai400d.errors import DeliveryError, FleetError, PermanentDeliveryError, StateError
 from oai400d.model import Ack
-from oai400d.notify.slack import TARGET, translate
+from oai400d.notify.slack import translate
 from oai400d.notify.slack_blocks import ACTION_ACK, ACTION_SILENCE
-from oai400d.state import State
+from oai400d.state import SLACK_TARGET, State
 
 if TYPE_CHECKING:  # a store is passed in only with state.fleet: psycopg is not loaded without
     from oai400d.fleet import FleetStore
@@ -180,7 +180,7 @@ class ActionHandler:
         if allowed is not None:
             return allowed
         known = bool(press.fingerprint) and state.alert(press.fingerprint) is not None
-        messages = state.deliveries_of(press.fingerprint, TARGET) if known else []
+        messages = state.deliveries_of(press.fingerprint, SLACK_TARGET) if known else []
         in_fleet = bool(press.fingerprint) and self.fleet is not None
         shared = self._fleet().alert(press.fingerprint) if in_fleet else None
         if shared is not None:

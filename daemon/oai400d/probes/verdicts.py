@@ -1,0 +1,270 @@
+"""The verdict table: what an API error answer means, read from verdicts.toml.
+
+The probes' knowledge of OpenAI's (and Azure's, and proxies') refusals is data, like the
+classifier's rules: rows tried in order, each with its conditions and what it says. This module
+loads and checks the table once, and finds the row for an answer; it knows nothing of HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from string import Formatter
+from typing import Any
+
+from oai400d.classify.rules import CATEGORIES, builtin_document
+
+LEVELS = ("critical", "warning", "unknown")
+PROVIDERS = ("openai", "azure", "compatible")
+PLACEHOLDERS = frozenset(
+    {"status", "code", "code_or_type", "request", "host", "sentence", "scope", "location"}
+)
+_ROW_KEYS = frozenset(
+    {
+        "id",
+        "status",
+        "status_min",
+        "status_max",
+        "patterns",
+        "provider",
+        "json",
+        "level",
+        "summary",
+        "default_code",
+        "cause",
+        "fixes",
+    }
+)
+_CONDITIONS = ("status", "status_min", "status_max", "patterns", "provider", "json")
+# The scope a restricted key lacks, as OpenAI names it ("… Missing scopes: api.model.read.").
+_SCOPES = re.compile(r"Missing scopes?:\s*([\w.:, -]+?)\.(?:\s|$)")
+
+
+@dataclass(frozen=True, slots=True)
+class ApiError:
+    """The parts of a non-2xx API answer the verdict needs; `message` is already scrubbed."""
+
+    status: int
+    code: str | None
+    type: str | None
+    message: str
+    request_id: str | None
+    is_json: bool
+    location: str | None = None  # a redirect's target, already without secrets
+
+    def details(self) -> dict[str, Any]:
+        """For ProbeResult.details."""
+        return {
+            "http_status": self.status,
+            "error_code": self.code,
+            "error_type": self.type,
+            "message": self.message,
+            "request_id": self.request_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A judged failure: status, words (without the probe's prefix), cause, fixes, and the row of
+    the table that gave it (empty for the verdicts a probe gives itself)."""
+
+    status: str
+    summary: str
+    cause: str | None
+    fixes: tuple[str, ...]
+    details: dict[str, Any] = field(default_factory=dict)
+    row: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerRow:
+    """One [[answer]] of verdicts.toml: its conditions, and the verdict when they all hold."""
+
+    id: str
+    status: frozenset[int]
+    status_min: int | None
+    status_max: int | None
+    patterns: tuple[re.Pattern[str], ...]
+    provider: frozenset[str]
+    json: bool | None
+    level: str
+    summary: str
+    default_code: str
+    cause: str | None
+    fix_set: str  # the [fixes] entry the row names
+    fixes: tuple[str, ...]  # that entry's fixes (a rule's, when it names one)
+
+    def matches(self, error: ApiError, lowered: str, provider: str) -> bool:
+        """Whether every condition the row gives holds (`lowered`: "<code> <type> <message>")."""
+        if self.status and error.status not in self.status:
+            return False
+        if self.status_min is not None and error.status < self.status_min:
+            return False
+        if self.status_max is not None and error.status > self.status_max:
+            return False
+        if self.provider and provider not in self.provider:
+            return False
+        if self.json is not None and error.is_json != self.json:
+            return False
+        return not self.patterns or any(p.search(lowered) for p in self.patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictTable:
+    """The [[answer]] rows in order, and every named set of fixes (rule references resolved)."""
+
+    rows: tuple[AnswerRow, ...]
+    fix_sets: Mapping[str, tuple[str, ...]]
+    rule_refs: Mapping[str, str]  # fix set name -> the rules.toml id it takes its fixes from
+
+    def fixes(self, name: str) -> tuple[str, ...]:
+        """A named set of fixes of [fixes] (KeyError naming the known ones if there is none)."""
+        try:
+            return self.fix_sets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.fix_sets))
+            raise KeyError(f"no [fixes] entry {name!r} in verdicts.toml; known: {known}") from None
+
+    def find(self, error: ApiError, provider: str) -> AnswerRow:
+        """The first row that holds for this answer (the last row holds for every answer)."""
+        lowered = f"{error.code or ''} {error.type or ''} {error.message}".lower()
+        for row in self.rows:
+            if row.matches(error, lowered, provider):
+                return row
+        raise AssertionError("verdicts.toml: the last [[answer]] must have no condition")
+
+    def judge(self, error: ApiError, provider: str, host: str) -> Verdict:
+        """The verdict on a non-2xx answer to GET /models (or /models/{id}) that is not 'missing'.
+
+        `provider` is "openai", "azure" or "compatible"; `host` is openai.base_url's host name."""
+        row = self.find(error, provider)
+        found = _SCOPES.search(error.message)
+        values = {
+            "status": error.status,
+            "code": error.code or row.default_code,
+            "code_or_type": error.code or error.type or "",
+            "request": f" ({error.request_id})" if error.request_id else "",
+            "host": host,
+            "sentence": error.message.split(".")[0],
+            "scope": found.group(1) if found else "api.model.read",
+            "location": f" to {error.location}" if error.location else "",
+        }
+        summary = row.summary.format_map(values).rstrip()
+        return Verdict(row.level, summary, row.cause, row.fixes, error.details(), row.id)
+
+
+@cache
+def verdict_table() -> VerdictTable:
+    """The table that ships in the package, loaded and checked once per process."""
+    text = resources.files("oai400d.probes").joinpath("verdicts.toml").read_text(encoding="utf-8")
+    return parse_table(tomllib.loads(text), _builtin_rule_fixes())
+
+
+def _builtin_rule_fixes() -> dict[str, tuple[str, ...]]:
+    """Every built-in rule's fixes by rule id (what a `{ rule = … }` entry refers to)."""
+    return {raw["id"]: tuple(raw["fixes"]) for raw in builtin_document()["rule"]}
+
+
+def parse_table(
+    document: Mapping[str, Any], rule_fixes: Mapping[str, tuple[str, ...]]
+) -> VerdictTable:
+    """Check and compile a parsed verdicts.toml; ValueError listing every problem found."""
+    problems: list[str] = []
+    fix_sets: dict[str, tuple[str, ...]] = {}
+    rule_refs: dict[str, str] = {}
+    for name, entry in dict(document.get("fixes", {})).items():
+        where = f"[fixes] {name}"
+        if isinstance(entry, dict) and set(entry) == {"rule"}:
+            if entry["rule"] not in rule_fixes:
+                problems.append(f"{where}: no rule {entry['rule']!r} in classify/rules.toml")
+                continue
+            rule_refs[name] = entry["rule"]
+            fix_sets[name] = rule_fixes[entry["rule"]]
+        elif isinstance(entry, list) and entry and all(isinstance(f, str) for f in entry):
+            fix_sets[name] = tuple(entry)
+        else:
+            problems.append(
+                f'{where}: give a non-empty list of fixes or {{ rule = "openai.…" }} naming a rule'
+            )
+    rows: list[AnswerRow] = []
+    seen: set[str] = set()
+    for position, raw in enumerate(document.get("answer", [])):
+        label = f"[[answer]] {raw.get('id') or f'number {position + 1}'}"
+        try:
+            row = _compile_row(raw, fix_sets)
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+            continue
+        if row.id in seen:
+            problems.append(f"{label}: the id is used by an earlier row")
+        seen.add(row.id)
+        rows.append(row)
+    if not rows:
+        problems.append("no [[answer]] rows")
+    elif any(raw_condition in document["answer"][-1] for raw_condition in _CONDITIONS):
+        problems.append("the last [[answer]] must have no condition: every answer needs a verdict")
+    if problems:
+        raise ValueError("verdicts.toml: " + "; ".join(problems))
+    return VerdictTable(tuple(rows), fix_sets, rule_refs)
+
+
+def _compile_row(raw: Mapping[str, Any], fix_sets: Mapping[str, tuple[str, ...]]) -> AnswerRow:
+    """One [[answer]]; ValueError saying which key is wrong and what it must be."""
+    unknown = set(raw) - _ROW_KEYS
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_ROW_KEYS)}")
+    for key in ("id", "level", "summary", "fixes"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise ValueError(f"`{key}` must be a non-empty string")
+    if raw["level"] not in LEVELS:
+        raise ValueError(f"`level` {raw['level']!r} is not one of {list(LEVELS)}")
+    cause = raw.get("cause")
+    if cause is not None and cause not in CATEGORIES:
+        raise ValueError(f"`cause` {cause!r} is not a category of taxonomy.md")
+    if raw["fixes"] not in fix_sets:
+        raise ValueError(f"`fixes` {raw['fixes']!r} is not an entry of [fixes]")
+    fields = {f for _, f, _, _ in Formatter().parse(raw["summary"]) if f is not None}
+    if fields - PLACEHOLDERS:
+        raise ValueError(
+            f"`summary` has unknown placeholder(s) {sorted(fields - PLACEHOLDERS)}; "
+            f"known: {sorted(PLACEHOLDERS)}"
+        )
+    status = raw.get("status", [])
+    if not isinstance(status, list) or not all(type(s) is int for s in status):
+        raise ValueError("`status` must be a list of HTTP statuses")
+    bounds = [raw.get("status_min"), raw.get("status_max")]
+    if not all(b is None or type(b) is int for b in bounds):
+        raise ValueError("`status_min` and `status_max` must be HTTP statuses")
+    provider = raw.get("provider", [])
+    if not isinstance(provider, list) or not set(provider) <= set(PROVIDERS):
+        raise ValueError(f"`provider` must be a list of {list(PROVIDERS)}")
+    if raw.get("json") not in (None, True, False):
+        raise ValueError("`json` must be true or false")
+    patterns = raw.get("patterns", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ValueError("`patterns` must be a list of regexes")
+    compiled = []
+    for pattern in patterns:
+        try:
+            compiled.append(re.compile(pattern, re.IGNORECASE))
+        except re.error as exc:
+            raise ValueError(f"`patterns` entry {pattern!r} is not a valid regex: {exc}") from None
+    return AnswerRow(
+        id=raw["id"],
+        status=frozenset(status),
+        status_min=bounds[0],
+        status_max=bounds[1],
+        patterns=tuple(compiled),
+        provider=frozenset(provider),
+        json=raw.get("json"),
+        level=raw["level"],
+        summary=raw["summary"],
+        default_code=str(raw.get("default_code", "")),
+        cause=cause,
+        fix_set=raw["fixes"],
+        fixes=fix_sets[raw["fixes"]],
+    )
