@@ -164,7 +164,7 @@ def _request_log(failure: Failure) -> list[str]:
     return lines
 
 
-HOLD = 1.0  # service.SECONDARY_HOLD: how long a secondary finding waits for its details
+HOLD = 1.0  # hold.SECONDARY_HOLD: how long a secondary finding waits for its details
 
 
 @pytest.fixture(scope="module")

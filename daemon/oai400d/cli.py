@@ -211,7 +211,7 @@ def nagios_line(worst: str, results: Sequence[ProbeResult]) -> str:
 def cmd_test_alert(args: argparse.Namespace) -> int:
     """Send a sample alert and say plainly whether and where it arrived."""
     from oai400d.notify import Attempt
-    from oai400d.service import make_notifier, sample_notification
+    from oai400d.wiring import make_notifier, sample_notification
 
     loaded = _load(args)
     notifier = make_notifier(loaded.settings)
@@ -650,7 +650,7 @@ def _fleet_store(settings: Settings) -> FleetStore | None:
     state.fleet. Imported here only: psycopg and the daemon's modules only where needed."""
     if settings.state.fleet is None:
         return None
-    from oai400d.service import make_fleet_store
+    from oai400d.wiring import make_fleet_store
 
     return make_fleet_store(settings)
 

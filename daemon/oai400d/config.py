@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -25,6 +25,8 @@ from pydantic import (
 )
 
 from oai400d.errors import ConfigError
+from oai400d.masking import mask_dsn
+from oai400d.masking import mask_secret as mask_secret  # (probes import it from here)
 from oai400d.model import EventLimits
 
 DEFAULT_CONFIG_PATH = "/etc/oai400d/config.toml"
@@ -497,24 +499,6 @@ def _check_fleet_dsn(settings: Settings, source: str) -> Settings:
     return settings
 
 
-def mask_dsn(value: str) -> str:
-    """A DSN with its password (and any password= parameter) masked, the rest kept readable."""
-    try:
-        parts = urlsplit(value)
-        netloc = parts.netloc
-        if parts.password is not None:
-            user = parts.username or ""
-            netloc = f"{user}:…@{parts.netloc.rsplit('@', 1)[1]}"
-        query = "&".join(
-            "password=…" if item.lower().startswith("password=") else item
-            for item in parts.query.split("&")
-            if item
-        )
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-    except ValueError:
-        return mask_secret(value)
-
-
 def _key_part(part: object) -> str:
     """One part of a key as TOML writes it: a glob of logs.wrappers in quotes."""
     text = str(part)
@@ -562,11 +546,6 @@ def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> Settings:
         for section, values in updates.items()
     }
     return settings.model_copy(update=changes)
-
-
-def mask_secret(value: str) -> str:
-    """Show only enough of a secret to tell two apart: the last 4 characters."""
-    return f"…{value[-4:]}" if len(value) > 8 else "…"
 
 
 def public_view(settings: Settings) -> dict[str, Any]:

@@ -1,54 +1,7 @@
-"""Removes secrets from text before it leaves the classifier, keeping the last 4 characters."""
+"""Removes secrets from text before it leaves the classifier (the code lives in masking.py)."""
 
 from __future__ import annotations
 
-import re
+from oai400d.masking import redact
 
-# Each pattern's group "secret" is replaced; what stays around it keeps the text readable.
-# With each, the lower-cased literals one of which it needs: most texts skip every regex.
-_PATTERNS: tuple[tuple[tuple[str, ...], re.Pattern[str]], ...] = (
-    # OpenAI keys: sk-…, sk-proj-…, sk-svcacct-…, sk-admin-…, also the API's own masked echo.
-    (("sk-",), re.compile(r"(?P<secret>\bsk-(?:[A-Za-z]+-)?[A-Za-z0-9_*\-]{8,})")),
-    # Slack tokens: xoxb-, xoxp-, xoxa-, xoxr-, xoxs-, xoxe(.xoxp)-…
-    (("xox",), re.compile(r"(?P<secret>\bxox[a-z](?:\.xox[a-z])?-[A-Za-z0-9-]{6,})")),
-    # Slack incoming webhooks.
-    (
-        ("hooks.slack",),
-        re.compile(r"(?P<secret>https?://hooks\.slack(?:-gov)?\.com/[A-Za-z0-9/_-]+)"),
-    ),
-    # Authorization headers, whatever the scheme's token looks like.
-    (
-        ("bearer", "basic"),
-        re.compile(r"(?i)\b(?:bearer|basic)\s+(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"),
-    ),
-    # Azure's api-key header and key=value / "key": "value" forms.
-    (
-        ("key", "token", "secret"),
-        re.compile(
-            r"""(?ix)(?:api[-_]?key|subscription[-_]key|x-api-key|access[-_]token|client[-_]secret)
-            ["']?\s*[:=]\s*["']?(?P<secret>[A-Za-z0-9._~+/=\-]{8,})"""
-        ),
-    ),
-)
-
-
-def _mask(match: re.Match[str]) -> str:
-    secret = match.group("secret")
-    start, end = match.span("secret")
-    tail = secret[-4:] if len(secret) > 12 and "*" not in secret[-4:] else ""
-    kind = "sk-" if secret.startswith("sk-") else "xox" if secret.startswith("xox") else ""
-    replacement = f"{kind}…{tail}" if kind else f"[REDACTED…{tail}]" if tail else "[REDACTED]"
-    if secret.startswith("http"):
-        replacement = "https://hooks.slack.com/[REDACTED]"
-    whole = match.group(0)
-    offset = match.start(0)
-    return whole[: start - offset] + replacement + whole[end - offset :]
-
-
-def redact(text: str) -> str:
-    """Replace every secret-shaped value in text; `sk-proj-abc…a1B2` becomes `sk-…a1B2`."""
-    lowered = text.lower()
-    for literals, pattern in _PATTERNS:
-        if any(literal in lowered for literal in literals):
-            text = pattern.sub(_mask, text)
-    return text
+__all__ = ["redact"]

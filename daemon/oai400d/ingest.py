@@ -1,0 +1,267 @@
+"""Ingest: the followed files and journals, read into events.
+
+The first stage of the daemon's pipeline. It owns the tailing (`sources`) and the journal
+readers (`sources.journal`), one assembler per followed file (one per stream inside it, see
+unwrap.py) and per journal, and what must be saved for a restart to lose and repeat nothing:
+each file's safe position (the start of an event still being gathered), each journal's cursor,
+and the files that are gone. `read(now)` returns the events completed since the last call, each
+marked with whether it was read while catching up on what was written before the daemon
+started; the multi-line timeout is applied on the time passed in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from oai400d.assemble import Assembler, StreamAssemblers
+from oai400d.config import Settings
+from oai400d.model import Event, FileState, JournalPosition
+from oai400d.sources import Sources
+from oai400d.sources.journal import Journals, where
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """A completed event; `caught_up`: its lines were read while catching up."""
+
+    event: Event
+    caught_up: bool
+
+
+@dataclass
+class _Followed:
+    """One followed file's assemblers and the position that is safe to persist."""
+
+    assembler: StreamAssemblers
+    position: FileState
+    last_line_at: float = 0.0
+    caught_up: bool = False  # the lines being gathered were read while catching up
+
+
+@dataclass
+class _JournalFollowed:
+    """One journal's assembler; where the journal stands is kept by Journals."""
+
+    assembler: Assembler
+    last_line_at: float = 0.0
+    caught_up: bool = False
+
+
+class Ingest:
+    """Files and journals in, events out; `catching_up` until every source reached its end.
+
+    `on_read(source_path, lines, bytes)` and `on_error(path)` are told what was read and which
+    file could not be (for metrics); `report` gets the problems a person should read.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        saved_files: list[FileState],
+        journal_positions: list[JournalPosition],
+        *,
+        report: Callable[[str], None],
+        wake: Callable[[], None],
+        on_read: Callable[[str, int, int], None],
+        on_error: Callable[[str], None],
+    ) -> None:
+        self.settings = settings
+        self._report = report
+        self._wake = wake
+        self._on_read = on_read
+        self._on_error = on_error
+        self._followed: dict[tuple[str, int, int], _Followed] = {}
+        self._journal_followed: dict[str, _JournalFollowed] = {}
+        self._forget: list[FileState] = []
+        self.dirty = False  # positions moved since the last commit
+        self.catching_up = True
+        self.sources = self._make_sources(settings, saved_files)
+        self.journals = self._make_journals(settings, journal_positions)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.sources.start()
+        self.journals.start()
+
+    def stop(self) -> None:
+        self.sources.stop()
+        self.journals.stop()
+
+    def wake(self) -> None:
+        """Make a wait() return now (from any thread)."""
+        self.sources.wake()
+
+    def wait(self, timeout: float) -> None:
+        self.sources.wait(timeout)
+
+    def reconcile(self) -> None:
+        """Look for files the watches may have missed (logs.reconcile_interval)."""
+        self.sources.reconcile()
+
+    def replace_files(self, settings: Settings, saved_files: list[FileState]) -> None:
+        """New logs settings: follow the files again from their saved positions (the caller
+        committed every position before)."""
+        self.sources.stop()
+        self.settings = settings
+        self.sources = self._make_sources(settings, saved_files)
+        self.sources.start()
+
+    def replace_journals(self, settings: Settings, positions: list[JournalPosition]) -> None:
+        """New journal settings: their pending lines are read again from the saved cursors."""
+        self.journals.stop()
+        self.settings = settings
+        self._journal_followed = {}
+        self.journals = self._make_journals(settings, positions)
+        self.journals.start()
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def more(self) -> bool:
+        """Lines are waiting that one read() did not take (its budget)."""
+        return self.sources.more or self.journals.more
+
+    def read(self, now: float) -> list[Ingested]:
+        """The events completed by the new lines, by a stream gone quiet, or by the multi-line
+        timeout (logs.multiline_timeout) at `now`."""
+        events = self._read_files(now)
+        events.extend(self._read_journals(now))
+        if self.catching_up and not (self.more or self.journals.catching_up):
+            self.catching_up = False  # lines read from now on are live
+        return events
+
+    def _read_files(self, now: float) -> list[Ingested]:
+        events: list[Ingested] = []
+        backlog = self.catching_up
+        limits = self.settings.logs.event_limits
+        for read in self.sources.poll():
+            key = (read.file.path, read.file.dev, read.file.ino)
+            followed = self._followed.get(key)
+            if followed is None:
+                followed = self._followed[key] = _Followed(
+                    StreamAssemblers(read.file.path, limits), read.file
+                )
+            for line in read.lines:
+                events.extend(Ingested(e, backlog) for e in followed.assembler.feed(line, now))
+            if read.lines:
+                followed.last_line_at = now
+                followed.caught_up = backlog
+                size = max(0, read.file.offset - read.lines[0].offset)
+                self._on_read(read.file.path, len(read.lines), size)
+            followed.position = read.file
+            self.dirty = True
+            if read.finished:
+                events.extend(Ingested(e, backlog) for e in followed.assembler.flush())
+                self._forget.append(read.file)
+                del self._followed[key]
+        timeout = self.settings.logs.multiline_timeout
+        for followed in self._followed.values():
+            if followed.assembler.pending and now - followed.last_line_at >= timeout:
+                events.extend(Ingested(e, followed.caught_up) for e in followed.assembler.flush())
+            elif followed.assembler.pending:  # a stream that went quiet while another goes on
+                idle = followed.assembler.flush_idle(now, timeout)
+                events.extend(Ingested(e, followed.caught_up) for e in idle)
+        return events
+
+    def _read_journals(self, now: float) -> list[Ingested]:
+        events: list[Ingested] = []
+        backlog = self.catching_up
+        for read in self.journals.poll():
+            self.dirty = True
+            followed = self._journal_followed.get(read.name)
+            if followed is None:
+                followed = self._journal_followed[read.name] = _JournalFollowed(
+                    Assembler(where(read.name), self.settings.logs.event_limits)
+                )
+            for line in read.lines:
+                events.extend(Ingested(e, backlog) for e in followed.assembler.feed(line))
+            if read.lines:
+                size = sum(len(line.text.encode("utf-8", "replace")) + 1 for line in read.lines)
+                self._on_read(where(read.name), len(read.lines), size)
+                followed.last_line_at = now
+                followed.caught_up = backlog
+        timeout = self.settings.logs.multiline_timeout
+        for followed in self._journal_followed.values():
+            if followed.assembler.pending and now - followed.last_line_at >= timeout:
+                events.extend(Ingested(e, followed.caught_up) for e in followed.assembler.flush())
+        return events
+
+    def entry_time(self, event: Event) -> float | None:
+        """When a journal entry was written (None for a file's line)."""
+        return self.journals.entry_time(event)
+
+    # --- what the loop needs to know ------------------------------------------------------------
+
+    def caught_up_pending(self) -> bool:
+        """Whether an event read while catching up is still being gathered."""
+        return any(f.caught_up and f.assembler.pending for f in self._all_followed())
+
+    def deadlines(self) -> list[float]:
+        """When the multi-line timeout completes an event still being gathered."""
+        timeout = self.settings.logs.multiline_timeout
+        return [f.last_line_at + timeout for f in self._all_followed() if f.assembler.pending]
+
+    def files_followed(self) -> int:
+        return len(self._followed) if self._followed else len(self.sources.files())
+
+    def journal_names(self) -> list[str]:
+        return self.journals.names()
+
+    # --- what a commit saves ------------------------------------------------------------------
+
+    def file_positions(self) -> list[FileState]:
+        """Where to resume each file after a crash: the start of an event still being
+        gathered (or of the pieces of a split line its unwrapper holds, if they began before)."""
+        return [_safe_position(f) for f in self._followed.values()]
+
+    def journal_positions(self) -> list[JournalPosition]:
+        return self.journals.positions(
+            {name: j.assembler.first_pending for name, j in self._journal_followed.items()}
+        )
+
+    def forgotten(self) -> list[FileState]:
+        """The files that are gone since the last commit (their positions are dropped)."""
+        return self._forget
+
+    def committed(self) -> None:
+        """The positions, cursors and forgotten files were saved."""
+        self._forget = []
+        self.dirty = False
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _all_followed(self) -> list[_Followed | _JournalFollowed]:
+        return [*self._followed.values(), *self._journal_followed.values()]
+
+    def _make_sources(self, settings: Settings, saved: list[FileState]) -> Sources:
+        logs = settings.logs
+        return Sources(
+            logs.paths,
+            saved,
+            logs.read_from,
+            logs.max_line,
+            report=self._report,
+            on_error=self._on_error,
+            wrapper=logs.wrapper,
+            wrappers=list(logs.wrappers.items()),
+        )
+
+    def _make_journals(self, settings: Settings, positions: list[JournalPosition]) -> Journals:
+        return Journals(
+            settings.journal,
+            positions,
+            settings.logs.read_from,
+            retry=settings.logs.reconcile_interval,
+            report=self._report,
+            wake=self._wake,
+        )
+
+
+def _safe_position(followed: _Followed) -> FileState:
+    first = followed.assembler.first_pending
+    if first is None or first.offset >= followed.position.offset:
+        return followed.position
+    p = followed.position
+    return FileState(p.path, p.dev, p.ino, p.head, p.head_len, first.offset, first.line_no - 1)

@@ -1,0 +1,282 @@
+"""The daemon's middle stages, in-process on a fake clock: the status-only hold, the backlog
+window, ingest (real files on disk, read through the real tailing), probe intake."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from oai400d.backlog import BacklogWindow
+from oai400d.config import AlertsSettings, parse_settings
+from oai400d.hold import SECONDARY_HOLD, SecondaryHold
+from oai400d.ingest import Ingest, Ingested
+from oai400d.model import Event, Finding, ProbeResult
+from oai400d.probing import ProbeIntake, ProbeSchedule
+from oai400d.state import State
+from oai400d.timestamps import iso, line_time, parse_iso
+
+
+def finding(line: int, status: int | None, kind: str) -> Finding:
+    """kind: "status" (httpx's status line, at INFO: secondary), "notice" (a retry notice
+    below error level with the details: secondary), "error" (the application's record)."""
+    return Finding(
+        path="app.log",
+        line=line,
+        end_line=line,
+        category="rate_limit" if status == 429 else "server.error",
+        rule="r429" if status == 429 else "r500",
+        severity="warning",
+        title="t",
+        status=status,
+        error_type=None,
+        error_code=None,
+        param=None,
+        model=None,
+        request_id=None,
+        message="m",
+        fingerprint=f"fp{line}",
+        fixes=(),
+        docs=(),
+        excerpt="",
+        status_only=kind == "status",
+        quiet=kind in ("status", "notice"),
+    )
+
+
+# --- the status-only hold ----------------------------------------------------------------------
+
+HOLD_CASES = [
+    # (what, [(time, line, status, kind)], release times, lines released at each)
+    (
+        "the detailed error comes within the hold: the status line is dropped",
+        [(0.0, 1, 429, "status"), (0.3, 2, 429, "error")],
+        [0.3, 1.5],
+        [[], []],
+    ),
+    (
+        "no detailed error: the status line counts once it has waited the hold",
+        [(0.0, 1, 429, "status")],
+        [0.5, SECONDARY_HOLD, 5.0],
+        [[], [1], []],
+    ),
+    (
+        "the error came first: a retry's status line after it is dropped",
+        [(0.0, 2, 429, "error"), (0.2, 5, 429, "status")],
+        [0.2, 2.0],
+        [[], []],
+    ),
+    (
+        "another failure's error does not take a status line away",
+        [(0.0, 1, 429, "status"), (0.1, 2, 500, "error")],
+        [0.1, 1.0],
+        [[], [1]],
+    ),
+    (
+        "a retry notice with details waits too, and a status line is dropped for it",
+        [(0.0, 1, 429, "status"), (0.1, 2, 429, "notice")],
+        [1.0, 1.1],
+        [[], [2]],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("arrivals", "releases", "expected"),
+    [case[1:] for case in HOLD_CASES],
+    ids=[case[0] for case in HOLD_CASES],
+)
+def test_the_hold_releases_only_what_no_better_finding_told(
+    arrivals: list[tuple[float, int, int, str]],
+    releases: list[float],
+    expected: list[list[int]],
+) -> None:
+    """A secondary finding is held; it is dropped when a finding of the same failure that tells
+    more comes within the hold (or came just before), and released after the hold otherwise;
+    a primary finding is never held."""
+    hold = SecondaryHold()
+    counted_now = []
+    for at, line, status, kind in arrivals:
+        if not hold.offer(finding(line, status, kind), at, backlog=False):
+            counted_now.append(line)
+    assert counted_now == [line for _, line, _, kind in arrivals if kind == "error"]
+    got = [[h.finding.line for h in hold.release(at)] for at in releases]
+    assert got == expected
+
+
+def test_the_hold_says_when_it_is_due_and_lets_all_go_when_stopping() -> None:
+    """deadlines() is each held finding's time plus the hold; stopping releases them at once."""
+    hold = SecondaryHold(wait=2.0)
+    hold.offer(finding(1, 429, "status"), 10.0, backlog=True)
+    hold.offer(finding(9, 500, "status"), 11.0, backlog=False)
+    assert hold.deadlines() == [12.0, 13.0]
+    released = hold.release(10.5, stopping=True)
+    assert [(h.finding.line, h.backlog) for h in released] == [(1, True), (9, False)]
+    assert len(hold) == 0 and hold.deadlines() == []
+
+
+# --- timestamps and the backlog window ---------------------------------------------------------
+
+
+def test_one_reader_for_each_timestamp_form() -> None:
+    """The alert form round-trips; a log line's leading time is read with its zone; a line
+    without a leading timestamp has none."""
+    assert iso(1_764_064_801) == "2025-11-25T10:00:01Z"
+    assert parse_iso("2025-11-25T10:00:01Z") == 1_764_064_801
+    assert parse_iso("2025-11-25T12:00:01+02:00") == 1_764_064_801
+    assert line_time("[2025-11-25 10:00:01,250Z] ERROR x") == 1_764_064_801
+    assert line_time("2025-11-25T11:00:01+0100 ERROR x") == 1_764_064_801
+    assert line_time("ERROR 2025-11-25T10:00:01Z x") is None
+    assert line_time("2025-13-45T10:00:01Z bad date") is None
+    with pytest.raises(ValueError):
+        parse_iso("yesterday")
+
+
+def event(text: str) -> Event:
+    return Event("app.log", 1, 1, text)
+
+
+def test_the_backlog_window_tells_old_caught_up_lines_from_recent_ones() -> None:
+    """Only caught-up events written longer ago than the window are old; the time comes from
+    the journal entry, else the line's own timestamp, else the last stop."""
+    now = parse_iso("2025-11-25T12:00:00Z")
+    settings = AlertsSettings(backlog_window=3600)
+    journal_times = {"from the journal": now - 7200}
+    window = BacklogWindow(
+        settings, last_stop=now - 60, entry_time=lambda e: journal_times.get(e.text)
+    )
+    assert window.is_old(event("2025-11-25T10:00:00Z ERROR old"), True, now)
+    assert not window.is_old(event("2025-11-25T10:00:00Z ERROR old"), False, now)  # live
+    assert not window.is_old(event("2025-11-25T11:30:00Z ERROR recent"), True, now)
+    assert window.is_old(event("from the journal"), True, now)
+    assert not window.is_old(event("no time at all"), True, now)  # after the last stop, 60 s ago
+    never_stopped = BacklogWindow(settings, last_stop=None, entry_time=lambda e: None)
+    assert not never_stopped.is_old(event("no time at all"), True, now)
+
+
+def test_the_backlog_summary_is_due_once_when_catching_up_is_over() -> None:
+    """Not while catching up, not while a caught-up event is still being gathered; then once."""
+    window = BacklogWindow(AlertsSettings(), last_stop=None, entry_time=lambda e: None)
+    assert not window.summary_due(catching_up=True, caught_up_pending=False)
+    assert not window.summary_due(catching_up=False, caught_up_pending=True)
+    assert window.summary_due(catching_up=False, caught_up_pending=False)
+    assert not window.summary_due(catching_up=False, caught_up_pending=False)
+
+
+# --- ingest: real files, the real tailing, a fake clock ------------------------------------------
+
+
+def read_until(
+    ingest: Ingest, now: float, done: Callable[[list[Ingested]], bool], deadline: float = 10.0
+) -> list[Ingested]:
+    """Read (the tailing notices writes in its own thread) until `done` holds or the deadline."""
+    got: list[Ingested] = []
+    end = time.monotonic() + deadline
+    while not done(got):
+        assert time.monotonic() < end, f"not done in {deadline} s: {got}"
+        got.extend(ingest.read(now))
+        if not done(got):
+            ingest.wait(0.05)
+    return got
+
+
+def make_ingest(tmp_path: Path, read_counts: list[tuple[str, int]]) -> Ingest:
+    settings = parse_settings(
+        {
+            "logs": {
+                "paths": [str(tmp_path / "*.log")],
+                "read_from": "beginning",
+                "multiline_timeout": "2s",
+            },
+            "state": {"path": str(tmp_path / "state.db")},
+        }
+    )
+    return Ingest(
+        settings,
+        [],
+        [],
+        report=lambda message: None,
+        wake=lambda: None,
+        on_read=lambda path, lines, size: read_counts.append((path, lines)),
+        on_error=lambda path: None,
+    )
+
+
+def test_ingest_reads_files_into_events_caught_up_then_live(tmp_path: Path) -> None:
+    """Lines already in a file when ingest starts are read as caught up; a traceback with its
+    log record is one event; after the end of every source, new lines are live; the multi-line timeout (on the
+    clock passed in) completes an event whose next line never comes."""
+    log = tmp_path / "app.log"
+    log.write_text(
+        "first line\nERROR call failed\nTraceback (most recent call last):\n"
+        '  File "x", line 1\nValueError: boom\nnext record\n'
+    )
+    counts: list[tuple[str, int]] = []
+    ingest = make_ingest(tmp_path, counts)
+    ingest.start()
+    try:
+        got = read_until(ingest, 100.0, lambda g: len(g) >= 2)
+        assert [(i.event.first_line, i.event.last_line, i.caught_up) for i in got[:2]] == [
+            (1, 1, True),
+            (2, 5, True),
+        ]
+        assert counts and counts[0] == (str(log), 6)
+        read_until(ingest, 100.0, lambda g: not ingest.catching_up, deadline=5.0)
+        assert ingest.dirty and ingest.caught_up_pending()  # "next record" waits for its end
+        with log.open("a") as handle:
+            handle.write("a live line\n")
+        live = read_until(ingest, 101.0, lambda g: len(g) >= 1)
+        # (an event is marked when it is completed: this one by a live line)
+        assert [(i.event.text, i.caught_up) for i in live] == [("next record", False)]
+        assert ingest.deadlines() == [101.0 + 2.0]
+        late = read_until(ingest, 103.5, lambda g: len(g) >= 1)
+        assert [(i.event.text, i.caught_up) for i in late] == [("a live line", False)]
+        assert ingest.deadlines() == []
+        (position,) = ingest.file_positions()
+        assert position.offset == log.stat().st_size
+        ingest.committed()
+        assert not ingest.dirty and ingest.forgotten() == []
+    finally:
+        ingest.stop()
+
+
+# --- probe intake --------------------------------------------------------------------------------
+
+
+def test_probe_intake_counts_streaks_records_results_and_says_what_crossed(
+    tmp_path: Path,
+) -> None:
+    """failure_threshold failures in a row make a probe failing, success_threshold successes
+    after that its recovery; every result is in the state DB; `unknown` breaks no streak."""
+    settings = parse_settings(
+        {
+            "probes": {"failure_threshold": 2, "success_threshold": 2},
+            "state": {"path": str(tmp_path / "state.db")},
+        }
+    )
+    state = State(str(tmp_path / "state.db"))
+    try:
+        schedule = ProbeSchedule(settings, wake=lambda: None)
+        intake = ProbeIntake(state, schedule)
+        statuses = ["critical", "unknown", "critical", "ok", "ok"]
+        turns = []
+        for second, status in enumerate(statuses):
+            schedule.results.put(ProbeResult("api_key", status, f"{status} summary"))
+            turns += [(t.failing, t.recovered) for t in intake.take(float(second))]
+        assert turns == [
+            (False, False),
+            (False, False),
+            (True, False),
+            (False, False),
+            (False, True),
+        ]
+        assert schedule.latest["api_key"].status == "ok"
+        (record,) = [p for p in state.probes() if p.name == "api_key"]
+        assert (record.status, record.failures, record.successes) == ("ok", 0, 2)
+        again = ProbeIntake(state, schedule)  # a restart keeps the streaks
+        schedule.results.put(ProbeResult("api_key", "ok", "ok"))
+        assert [(t.failing, t.recovered) for t in again.take(9.0)] == [(False, True)]
+    finally:
+        state.close()
