@@ -1,19 +1,24 @@
 """The daemon's middle stages, in-process on a fake clock: the status-only hold, the backlog
-window, ingest (real files on disk, read through the real tailing), probe intake."""
+window, ingest (real files on disk, read through the real tailing), probe intake, mutes (a real
+state DB written by a second connection), the fleet link (the store's side as plain values)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from oai400d.alerts import AlertBook
 from oai400d.backlog import BacklogWindow
 from oai400d.config import AlertsSettings, parse_settings
+from oai400d.fleetlink import FleetLink
 from oai400d.hold import SECONDARY_HOLD, SecondaryHold
 from oai400d.ingest import Ingest, Ingested
-from oai400d.model import Event, Finding, ProbeResult
+from oai400d.model import Ack, Event, FileState, Finding, JournalPosition, ProbeResult, Silence
+from oai400d.mutes import MuteSync
 from oai400d.probing import ProbeIntake, ProbeSchedule
 from oai400d.state import State
 from oai400d.timestamps import iso, line_time, parse_iso
@@ -182,6 +187,16 @@ def read_until(
     return got
 
 
+class NothingSaved:
+    """A first start: no saved file positions, no journal cursors."""
+
+    def files(self) -> list[FileState]:
+        return []
+
+    def journal_positions(self) -> list[tuple[JournalPosition, float]]:
+        return []
+
+
 def make_ingest(tmp_path: Path, read_counts: list[tuple[str, int]]) -> Ingest:
     settings = parse_settings(
         {
@@ -195,8 +210,7 @@ def make_ingest(tmp_path: Path, read_counts: list[tuple[str, int]]) -> Ingest:
     )
     return Ingest(
         settings,
-        [],
-        [],
+        NothingSaved(),
         report=lambda message: None,
         wake=lambda: None,
         on_read=lambda path, lines, size: read_counts.append((path, lines)),
@@ -280,3 +294,92 @@ def test_probe_intake_counts_streaks_records_results_and_says_what_crossed(
         assert [(t.failing, t.recovered) for t in again.take(9.0)] == [(False, True)]
     finally:
         state.close()
+
+
+# --- mutes: silences and acks written by another process -----------------------------------------
+
+
+def real_finding(fingerprint: str = "fp1", category: str = "rate_limit") -> Finding:
+    return dataclasses.replace(finding(1, 429, "error"), fingerprint=fingerprint, category=category)
+
+
+def test_mutes_take_up_what_another_process_wrote_and_show_acks(tmp_path: Path) -> None:
+    """An ack written by another connection comes out once as an update of the live alert; a
+    silence it adds mutes the book at the next refresh and ends on time."""
+    path = str(tmp_path / "state.db")
+    state, cli = State(path), State(path)
+    try:
+        mutes = MuteSync(state, now=0.0)
+        book = AlertBook(AlertsSettings(group_wait=5), host="h", silences=mutes.silences)
+        mutes.attach(book)
+        book.observe(real_finding(), 0.0)
+        assert [n.kind for n in book.tick(5.0)] == ["opened"]
+        assert mutes.refresh(6.0) == [] and book.silences == []
+        cli.acknowledge(Ack("fp1", "bob", 7.0, "on it"))
+        (shown,) = mutes.refresh(8.0)
+        assert (shown.kind, shown.acked_by) == ("updated", "bob")
+        assert mutes.refresh(9.0) == []  # shown once
+        cli.add_silence("fp1", None, 10.0, 100.0, "deploy", "alice", "cli")
+        assert mutes.refresh(11.0) == []
+        assert [(s.fingerprint, s.created_by) for s in book.silences] == [("fp1", "alice")]
+        assert mutes.refresh(100.0) == [] and book.silences == []  # ended on time
+    finally:
+        state.close()
+        cli.close()
+
+
+# --- the fleet link, against a store that answers or not ------------------------------------------
+
+
+@dataclasses.dataclass
+class StoreSide:
+    """What the fleet link reads of fleetsync's thread: whether the store fails, since when,
+    what it confirmed, its silences. The test sets them as the thread would."""
+
+    failing_since: float | None = None
+    confirmed_through: float = 0.0
+    silences: list[Silence] = dataclasses.field(default_factory=list)
+
+
+def test_the_fleet_link_queues_while_the_store_answers_and_falls_back_after_its_delay(
+    tmp_path: Path,
+) -> None:
+    """While the store answers, findings go to its queue only; when it fails, what it never
+    confirmed is counted locally, and after fleet.fallback_after this host alerts on its own,
+    saying so; when the store is back, that alert ends as merged. All on a fake clock."""
+    settings = parse_settings(
+        {
+            "alerts": {"group_wait": "5s"},
+            "fleet": {"fallback_after": "60s", "host": "web-1"},
+            "state": {"path": str(tmp_path / "s.db"), "fleet": "postgresql:///unused"},
+        }
+    )
+    book = AlertBook(settings.alerts, host="web-1")
+    store = StoreSide()
+    walls = iter([1000.0, 2000.0])
+    link = FleetLink(store, book, settings, wall=lambda: next(walls))  # type: ignore[arg-type]
+    assert link.take(real_finding(), 0.0, backlog=False)  # the store counts it
+    assert not link.take(real_finding(), 0.0, backlog=True)  # a backlog finding stays local
+    link.take(real_finding(), 1.0, backlog=False)
+    (delta,) = link.deltas()
+    assert (delta.fingerprint, delta.count, delta.first_seen, delta.last_seen) == (
+        "fp1",
+        2,
+        0.0,
+        1.0,
+    )
+    link.committed(1.0)  # written at wall time 1000, not confirmed yet
+    assert link.deltas() == [] and book.get("fp1") is None
+    store.failing_since = 10.0
+    assert link.tick(10.0) == []  # counted locally now, but no log alert before the delay
+    assert book.get("fp1") is not None and book.get("fp1").count == 2  # type: ignore[union-attr]
+    assert not link.take(real_finding(), 20.0, backlog=False)  # the book counts it too now
+    book.observe(real_finding(), 20.0)
+    assert not link.falling_back(69.0) and link.falling_back(70.0)
+    (opened,) = link.tick(70.0)
+    assert opened.kind == "opened" and "unreachable since" in opened.note
+    assert opened.episode.endswith("@web-1")
+    store.failing_since = None
+    store.confirmed_through = 3000.0
+    merged = link.tick(80.0)
+    assert [n.kind for n in merged] == ["merged"] and "is back" in merged[0].note

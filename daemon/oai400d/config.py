@@ -417,6 +417,16 @@ def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) 
     return DEFAULT_CONFIG_PATH, False
 
 
+def restart_needed(old: Settings, new: Settings) -> list[str]:
+    """What a reload (SIGHUP) from `old` to `new` cannot take up: said, then left as it was."""
+    said = []
+    if (new.state.fleet, new.fleet) != (old.state.fleet, old.fleet):
+        said.append("state.fleet or [fleet] changed: takes effect at the next restart")
+    if new.state.path != old.state.path:
+        said.append(f"state.path changed to {new.state.path}: takes effect at the next restart")
+    return said
+
+
 def load_config(
     explicit: str | None = None, environ: Mapping[str, str] | None = None
 ) -> LoadedConfig:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from oai400d.assemble import Assembler, StreamAssemblers
 from oai400d.config import Settings
@@ -58,8 +59,7 @@ class Ingest:
     def __init__(
         self,
         settings: Settings,
-        saved_files: list[FileState],
-        journal_positions: list[JournalPosition],
+        saved: SavedPositions,
         *,
         report: Callable[[str], None],
         wake: Callable[[], None],
@@ -76,8 +76,9 @@ class Ingest:
         self._forget: list[FileState] = []
         self.dirty = False  # positions moved since the last commit
         self.catching_up = True
-        self.sources = self._make_sources(settings, saved_files)
-        self.journals = self._make_journals(settings, journal_positions)
+        self._saved = saved
+        self.sources = self._make_sources(settings, saved.files())
+        self.journals = self._make_journals(settings, _cursors(saved))
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -100,20 +101,21 @@ class Ingest:
         """Look for files the watches may have missed (logs.reconcile_interval)."""
         self.sources.reconcile()
 
-    def replace_files(self, settings: Settings, saved_files: list[FileState]) -> None:
+    def replace_files(self, settings: Settings) -> None:
         """New logs settings: follow the files again from their saved positions (the caller
         committed every position before)."""
         self.sources.stop()
         self.settings = settings
-        self.sources = self._make_sources(settings, saved_files)
+        self.sources = self._make_sources(settings, self._saved.files())
         self.sources.start()
 
-    def replace_journals(self, settings: Settings, positions: list[JournalPosition]) -> None:
-        """New journal settings: their pending lines are read again from the saved cursors."""
+    def replace_journals(self, settings: Settings) -> None:
+        """New journal settings: their pending lines are read again from the saved cursors (the
+        caller committed them before)."""
         self.journals.stop()
         self.settings = settings
         self._journal_followed = {}
-        self.journals = self._make_journals(settings, positions)
+        self.journals = self._make_journals(settings, _cursors(self._saved))
         self.journals.start()
 
     # --- reading ------------------------------------------------------------------------------
@@ -203,8 +205,11 @@ class Ingest:
         timeout = self.settings.logs.multiline_timeout
         return [f.last_line_at + timeout for f in self._all_followed() if f.assembler.pending]
 
-    def files_followed(self) -> int:
-        return len(self._followed) if self._followed else len(self.sources.files())
+    def describe(self) -> str:
+        """`3 file(s)` or `3 file(s), 1 journal(s)`: what is followed (systemd's status)."""
+        files = len(self._followed) if self._followed else len(self.sources.files())
+        names = self.journal_names()
+        return f"{files} file(s)" + (f", {len(names)} journal(s)" if names else "")
 
     def journal_names(self) -> list[str]:
         return self.journals.names()
@@ -257,6 +262,18 @@ class Ingest:
             report=self._report,
             wake=self._wake,
         )
+
+
+class SavedPositions(Protocol):
+    """Where the last run stopped reading (the state DB)."""
+
+    def files(self) -> list[FileState]: ...
+
+    def journal_positions(self) -> list[tuple[JournalPosition, float]]: ...
+
+
+def _cursors(saved: SavedPositions) -> list[JournalPosition]:
+    return [position for position, _ in saved.journal_positions()]
 
 
 def _safe_position(followed: _Followed) -> FileState:

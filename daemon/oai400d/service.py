@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from oai400d.alerts import AlertBook
 from oai400d.backlog import BacklogWindow
 from oai400d.classify import Classifier, load_rules
-from oai400d.config import LoadedConfig, load_config
+from oai400d.config import LoadedConfig, load_config, restart_needed
 from oai400d.errors import ConfigError
 from oai400d.hold import SecondaryHold
 from oai400d.ingest import Ingest
@@ -25,13 +25,11 @@ from oai400d.labels import SourceLabels
 from oai400d.metrics import MetricsExport, OAI400DCollector, Tally, make_registry
 from oai400d.model import Finding, Notification
 from oai400d.mutes import MuteSync
-from oai400d.notify import OutboxWorker
-from oai400d.notify.socket_mode import SlackSocketMode
 from oai400d.probing import ProbeIntake, ProbeSchedule
 from oai400d.sources.journal import where
 from oai400d.state import State
 from oai400d.systemd import SystemdNotify, take_signals
-from oai400d.wiring import make_notifier, make_socket_mode
+from oai400d.wiring import Delivery
 
 if TYPE_CHECKING:  # the fleet's modules (and psycopg) are loaded only with state.fleet
     from oai400d.fleetlink import FleetLink
@@ -60,7 +58,6 @@ class Daemon:
         self.hold = SecondaryHold()
         self.tally = Tally()  # what metrics count as it happens (read by a scrape's thread)
         self.labels = SourceLabels(lambda: self.settings, self._journal_names)
-        self.socket_mode: SlackSocketMode | None = None  # the alert buttons, when configured
         self.fleet: FleetLink | None = None  # the shared alert book, with state.fleet
 
     # --- signals ----------------------------------------------------------------------------
@@ -108,29 +105,31 @@ class Daemon:
         )
         self.mutes.attach(self.book)
         last_stop = self.state.get_meta("last_stop")
-        self.ingest = self._make_ingest()
+        self.ingest = Ingest(
+            s,
+            self.state,
+            report=log.warning,
+            wake=self._wake_loop,
+            on_read=lambda path, lines, size: self.tally.read(self.labels.of(path), lines, size),
+            on_error=lambda path: self.tally.read_error(self.labels.of(path)),
+        )
         self.backlog = BacklogWindow(
             s.alerts, float(last_stop) if last_stop else None, self.ingest.entry_time
         )
-        self.worker = OutboxWorker(
-            s.state.path, make_notifier(s), retry_max=s.slack.retry_max, observe=self.tally.delivery
-        )
-        self.tally.declare(self.labels.names(), self.worker.notifier.name)
-        self.worker.start()
+        self.delivery = Delivery(s, self.tally.delivery)
+        self.tally.declare(self.labels.names(), self.delivery.notifier.name)
+        self.delivery.start()
         if s.state.fleet is not None:  # (the fleet's modules and psycopg load only then)
             from oai400d.fleetlink import make_fleet_link
 
-            self.fleet = make_fleet_link(s, self.book, self.worker.poke, self.probes_context)
-        self.socket_mode = make_socket_mode(s)
-        if self.socket_mode is not None:
-            self.socket_mode.start()
+            self.fleet = make_fleet_link(s, self.book, self.delivery.poke, self.probes_context)
         self.ingest.start()
         self.probes.start()
         log.info(
             "watching %s; state in %s; notifications to %s",
             ", ".join([*s.logs.paths, *(where(name) for name in self.ingest.journal_names())]),
             s.state.path,
-            self.worker.notifier.describe(),
+            self.delivery.notifier.describe(),
         )
         self.systemd.send("READY=1", f"STATUS={self._status_line()}")
         next_ping = 0.0
@@ -209,7 +208,7 @@ class Daemon:
             now=now,
         )
         if self._pending:
-            self.worker.poke()
+            self.delivery.poke()
         if self.fleet is not None:
             self.fleet.committed(now)
         self.ingest.committed()
@@ -233,17 +232,6 @@ class Daemon:
         """What the probes say about a category now (the schedule is replaced by reloads)."""
         return self.probes.context(category)
 
-    def _make_ingest(self) -> Ingest:
-        return Ingest(
-            self.settings,
-            self.state.files(),
-            [position for position, _ in self.state.journal_positions()],
-            report=log.warning,
-            wake=self._wake_loop,
-            on_read=lambda path, lines, size: self.tally.read(self.labels.of(path), lines, size),
-            on_error=lambda path: self.tally.read_error(self.labels.of(path)),
-        )
-
     def _do_reload(self) -> None:
         self.systemd.send("RELOADING=1", f"MONOTONIC_USEC={int(time.monotonic() * 1e6)}")
         try:
@@ -254,30 +242,19 @@ class Daemon:
             self.systemd.send("READY=1", f"STATUS=reload failed; {self._status_line()}")
             return
         new, old = loaded.settings, self.settings
-        if (new.state.fleet, new.fleet) != (old.state.fleet, old.fleet):
-            log.warning("state.fleet or [fleet] changed: takes effect at the next restart")
-        if new.state.path != old.state.path:
-            log.warning(
-                "state.path changed to %s: takes effect at the next restart", new.state.path
-            )
+        for message in restart_needed(old, new):
+            log.warning("%s", message)
         if new.logs != old.logs:
             self._commit(self.clock(), force=True)
-            self.ingest.replace_files(new, self.state.files())
+            self.ingest.replace_files(new)
         if (new.journal, new.logs) != (old.journal, old.logs):
             self._commit(self.clock(), force=True)
-            positions = [position for position, _ in self.state.journal_positions()]
-            self.ingest.replace_journals(new, positions)
+            self.ingest.replace_journals(new)
         self.classifier = classifier
         self.book.reconfigure(new.alerts)
         self.backlog.settings = new.alerts
-        if new.console != old.console or new.slack != old.slack:
-            self.worker.set_notifier(make_notifier(new))
-            self.tally.declare(notifier=self.worker.notifier.name)
-            if self.socket_mode is not None:
-                self.socket_mode.stop()
-            self.socket_mode = make_socket_mode(new)
-            if self.socket_mode is not None:
-                self.socket_mode.start()
+        if self.delivery.reconfigure(new):
+            self.tally.declare(notifier=self.delivery.notifier.name)
         if new.probes != old.probes or new.openai != old.openai:
             self.probes.stop()
             self.probes = ProbeSchedule(new, self._wake_loop)
@@ -300,13 +277,11 @@ class Daemon:
             self.state.set_meta("last_stop", str(self.clock()))
         finally:
             self.metrics.stop()
-            if self.socket_mode is not None:
-                self.socket_mode.stop()
             self.probes.stop()
             self.ingest.stop()
             if self.fleet is not None:
                 self.fleet.sync.stop()  # after the last commit: it sends what that queued
-            self.worker.stop()
+            self.delivery.stop()
             self.state.close()
             self.systemd.close()
             log.info("stopped")
@@ -315,10 +290,7 @@ class Daemon:
 
     def _status_line(self) -> str:
         open_alerts = sum(1 for a in self.book.alerts() if a.state in ("pending", "open"))
-        names = self.ingest.journal_names()
-        journals = f", {len(names)} journal(s)" if names else ""
-        files = self.ingest.files_followed()
-        return f"watching {files} file(s){journals}, {open_alerts} open alert(s)"
+        return f"watching {self.ingest.describe()}, {open_alerts} open alert(s)"
 
     def _journal_names(self) -> list[str]:
         ingest = getattr(self, "ingest", None)  # a scrape may come before it is made

@@ -1,16 +1,18 @@
 """Building the daemon's parts from the settings: the notifier, the fleet store, Slack Socket
-Mode, and the sample alert of `oai400d test-alert`. Used by the daemon and by the CLI."""
+Mode, and the sample alert of `oai400d test-alert` (used by the daemon and by the CLI); and
+`Delivery`, the outbox and Socket Mode together, as the daemon runs them."""
 
 from __future__ import annotations
 
 import logging
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from oai400d.config import Settings
 from oai400d.model import Notification
-from oai400d.notify import ConsoleNotifier, Notifier
+from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.notify.socket_mode import SlackSocketMode
 from oai400d.timestamps import iso
@@ -98,3 +100,51 @@ def sample_notification() -> Notification:
         error_code="invalid_api_key",
         host=socket.gethostname(),
     )
+
+
+class Delivery:
+    """What leaves the daemon: the outbox worker with its notifier, and Slack Socket Mode (the
+    alert buttons) beside it; rebuilt on a reload that changes [console] or [slack]."""
+
+    def __init__(self, settings: Settings, observe: Callable[..., None]) -> None:
+        self.settings = settings
+        self.worker = OutboxWorker(
+            settings.state.path,
+            make_notifier(settings),
+            retry_max=settings.slack.retry_max,
+            observe=observe,
+        )
+        self.socket_mode: SlackSocketMode | None = None
+
+    @property
+    def notifier(self) -> Notifier:
+        return self.worker.notifier
+
+    def start(self) -> None:
+        self.worker.start()
+        self._start_socket_mode()
+
+    def poke(self) -> None:
+        """New notifications are in the outbox."""
+        self.worker.poke()
+
+    def reconfigure(self, new: Settings) -> bool:
+        """Take up new notification settings; whether anything changed."""
+        old, self.settings = self.settings, new
+        if (new.console, new.slack) == (old.console, old.slack):
+            return False
+        self.worker.set_notifier(make_notifier(new))
+        if self.socket_mode is not None:
+            self.socket_mode.stop()
+        self._start_socket_mode()
+        return True
+
+    def stop(self) -> None:
+        if self.socket_mode is not None:
+            self.socket_mode.stop()
+        self.worker.stop()
+
+    def _start_socket_mode(self) -> None:
+        self.socket_mode = make_socket_mode(self.settings)
+        if self.socket_mode is not None:
+            self.socket_mode.start()
