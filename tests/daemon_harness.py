@@ -126,13 +126,16 @@ class DaemonProcess:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
-    def stop(self, timeout: float = 5.0) -> int:
-        """SIGTERM and wait; the daemon must be gone within `timeout`."""
+    def stop(self, timeout: float = 5.0, expect: int | None = 0) -> int:
+        """SIGTERM and wait; the daemon must be gone within `timeout` and (unless `expect` is
+        None) have exited with `expect`: a clean stop is 0, whatever the test checked before."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(timeout)
         for reader in self._readers:
             reader.join(2)
+        if expect is not None and code != expect:
+            raise AssertionError(f"the daemon exited with {code}, not {expect}:\n{self.log()}")
         return code
 
     def kill(self) -> None:

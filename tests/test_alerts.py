@@ -4,32 +4,11 @@ from __future__ import annotations
 
 from oai400d.alerts import AlertBook
 from oai400d.config import AlertsSettings
-from oai400d.model import Ack, Finding, Silence
+from oai400d.model import Ack, Silence
+
+from .samples import finding
 
 SETTINGS = AlertsSettings(group_wait=10, group_interval=60, repeat_interval=3600, resolve_after=900)
-
-
-def finding(fingerprint: str = "fp1", path: str = "/var/log/app.log") -> Finding:
-    return Finding(
-        path=path,
-        line=1,
-        end_line=1,
-        category="auth.invalid_api_key",
-        rule="openai.invalid_api_key",
-        severity="critical",
-        title="OpenAI key rejected (401)",
-        status=401,
-        error_type="invalid_request_error",
-        error_code="invalid_api_key",
-        param=None,
-        model="gpt-4o",
-        request_id="req_123456",
-        message="Incorrect API key provided: sk-…a1B2.",
-        fingerprint=fingerprint,
-        fixes=("Rotate the key", "Check the env"),
-        docs=("https://x",),
-        excerpt="openai.AuthenticationError: …",
-    )
 
 
 def kinds(notifications: list) -> list[tuple[str, int]]:  # type: ignore[type-arg]

@@ -334,7 +334,7 @@ def test_bad_config_exits_78(tmp_path: Path) -> None:
     config = write_config(tmp_path, alerts={"resolve_after": "soon"})
     daemon = DaemonProcess(config)
     assert daemon.proc.wait(30) == 78
-    daemon.stop()
+    daemon.stop(expect=78)
     assert "alerts.resolve_after" in daemon.log()
 
 

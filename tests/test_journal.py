@@ -289,7 +289,7 @@ def test_bad_journal_config_exits_78_naming_the_key(tmp_path: Path) -> None:
         config = journal_config(tmp_path, [journal])
         daemon = DaemonProcess(config)
         assert daemon.proc.wait(30) == 78
-        daemon.stop()
+        daemon.stop(expect=78)
         assert key in daemon.log(), daemon.log()
 
 
@@ -427,7 +427,7 @@ def test_archived_files_are_read_and_read_again_for_new_entries(tmp_path: Path) 
 def test_a_journal_is_a_metrics_source_of_its_own(tmp_path: Path) -> None:
     """Lines, bytes and findings read from a journal are counted under `journal:NAME`, one
     label per configured journal."""
-    from .test_metrics import scrape, value
+    from .scrape import scrape, value
 
     journal = JournalFile(tmp_path / "journal" / "system.journal")
     journal.append("myapp starting")

@@ -7,10 +7,7 @@ import os
 import re
 import socket
 import threading
-import urllib.request
 from pathlib import Path
-
-from prometheus_client.parser import text_string_to_metric_families
 
 from oai400d.sources.globs import source_of
 
@@ -26,32 +23,8 @@ from .daemon_harness import (
 from .fakes.openai_api import FakeOpenAI
 from .fakes.slack import FakeSlack
 from .fakes.status_page import FakeStatusPage
+from .scrape import parse, scrape, value
 from .support import oai400d
-
-Samples = dict[str, list[tuple[dict[str, str], float]]]
-
-
-def parse(text: str) -> Samples:
-    """Every sample by its name (`oai400d_findings_total`), with its labels and value."""
-    samples: Samples = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            samples.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
-    return samples
-
-
-def value(samples: Samples, name: str, **labels: str) -> float | None:
-    """The value of the one sample of `name` with these labels, None if there is none."""
-    found = [v for got, v in samples.get(name, []) if got == labels]
-    assert len(found) <= 1, (name, labels, found)
-    return found[0] if found else None
-
-
-def scrape(url: str) -> Samples:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        assert response.status == 200
-        assert response.headers["Content-Type"].startswith("text/plain")
-        return parse(response.read().decode())
 
 
 def metrics_daemon(
@@ -299,7 +272,7 @@ def test_address_in_use_and_bad_keys_are_config_errors(tmp_path: Path) -> None:
         config = write_config(tmp_path, metrics={"listen": f"127.0.0.1:{port}"})
         daemon = DaemonProcess(config)
         code = daemon.proc.wait(15)
-        daemon.stop()
+        daemon.stop(expect=78)
     assert code == 78, daemon.log()
     assert "metrics.listen" in daemon.log() and "already in use" in daemon.log()
     assert "free port" in daemon.log() and "Traceback" not in daemon.log()

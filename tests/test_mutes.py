@@ -22,8 +22,8 @@ from .daemon_harness import (
     wait_until,
     write_config,
 )
+from .samples import finding
 from .support import oai400d
-from .test_alerts import finding
 
 SETTINGS = AlertsSettings(group_wait=10, group_interval=60, repeat_interval=3600, resolve_after=900)
 USER = getpass.getuser()

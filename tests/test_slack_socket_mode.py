@@ -19,7 +19,7 @@ from oai400d.notify.slack_blocks import render
 from .daemon_harness import ERROR_LINE, DaemonProcess, append, status, wait_until, write_config
 from .fakes.slack import FakeSlack, block_problems
 from .fakes.slack_socket import block_action
-from .test_slack_blocks import huge, opened
+from .samples import huge, opened
 
 ALICE = "U0ALICE001"
 MALLORY = "U0MALLORY1"
