@@ -211,7 +211,9 @@ def test_a_storm_of_distinct_errors_folds_into_a_digest(
     posts = fake_slack.posts()
     assert len(posts) <= 40, len(posts)
     gaps = [b.received_at - a.received_at for a, b in itertools.pairwise(posts)]
-    assert all(gap >= 0.9 for gap in gaps), gaps
+    # The pace counts from the answer to the previous post, which Slack sent after receiving
+    # it: Slack receives the next one at least a full interval later, whatever the load.
+    assert all(gap >= 0.99 for gap in gaps), gaps
     text = json.dumps([p.params for p in posts])
     assert sum(f"gpt-storm-{i}`" in text or f"gpt-storm-{i} " in text for i in range(1000)) > 0
     # Folded: with 1,000 alerts in at most 40 posts, digests list some and count the rest.
