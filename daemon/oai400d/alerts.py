@@ -11,20 +11,15 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 
 from oai400d import lifecycle
 from oai400d.config import AlertsSettings
 from oai400d.lifecycle import Step
 from oai400d.model import Ack, Alert, Finding, Notification, ProbeResult, Silence
+from oai400d.timestamps import iso
 
 MAX_FILES_PER_ALERT = 20
 MAX_BACKLOG_ITEMS = 50
-
-
-def iso(seconds: float) -> str:
-    """Epoch seconds → '2026-11-25T10:00:01Z'."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def silence_added(silence: Silence) -> str:

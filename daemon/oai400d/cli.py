@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 
 from oai400d import __version__
-from oai400d.alerts import iso
 from oai400d.classify import Classifier, load_rules, redact
 from oai400d.config import (
     LoadedConfig,
@@ -33,6 +32,7 @@ from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
 from oai400d.sameerror import one_per_request
 from oai400d.scan import Scanner, scan_file
 from oai400d.state import State
+from oai400d.timestamps import iso
 
 if TYPE_CHECKING:
     from oai400d.fleet import FleetStore

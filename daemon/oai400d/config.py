@@ -25,8 +25,7 @@ from pydantic import (
 )
 
 from oai400d.errors import ConfigError
-from oai400d.masking import mask_dsn
-from oai400d.masking import mask_secret as mask_secret  # (probes import it from here)
+from oai400d.masking import mask_dsn, mask_secret
 from oai400d.model import EventLimits
 
 DEFAULT_CONFIG_PATH = "/etc/oai400d/config.toml"

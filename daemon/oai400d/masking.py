@@ -2,8 +2,9 @@
 
 `redact` finds secret-shaped values in text that came from elsewhere (log lines, API answers)
 and keeps their last 4 characters; `mask_secret` shows a configured secret the same way;
-`mask_dsn` keeps a database URL readable but hides its password. Alerts, logs, command output and
-the state DB only ever see text that went through one of these.
+`mask_dsn` keeps a database URL readable but hides its password; `mask_key` and `scrub` hide
+the configured OpenAI key (and anything shaped like a key) in what the probes show. Alerts,
+logs, command output and the state DB only ever see text that went through one of these.
 """
 
 from __future__ import annotations
@@ -82,3 +83,21 @@ def mask_dsn(value: str) -> str:
         return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
     except ValueError:
         return mask_secret(value)
+
+
+# Keys quoted by text from elsewhere (an API's answer, an exception), whatever else is around.
+_KEYLIKE = re.compile(r"\b(sk-|rk-|sess-)[A-Za-z0-9_*\-]{4,}")
+
+
+def mask_key(key: str) -> str:
+    """A key as a person may see it: `sk-…abcd` at most."""
+    if key.startswith("sk-") and len(key) > 12:
+        return f"sk-…{key[-4:]}"
+    return mask_secret(key)
+
+
+def scrub(text: str, key: str | None) -> str:
+    """Remove the key, and anything that looks like one, from text that came from elsewhere."""
+    if key:
+        text = text.replace(key, mask_key(key))
+    return _KEYLIKE.sub(lambda m: f"{m.group(1)}…{m.group(0)[-4:]}", text)

@@ -18,7 +18,6 @@ import logging
 import socket
 import urllib.error
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from http.client import HTTPException
 from typing import Any
 
@@ -36,6 +35,7 @@ from oai400d.notify.slack_blocks import (
     render_plain,
     render_reply,
 )
+from oai400d.timestamps import parse_iso
 
 log = logging.getLogger("oai400d.slack")
 
@@ -228,10 +228,10 @@ class SlackWebNotifier:
         """The message of a fleet alert that another host posted while it owned the alert, and
         died before the store learnt where it is: found by its episode key, then edited."""
         try:
-            since = datetime.strptime(first_seen, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            since = parse_iso(first_seen)
         except ValueError:
             return None
-        return self._find_posted(self._channel_id(attempt), "key", key, since.timestamp())
+        return self._find_posted(self._channel_id(attempt), "key", key, since)
 
     def _find_posted(
         self, channel: str, field: str, value: str, since: float

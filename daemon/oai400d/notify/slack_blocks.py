@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 from oai400d import __version__
 from oai400d.classify import redact
 from oai400d.model import Notification
+from oai400d.timestamps import parse_iso
 
 # Slack's limits (docs.slack.dev, Block Kit reference), and the message budget we keep to.
 HEADER_MAX = 150  # header block: plain_text
@@ -184,10 +185,7 @@ def _plural(count: int, word: str) -> str:
 
 def _epoch(iso: str) -> float | None:
     try:
-        when = datetime.fromisoformat(iso)
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return when.timestamp()
+        return parse_iso(iso)
     except (TypeError, ValueError, OverflowError, OSError):
         return None
 

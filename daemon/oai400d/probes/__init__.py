@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from oai400d.config import Settings
+from oai400d.masking import scrub
 from oai400d.model import ProbeResult
-from oai400d.probes.api import AZURE_API_VERSION, probe_api_key, probe_models, provider_of, scrub
+from oai400d.probes.api import AZURE_API_VERSION, probe_api_key, probe_models, provider_of
 from oai400d.probes.http import USER_AGENT, Client, Transport, make_client
 from oai400d.probes.status_page import probe_status_page
 

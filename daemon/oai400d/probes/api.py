@@ -8,12 +8,12 @@ What an error answer means comes from the verdict table (verdicts.toml).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from oai400d.config import Settings, mask_secret
+from oai400d.config import Settings
+from oai400d.masking import mask_key, scrub
 from oai400d.model import ProbeResult
 from oai400d.probes.http import Answer, Client, Response, get, json_body, public_url
 from oai400d.probes.verdicts import ApiError, Verdict, verdict_table
@@ -24,25 +24,6 @@ AZURE_API_VERSION = "2024-10-21"
 _AZURE_HOSTS = (".openai.azure.com", ".cognitiveservices.azure.com", ".services.ai.azure.com")
 
 NO_KEY = "no API key configured (OPENAI_API_KEY or credential openai-api-key)"
-
-
-# -- secrets: never shown whole -------------------------------------------------------------------
-
-_KEYLIKE = re.compile(r"\b(sk-|rk-|sess-)[A-Za-z0-9_*\-]{4,}")
-
-
-def mask_key(key: str) -> str:
-    """A key as a person may see it: `sk-…abcd` at most."""
-    if key.startswith("sk-") and len(key) > 12:
-        return f"sk-…{key[-4:]}"
-    return mask_secret(key)
-
-
-def scrub(text: str, key: str | None) -> str:
-    """Remove the key, and anything that looks like one, from text that came from elsewhere."""
-    if key:
-        text = text.replace(key, mask_key(key))
-    return _KEYLIKE.sub(lambda m: f"{m.group(1)}…{m.group(0)[-4:]}", text)
 
 
 # -- the API to probe -----------------------------------------------------------------------------
