@@ -12,6 +12,8 @@ import pytest
 
 from oai400d.errors import FleetStoreError, FleetUnavailableError
 from oai400d.fleet import SCHEMA_VERSION, Contribution, FleetStore, describe_dsn
+from oai400d.fleet.connection import FleetConnection
+from oai400d.fleet.schema import migrate, schema_version
 from oai400d.model import Ack
 from tests.daemon_harness import wait_until
 from tests.pg_harness import PostgresServer, free_port
@@ -349,3 +351,44 @@ def test_a_slack_press_is_handled_once_by_the_whole_fleet(fleet_dsn: str) -> Non
         assert not b.claim_action(["envelope:e2", "action:U1:ack:1.0"])  # the same action
         assert not a.claim_action(["envelope:e1"])
         assert b.claim_action(["envelope:e3"])
+
+
+def test_the_schema_is_read_and_migrated_on_a_plain_connection(fleet_dsn: str) -> None:
+    """schema.migrate and schema.schema_version need only a connection: version 0 before,
+    every migration once, then none."""
+    with psycopg.connect(fleet_dsn, autocommit=True) as conn:
+        assert schema_version(conn) == 0
+        assert migrate(conn, "db:5432/fleet") == SCHEMA_VERSION
+        assert migrate(conn, "db:5432/fleet") == 0
+        assert schema_version(conn) == SCHEMA_VERSION
+
+
+def test_a_statement_the_server_rejects_is_reported_as_a_bug_not_retried(fleet_dsn: str) -> None:
+    """A statement PostgreSQL refuses (not a connection or lock problem) is a FleetStoreError
+    that asks for a report, and the pooled connection stays usable."""
+    connection = FleetConnection(fleet_dsn, 2, 2, 1)
+    connection.open()
+    try:
+        with pytest.raises(FleetStoreError, match=r"rejected a statement.*report it") as caught:
+            connection.call(lambda conn: conn.execute("SELEC 1"))
+        assert caught.value.retryable is False
+        assert connection.call(lambda conn: conn.execute("SELECT 1").fetchone()) == (1,)
+    finally:
+        connection.close()
+
+
+def test_open_alerts_are_the_unresolved_ones_most_recently_seen_first(store: FleetStore) -> None:
+    """`oai400d status` with state.fleet: resolved alerts are left out, the others come newest
+    first with how many hosts saw them."""
+    store.contribute("older", "host-a", 1, T0, T0)
+    store.contribute("newer", "host-a", 1, T0 + 5, T0 + 5)
+    store.contribute("newer", "host-b", 2, T0 + 6, T0 + 6)
+    store.contribute("gone", "host-a", 1, T0 + 9, T0 + 9)
+    store.claim(["gone"], "host-a", ttl=60)
+    assert store.advance("gone", "host-a", 1, "resolved", {}, expect_count=1)
+    listed = store.open_alerts()
+    assert [(a.fingerprint, a.count, a.host_count) for a in listed] == [
+        ("newer", 3, 2),
+        ("older", 1, 1),
+    ]
+    assert [h.host for h in listed[0].hosts] == ["host-a", "host-b"]

@@ -5,6 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
+from oai400d.fleet import FleetStore
+from oai400d.fleet.connection import StorePart
+from oai400d.state import State
+from oai400d.state.connection import TableGroup
+
 PACKAGE = Path(__file__).parent.parent / "daemon" / "oai400d"
 
 # Lower number = lower layer. A module may import its own layer or lower ones, never higher.
@@ -17,15 +24,23 @@ LAYERS = {
     "oai400d.masking": 0,  # every way a secret is hidden
     "oai400d.systemd": 0,  # sd_notify and the signals systemd sends
     "oai400d.config": 1,
+    # The state DB, a package: its connection, one small class per group of tables, and State
+    # composing them; its modules import each other.
     "oai400d.state": 1,
-    "oai400d.fleet": 1,  # the shared alert book on PostgreSQL, a peer of the local state DB
+    # The shared alert book on PostgreSQL, a peer of the local state DB; a package too (the
+    # connection, schema, book, leases, mutes, and FleetStore composing them).
+    "oai400d.fleet": 1,
     "oai400d.unwrap": 2,  # container runtimes' and syslog's wrappers, undone before assembling
     "oai400d.assemble": 2,
     "oai400d.sameerror": 2,  # one failed request, one finding
     "oai400d.backlog": 2,  # the backlog window: which caught-up lines are history
     "oai400d.classify": 2,
     "oai400d.lifecycle": 2,  # when an alert opens, updates, reminds, resolves: pure rules
+    # The scanner of `oai400d classify`, a package: the Scanner, one stream's events, a
+    # wrapped file's streams, the split for two processes; its modules import each other.
     "oai400d.scan": 3,
+    # The tailing stage, a package: the globs and watches (Sources), the files followed, their
+    # opening, one Tail per file, the journal.
     "oai400d.sources": 3,
     "oai400d.alerts": 3,
     # The probes package (http, api, status_page, verdicts) is one group: its modules import
@@ -42,7 +57,8 @@ LAYERS = {
     "oai400d.labels": 4,  # the metrics' `source` label of a path
     "oai400d.wiring": 4,  # building the notifier, the fleet store, Socket Mode from settings
     # This host's part in the fleet: runs the alert lifecycle on the store's counts, fills the
-    # outbox; service wires it.
+    # outbox; service wires it. A package: the thread and its rounds (FleetSync), the alerts it
+    # owns (owner), where their Slack messages are (messages).
     "oai400d.fleetsync": 4,
     "oai400d.fleetlink": 5,  # the daemon's side of the fleet: the store's queue, the fallback
     "oai400d.service": 6,  # the composition root: wiring, the loop, reload, shutdown
@@ -57,8 +73,8 @@ OWNERS = {
     "pydantic": "oai400d.config",
     "hyperscan": "oai400d.classify.prefilter",
     "prometheus_client": "oai400d.metrics",
-    "psycopg": "oai400d.fleet",
-    "psycopg_pool": "oai400d.fleet",
+    "psycopg": "oai400d.fleet.connection",
+    "psycopg_pool": "oai400d.fleet.connection",
 }
 
 
@@ -123,3 +139,37 @@ def test_every_module_has_its_layer() -> None:
         if group == "oai400d" and module != "oai400d":
             missing.append(module)
     assert missing == [], f"add to LAYERS (tests/test_layers.py): {sorted(missing)}"
+
+
+@pytest.mark.parametrize(
+    ("composed", "part", "parts"), [(State, TableGroup, 9), (FleetStore, StorePart, 4)]
+)
+def test_a_class_composed_of_parts_has_one_owner_for_each_name(
+    composed: type, part: type, parts: int
+) -> None:
+    """State is its table groups on one connection, FleetStore its parts on one pool: a name
+    defined by two parts (or by the composed class too) would silently answer with one part's
+    method for the other's."""
+    classes = [c for c in composed.__mro__ if issubclass(c, part) and c is not part]
+    assert len(classes) == parts + 1
+    owners: dict[str, list[str]] = {}
+    for cls in classes:
+        for name in vars(cls):
+            if not name.startswith("__"):
+                owners.setdefault(name, []).append(cls.__name__)
+    assert {name: found for name, found in owners.items() if len(found) > 1} == {}
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test helpers live in helper modules (support, samples, daemon_harness, fakes…):
+    a test module that imports another runs its fixtures and couples two suites."""
+    tests = Path(__file__).parent
+    offenders = []
+    for path in sorted(tests.glob("test_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                name = node.module.rsplit(".", 1)[-1]
+                if name.startswith("test_"):
+                    offenders.append(f"{path.name} imports {node.module}")
+    assert offenders == []

@@ -1,19 +1,21 @@
 """The alert lifecycle as one pure function: each transition and each boundary on fake times,
-and the fleet owner applying the same rules (in-process, no store)."""
+and the fleet owner applying the same rules (in-process, the store faked)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from oai400d.alerts import AlertBook
 from oai400d.config import AlertsSettings, Settings
-from oai400d.fleet import FleetAlert, FleetStore, HostCount
-from oai400d.fleetsync import FleetSync
+from oai400d.fleet import FleetAlert, FleetStore, HostCount, Transition
+from oai400d.fleetsync import FleetOwner, FleetSync
 from oai400d.lifecycle import NEVER, Step, acknowledge, decide, merge, recover, silence_for
 from oai400d.model import Ack, Alert, ProbeResult, Silence
+from oai400d.state import SLACK_TARGET, State
 
 # group_wait 10, group_interval 60, repeat_interval 3600, resolve_after 900
 SETTINGS = AlertsSettings(group_wait=10, group_interval=60, repeat_interval=3600, resolve_after=900)
@@ -449,18 +451,23 @@ def test_the_book_and_the_function_agree() -> None:
 # --- the fleet owner applies the same rules ---------------------------------------------------
 
 
-def fleet_sync(**alerts: float) -> FleetSync:
-    """A FleetSync whose store is never called: only its lifecycle is used."""
-    settings = Settings.model_validate(
+def fleet_settings(**alerts: float) -> Settings:
+    """Host h1's settings with a fleet store, SETTINGS' alert timing unless `alerts` says."""
+    return Settings.model_validate(
         {
             "state": {"path": ":memory:", "fleet": "postgresql://oai400d@db.invalid/oai400d"},
             "fleet": {"host": "h1"},
             "alerts": {**SETTINGS.model_dump(), **alerts},
         }
     )
-    sync = FleetSync(settings, cast(FleetStore, None), lambda: None)
-    sync.context = lambda category: f"probes say nothing about {category}"
-    return sync
+
+
+def fleet_sync(**alerts: float) -> FleetOwner:
+    """The owner part of a FleetSync of host h1 (the one that runs the lifecycle), whose store
+    is never called: only its lifecycle is used."""
+    owner = FleetSync(fleet_settings(**alerts), cast(FleetStore, None), lambda: None).owner
+    owner.context = lambda category: f"probes say nothing about {category}"
+    return owner
 
 
 def view(state: str = "pending", **fields: Any) -> FleetAlert:
@@ -558,6 +565,117 @@ def test_a_fleet_probe_alert_resolves_after_runs_with_no_failure_anywhere() -> N
     assert sync._lifecycle(status, 399.0) is None
     result = sync._lifecycle(status, 400.0)
     assert result is not None and result[0].state == "resolved"
+
+
+class OwnerStore:
+    """The store as the fleet owner uses it: the leases it grants (each alert's previous owner
+    in `before`, this host's by default), the fleet-wide views, the transitions it writes (all,
+    or none with `takes=False`), where the messages are, the leases given up."""
+
+    def __init__(self, *views: FleetAlert, takes: bool = True) -> None:
+        self.views = {v.fingerprint: v for v in views}
+        self.before: dict[str, str | None] = {}
+        self.takes = takes
+        self.advanced: list[Transition] = []
+        self.messages: dict[str, dict[str, Any]] = {}
+        self.released: list[str] = []
+
+    def claim(self, fingerprints: list[str], host: str, ttl: float) -> dict[str, str | None]:
+        return {fp: self.before.get(fp, host) for fp in fingerprints if fp in self.views}
+
+    def alerts(self, fingerprints: list[str]) -> list[FleetAlert]:
+        return [self.views[fp] for fp in sorted(fingerprints) if fp in self.views]
+
+    def advance_many(self, host: str, changes: list[Transition]) -> set[str]:
+        self.advanced.extend(changes)
+        return {change.fingerprint for change in changes} if self.takes else set()
+
+    def record_message(self, fingerprint: str, host: str, message: dict[str, Any]) -> bool:
+        self.messages[fingerprint] = message
+        return True
+
+    def release_lease(self, fingerprint: str, host: str) -> bool:
+        self.released.append(fingerprint)
+        return True
+
+
+def fleet_owner(store: OwnerStore, pokes: list[str]) -> FleetOwner:
+    """Host h1's FleetOwner on `store`; each poke of the outbox is counted in `pokes`."""
+    return FleetOwner(fleet_settings(), cast(FleetStore, store), "h1", lambda: pokes.append("poke"))
+
+
+def test_the_fleet_owner_announces_a_change_once_the_store_wrote_it(tmp_path: Path) -> None:
+    """An alert this host saw is leased and its due transition written to the store; its
+    notification, with the fleet's hosts and the episode's message name, goes into the outbox
+    in one commit, and the outbox is poked once. Three statements: claim, alerts, advance."""
+    store = OwnerStore(view())
+    pokes: list[str] = []
+    owner = fleet_owner(store, pokes)
+    owner.saw(["fp1"], 100.0)
+    state = State(str(tmp_path / "state.db"))
+    owner.own(state, 110.0)
+    assert [(t.fingerprint, t.state) for t in store.advanced] == [("fp1", "open")]
+    (entry,) = state.outbox_pending()
+    sent = entry.notification
+    assert (sent.kind, sent.host, sent.hosts, sent.host_count, sent.episode) == (
+        "opened",
+        "h1",
+        ("h1", "h2"),
+        2,
+        "fleet3",
+    )
+    assert (pokes, owner.round_trips) == (["poke"], 3)
+    state.close()
+
+
+def test_the_fleet_owner_announces_nothing_the_store_did_not_write(tmp_path: Path) -> None:
+    """A transition the store refused (the lease went, or findings came in) is not notified:
+    the alert is looked at again next round."""
+    store = OwnerStore(view(), takes=False)
+    pokes: list[str] = []
+    owner = fleet_owner(store, pokes)
+    owner.saw(["fp1"], 100.0)
+    state = State(str(tmp_path / "state.db"))
+    owner.own(state, 110.0)
+    assert len(store.advanced) == 1
+    assert (state.outbox_pending(), pokes) == ([], [])
+    state.close()
+
+
+def test_a_new_fleet_owner_edits_the_message_of_the_one_before(tmp_path: Path) -> None:
+    """Taking an alert over, the owner remembers where the previous owner's message is (its
+    outbox edits it, never posts a second); the store is not told what it already knows."""
+    posted = {"channel": "C1", "ts": "1700000000.000100", "key": "fp1@fleet3"}
+    store = OwnerStore(view("open", message=posted))
+    store.before["fp1"] = "h2"
+    owner = fleet_owner(store, [])
+    owner.saw(["fp1"], 100.0)
+    state = State(str(tmp_path / "state.db"))
+    owner.own(state, 110.0)
+    assert state.delivery_target("fp1@fleet3", SLACK_TARGET) == ("C1", "1700000000.000100")
+    assert store.messages == {}
+    state.close()
+
+
+def test_the_fleet_owner_tells_the_store_where_its_message_is_and_releases_on_stopping(
+    tmp_path: Path,
+) -> None:
+    """Once this host's outbox posted the episode's message, the store learns where it is (one
+    statement); stopping, the owner tells it again for every owned alert still unknown and
+    gives every lease up."""
+    store = OwnerStore(view("open"))
+    owner = fleet_owner(store, [])
+    owner.saw(["fp1"], 100.0)
+    state = State(str(tmp_path / "state.db"))
+    state.remember_delivery("fp1@fleet3", SLACK_TARGET, "C1", "1.0")
+    owner.own(state, 110.0)
+    assert store.messages == {"fp1": {"channel": "C1", "ts": "1.0", "key": "fp1@fleet3"}}
+    assert owner.round_trips == 3  # claim, alerts, the message
+    store.messages.clear()
+    owner.release(state)
+    assert store.messages == {"fp1": {"channel": "C1", "ts": "1.0", "key": "fp1@fleet3"}}
+    assert store.released == ["fp1"]
+    state.close()
 
 
 def test_a_step_is_a_small_frozen_record() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import random
 from pathlib import Path
@@ -12,7 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oai400d.classify import Classifier
-from oai400d.scan import Scanner, scan_file, split_point
+from oai400d.model import EventLimits
+from oai400d.scan import DEFAULT_MAX_LINE, Scanner, ScanStats, scan_file, split_point
+from oai400d.scan.stream import Feed, StreamScan
+from oai400d.scan.wrapped import LineMap, WrappedScan
 
 CLASSIFIER = Classifier()
 ERROR_LINE = (
@@ -125,3 +129,77 @@ def test_two_process_scan_equals_one_process_scan(tmp_path: Path) -> None:
     assert len(one) == 60
     assert two == one
     assert parallel.stats.lines == sequential.stats.lines == 60 * 705
+
+
+# --- the parts of a scan: one stream's events, a wrapped file's streams -------------------------
+
+TRACEBACK = (
+    b"2026-11-25 10:00:03 ERROR worker: call failed\n"
+    b"Traceback (most recent call last):\n"
+    b'  File "/app/w.py", line 9, in run\n'
+    b"    client.chat.completions.create()\n" + ERROR_LINE.encode() + b"\n"
+)
+NEXT_RECORD = b"2026-11-25T10:00:04Z INFO GET /health 200 1ms\n"
+
+
+def test_a_stream_scan_holds_an_event_until_the_line_after_it_is_read() -> None:
+    """A traceback that ends the bytes read so far may go on: nothing comes out until the next
+    record arrives, then one finding over all its lines."""
+    stats = ScanStats()
+    streams = StreamScan(CLASSIFIER, DEFAULT_MAX_LINE, EventLimits(), stats)
+    feed = Feed()
+    assert list(streams.push(feed, NEXT_RECORD * 3 + TRACEBACK, False, "t.log")) == []
+    found = list(streams.push(feed, NEXT_RECORD, False, "t.log"))
+    assert [(f.line, f.end_line, f.category) for f in found] == [(4, 8, "rate_limit")]
+    assert list(streams.push(feed, b"", True, "t.log")) == []
+    assert (feed.lines(), stats.events) == (9, 1)
+
+
+def test_a_stream_scan_counts_the_lines_of_a_stream_without_a_last_newline() -> None:
+    """The last line without a newline is a line, and is classified at the end."""
+    streams = StreamScan(CLASSIFIER, DEFAULT_MAX_LINE, EventLimits(), ScanStats())
+    feed = Feed()
+    assert list(streams.push(feed, NEXT_RECORD + ERROR_LINE.encode(), False, "t.log")) == []
+    found = list(streams.push(feed, b"", True, "t.log"))
+    assert [(f.line, f.category) for f in found] == [(2, "rate_limit")] and feed.lines() == 2
+
+
+def test_a_line_map_keeps_runs_and_forgets_what_is_behind() -> None:
+    """Stream lines that follow each other in the file are one run; a gap starts another; the
+    runs wholly behind a line can be dropped without changing what later lines map to."""
+    lines = LineMap()
+    lines.add(3)
+    lines.add(4)  # the same run: stream line 2 is physical line 4
+    lines.add(9, count=3)  # stream lines 3-5 are physical lines 9-11
+    lines.add(20)
+    assert (lines.starts, lines.physical) == ([1, 3, 6], [3, 9, 20])
+    assert [lines(n) for n in range(1, 7)] == [3, 4, 9, 10, 11, 20]
+    lines.forget_before(4)
+    assert (lines.starts, lines.physical) == ([3, 6], [9, 20])
+    assert [lines(n) for n in range(3, 7)] == [9, 10, 11, 20]
+
+
+def test_a_wrapped_scan_gives_each_stream_s_findings_in_file_order() -> None:
+    """Two docker streams interleaved: a traceback on stdout whose lines are spread among
+    stderr's, an error line on stderr in the middle of it; both come out with physical line
+    numbers (a traceback at its first line), in file order."""
+
+    def docker(text: bytes, stream: str) -> bytes:
+        record = {"log": text.decode() + "\n", "stream": stream, "time": "2026-11-25T10:00:00Z"}
+        return json.dumps(record).encode() + b"\n"
+
+    stdout = TRACEBACK.splitlines() + NEXT_RECORD.splitlines()
+    physical = [docker(stdout[0], "stdout"), docker(stdout[1], "stdout")]
+    physical += [docker(NEXT_RECORD.rstrip(), "stderr"), docker(ERROR_LINE.encode(), "stderr")]
+    physical += [docker(NEXT_RECORD.rstrip(), "stderr")]
+    physical += [docker(line, "stdout") for line in stdout[2:]]
+    data = b"".join(physical)
+    stats = ScanStats()
+    streams = StreamScan(CLASSIFIER, DEFAULT_MAX_LINE, EventLimits(), stats)
+    wrapped = WrappedScan("docker", data, streams, stats, DEFAULT_MAX_LINE, "w.log")
+    found = list(wrapped.scan(data[:200], False, iter([data[200:], b""]).__next__))
+    assert [(f.line, f.end_line, f.category) for f in found] == [
+        (1, 8, "rate_limit"),
+        (4, 4, "rate_limit"),
+    ]
+    assert stats.lines == 9

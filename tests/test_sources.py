@@ -20,7 +20,9 @@ from hypothesis import strategies as st
 
 from oai400d.model import FileState, Line, Read
 from oai400d.sources import Sources
+from oai400d.sources.followed import FollowedFiles
 from oai400d.sources.globs import matches, watch_roots
+from oai400d.sources.opening import FileOpener
 
 GRACE = 0.2
 DEADLINE = 5.0
@@ -721,3 +723,91 @@ def test_missing_directory_is_noticed_as_soon_as_it_is_created(tmp_path: Path) -
         later.mkdir(parents=True)
         append(later / "app.log", "first\n")
         run.until(lambda: run.texts() == ["first"], "the new directory's file, without reconcile")
+
+
+# --- the parts of Sources: the files followed, and their opening --------------------------------
+
+
+def parts(
+    clock: Callable[[], float], reports: list[str], errors: list[str]
+) -> tuple[FollowedFiles, FileOpener]:
+    """A FollowedFiles and its FileOpener as Sources builds them, for paths ending in .log."""
+
+    def matches(path: str) -> bool:
+        return path.endswith(".log")
+
+    files = FollowedFiles(clock, GRACE, reports.append, errors.append, matches)
+    return files, FileOpener(files, 4096, clock, reports.append, errors.append, matches)
+
+
+def test_a_rotated_file_is_read_to_its_end_then_finished_when_its_grace_ends(
+    tmp_path: Path,
+) -> None:
+    """A file renamed to a name the globs do not match is checked out of its path (its old name
+    forgotten first), read to its end, and finished once idle for the grace, which also bounds
+    how long a wait may last. All on a fake clock."""
+    clock = FakeClock()
+    files, opener = parts(clock, [], [])
+    log = tmp_path / "app.log"
+    log.write_text("one\n")
+    opener.follow(str(log), from_start=True)
+    assert [line.text for read in files.read(1 << 20) for line in read.lines] == ["one"]
+    assert files.wait_limit(10.0) == 10.0  # nothing rotated: the caller's timeout
+    rotated = tmp_path / "app.1"
+    log.rename(rotated)
+    with rotated.open("a") as handle:
+        handle.write("two\n")
+    assert files.check([str(log)]) == [str(log)]
+    clock.advance(0.05)
+    assert files.wait_limit(10.0) == pytest.approx(GRACE - 0.05)
+    reads = files.read(1 << 20)
+    assert [(read.file.path, read.finished) for read in reads] == [
+        (str(log), True),
+        (str(rotated), False),
+    ]
+    assert [line.text for line in reads[1].lines] == ["two"]
+    clock.advance(GRACE)
+    (last,) = files.read(1 << 20)
+    assert (last.file.path, last.finished, files.tails) == (str(rotated), True, [])
+
+
+def test_an_unreadable_path_is_reported_and_counted_once_until_it_is_no_longer_matched(
+    tmp_path: Path,
+) -> None:
+    """Following a path that cannot be read again says nothing new; once reconcile finds it no
+    longer matched it is forgotten, so a later match is a new problem, reported again."""
+    reports: list[str] = []
+    errors: list[str] = []
+    files, opener = parts(FakeClock(), reports, errors)
+    odd = tmp_path / "odd.log"
+    odd.mkdir()
+    opener.follow(str(odd), from_start=True)
+    opener.follow(str(odd), from_start=True)
+    assert (len(reports), errors, files.tails) == (1, [str(odd)], [])
+    opener.forget_unmatched({str(tmp_path / "other.log")})
+    opener.follow(str(odd), from_start=True)
+    assert (len(reports), errors) == (2, [str(odd), str(odd)])
+
+
+def test_a_saved_file_renamed_while_stopped_resumes_under_its_new_name(tmp_path: Path) -> None:
+    """After a restart the saved file is found by inode in its directory: its old name is
+    forgotten, and reading goes on at the saved offset with the line numbers going on."""
+    files, opener = parts(FakeClock(), [], [])
+    log = tmp_path / "app.log"
+    log.write_text("one\ntwo\n")
+    opener.follow(str(log), from_start=True)
+    (saved,) = [read.file for read in files.read(1 << 20)]
+    files.close()
+    moved = tmp_path / "app-old.log"
+    log.rename(moved)
+    with moved.open("a") as handle:
+        handle.write("three\n")
+    again, reopener = parts(FakeClock(), [], [])
+    reopener.resume(saved)
+    reads = again.read(1 << 20)
+    assert [(read.file.path, read.finished) for read in reads] == [
+        (str(log), True),
+        (str(moved), False),
+    ]
+    assert [(line.line_no, line.text) for line in reads[1].lines] == [(3, "three")]
+    again.close()

@@ -1,6 +1,6 @@
 """This host's side of the fleet link (state.fleet): what goes to the store, and the fallback.
 
-With a fleet store, the hosts share one alert book on PostgreSQL (fleetsync.py runs it in its
+With a fleet store, the hosts share one alert book on PostgreSQL (fleetsync/ runs it in its
 own thread). The daemon's part, kept here: each live finding is queued for the store as a
 count (FleetDelta), written at the next commit; while the store answers, the local book keeps
 only what this host must announce itself (probe alerts when the store is away, the backlog

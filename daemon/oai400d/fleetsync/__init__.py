@@ -6,13 +6,17 @@ Each round it
   the file positions), one numbered batch at a time: a batch whose answer was lost is sent again
   under its number, and the store applies each number once;
 - takes, renews or takes over the lease of every alert this host saw (and of alerts orphaned
-  by hosts that stopped), and for those it owns runs the alert lifecycle (alerts.AlertBook) on
-  the fleet-wide count, hosts and last-seen. A transition is written to the store first, on
+  by hosts that stopped), and for those it owns runs the alert lifecycle (lifecycle.py) on the
+  fleet-wide count, hosts and last-seen. A transition is written to the store first, on
   condition that the lease is still ours (and, to resolve, that no finding came in since); only
   then do its notifications go into the local outbox. So two hosts never announce one change;
 - reads the fleet-wide silences and acknowledgements.
 The main loop reads `failing_since`: since when the store has been failing, to fall back to
 alerting on its own after `fleet.fallback_after`, and to merge back when the store returns.
+
+The package: FleetSync here (the thread, its rounds, the queue sent to the store), `owner`
+(the leases and lifecycle of the alerts this host owns, the fleet-wide mutes they obey) and
+`messages` (where the one Slack message of an episode is).
 """
 
 from __future__ import annotations
@@ -22,16 +26,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
-from oai400d import lifecycle
-from oai400d.alerts import notification_of, silence_added
 from oai400d.config import Settings
 from oai400d.errors import FleetError, FleetStoreError
-from oai400d.fleet import Contribution, FleetAlert, FleetStore, Transition, describe_dsn
-from oai400d.model import Ack, Alert, Finding, Notification, ProbeResult, Silence
-from oai400d.state import SLACK_TARGET, State
+from oai400d.fleet import Contribution, FleetStore, describe_dsn
+from oai400d.fleetsync.messages import fleet_episode
+from oai400d.fleetsync.owner import FleetOwner, alert_of
+from oai400d.model import Alert, Finding, ProbeResult, Silence
+from oai400d.state import State
+
+__all__ = [
+    "FleetOwner",
+    "FleetSync",
+    "alert_data",
+    "alert_of",
+    "fleet_episode",
+    "probe_fingerprint",
+]
 
 log = logging.getLogger("oai400d.fleet")
 
@@ -40,16 +52,6 @@ BACKOFF_MAX = 10.0  # a failing store is tried again at least this often
 BATCHES_PER_ROUND = 8  # after an outage the queue drains this many batches a round
 PRUNE_INTERVAL = 3600.0
 REGISTER_INTERVAL = 60.0  # this instance tells the store it is alive, and checks its name
-# The announcement state the owner keeps in the store: what a host taking over needs to go on.
-_LIFECYCLE = (
-    "notified_count",
-    "last_notified",
-    "last_reminder",
-    "opened_at",
-    "resolved_at",
-    "acked_by",
-    "acked_at",
-)
 # What the store keeps to describe an alert (from the first finding any host sent).
 _DESCRIPTION = (
     "category",
@@ -87,44 +89,6 @@ def probe_fingerprint(result: ProbeResult, settings: Settings) -> str:
     return f"probe:{result.name}:{digest[:8]}"
 
 
-def fleet_episode(view: FleetAlert) -> str:
-    """The name of the one Slack message of this episode, the same on every host."""
-    return f"fleet{view.episode}"
-
-
-def alert_of(view: FleetAlert) -> Alert:
-    """The fleet-wide alert as the lifecycle sees it: fleet counts and times, shared state."""
-    data, life = view.data, view.lifecycle
-    return Alert(
-        fingerprint=view.fingerprint,
-        category=str(data.get("category", "")),
-        rule=str(data.get("rule", "")),
-        severity=str(data.get("severity", "warning")),
-        title=str(data.get("title", "")),
-        state=view.state,
-        count=view.count,
-        first_seen=view.first_seen,
-        last_seen=view.last_seen,
-        files=tuple(data.get("files") or ()),
-        message=str(data.get("message") or ""),
-        excerpt=str(data.get("excerpt") or ""),
-        fixes=tuple(data.get("fixes") or ()),
-        docs=tuple(data.get("docs") or ()),
-        status=data.get("status"),
-        error_type=data.get("error_type"),
-        error_code=data.get("error_code"),
-        model=data.get("model"),
-        request_id=data.get("request_id"),
-        notified_count=int(life.get("notified_count") or 0),
-        last_notified=life.get("last_notified"),
-        last_reminder=life.get("last_reminder"),
-        opened_at=life.get("opened_at"),
-        resolved_at=life.get("resolved_at"),
-        acked_by=life.get("acked_by"),
-        acked_at=life.get("acked_at"),
-    )
-
-
 class FleetSync:
     """The thread that keeps this host's findings and the fleet's alert book in step."""
 
@@ -141,18 +105,12 @@ class FleetSync:
         self.host = settings.fleet.host
         self.where = describe_dsn(settings.state.fleet.get_secret_value())
         self.clock = clock
-        self._poke_outbox = poke_outbox
+        self.owner = FleetOwner(settings, store, self.host, poke_outbox)
         # Read by the main loop (plain assignments: atomic for other threads).
         self.failing_since: float | None = None
         # Every batch the main loop committed before this time is in the store.
         self.confirmed_through = 0.0
-        self.silences: list[Silence] = []
-        self.round_trips = 0  # statements sent to the store (bench/fleet_overhead.py)
-        # What the probes say about a category (the daemon's ProbeSchedule.context).
-        self.context: Callable[[str], str] | None = None
-        self._acks: dict[str, Ack] = {}
-        self._seen: dict[str, float] = {}  # alerts this host added to → when, last
-        self._owned: set[str] = set()
+        self._round_trips = 0  # this part's statements (see round_trips)
         self._opened = False
         self._next_mutes = 0.0
         self._next_prune = 0.0
@@ -163,6 +121,25 @@ class FleetSync:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def round_trips(self) -> int:
+        """Statements sent to the store (bench/fleet_overhead.py)."""
+        return self._round_trips + self.owner.round_trips
+
+    @property
+    def silences(self) -> list[Silence]:
+        """The fleet-wide silences, as the store said last (the main loop's book uses them)."""
+        return self.owner.silences
+
+    @property
+    def context(self) -> Callable[[str], str] | None:
+        """What the probes say about a category (the daemon's ProbeSchedule.context)."""
+        return self.owner.context
+
+    @context.setter
+    def context(self, context: Callable[[str], str] | None) -> None:
+        self.owner.context = context
 
     # --- the thread -------------------------------------------------------------------------
 
@@ -244,16 +221,16 @@ class FleetSync:
             self._next_register = now + REGISTER_INTERVAL
         self._push(state, now)
         if now >= self._next_mutes:
-            self._read_mutes()
+            self.owner.read_mutes(self.clock())
             self._next_mutes = now + MUTES_INTERVAL
-        self._own(state, now)
+        self.owner.own(state, now)
         if now >= self._next_prune:
-            self.round_trips += 1
+            self._round_trips += 1
             self.store.prune()
             self._next_prune = now + PRUNE_INTERVAL
 
     def _register(self) -> None:
-        self.round_trips += 1
+        self._round_trips += 1
         namesakes = self.store.register(self.instance, self.host)
         if namesakes and namesakes != self._namesakes:
             log.error(
@@ -275,7 +252,7 @@ class FleetSync:
                 self.confirmed_through = started
                 return
             seq, deltas = batch
-            self.round_trips += 1
+            self._round_trips += 1
             self.store.contribute_many(
                 [
                     Contribution(
@@ -286,131 +263,7 @@ class FleetSync:
                 batch=(self.instance, seq),
             )
             state.fleet_sent(seq)
-            for d in deltas:
-                self._seen[d.fingerprint] = now
-
-    def _read_mutes(self) -> None:
-        self.round_trips += 2
-        silences = self.store.silences(after=self.clock())
-        known = {x.id for x in self.silences}
-        for x in silences:
-            if x.id not in known:
-                log.info("fleet-wide %s", silence_added(x))
-        self.silences = silences
-        self._acks = {ack.fingerprint: ack for ack in self.store.acks()}
-
-    def _own(self, state: State, now: float) -> None:
-        """Lease the alerts this host saw; run the lifecycle of those it owns."""
-        settings = self.settings
-        # An alert this host added to stays of interest until it must have resolved.
-        keep = settings.alerts.resolve_after + 2 * settings.fleet.lease
-        self._seen = {fp: t for fp, t in self._seen.items() if now - t < keep}
-        self.round_trips += 1
-        claimed = self.store.claim(list(self._seen), self.host, settings.fleet.lease)
-        for fp, before in claimed.items():
-            if before not in (None, self.host):
-                log.info(
-                    "took over the message of alert %s from %s (its lease ran out)", fp, before
-                )
-        self._owned = set(claimed)
-        if not claimed:
-            return
-        self.round_trips += 1
-        views = [v for v in self.store.alerts(list(claimed)) if v.state != "resolved"]
-        changes: list[tuple[FleetAlert, Transition, list[Notification]]] = []
-        for view in views:
-            if claimed[view.fingerprint] != self.host:  # newly ours: its message, if any
-                self._adopt_message(state, view)
-            change = self._lifecycle(view, now)
-            if change is not None:
-                changes.append((view, *change))
-        if changes:
-            self.round_trips += 1
-            written = self.store.advance_many(self.host, [t for _, t, _ in changes])
-            # Notified only what the store took: the others are looked at again next round
-            # (the lease went, or findings came in).
-            due = [
-                replace(
-                    n,
-                    host=self.host,
-                    hosts=tuple(h.host for h in view.hosts),
-                    host_count=view.host_count,
-                    episode=fleet_episode(view),
-                )
-                for view, change, notifications in changes
-                if change.fingerprint in written
-                for n in notifications
-            ]
-            if due:
-                state.commit(notifications=due, now=now)
-                self._poke_outbox()
-        for view in views:
-            self._publish_message(state, view)
-
-    def _lifecycle(
-        self, view: FleetAlert, now: float
-    ) -> tuple[Transition, list[Notification]] | None:
-        """What the lifecycle makes of an owned alert now: its new state and notifications."""
-        settings = self.settings.alerts
-        if view.fingerprint.startswith("probe:"):
-            # A failing probe adds to its alert once per run: it has recovered everywhere when
-            # no host has added for more than two runs (resolve_after at the least).
-            p = self.settings.probes
-            runs = (
-                p.status_interval
-                if view.fingerprint == "probe:status_page"
-                else (p.api_key_interval)
-            )
-            quiet = max(settings.resolve_after, 2.5 * runs)
-            settings = settings.model_copy(update={"resolve_after": quiet})
-        alert = alert_of(view)
-        steps: list[lifecycle.Step] = []
-        ack = self._acks.get(view.fingerprint)
-        acked = None if ack is None else lifecycle.acknowledge(alert, ack, now, self.silences)
-        if acked is not None:
-            steps.append(acked)
-            alert = acked.alert
-        timed = lifecycle.decide(alert, now, settings, self.silences)
-        if timed.action != "wait":
-            steps.append(timed)
-            alert = timed.alert
-        if not steps:
-            return None
-        due = [
-            notification_of(step.kind, step.alert, step.new, self.host, self.context)
-            for step in steps
-            if step.kind is not None
-        ]
-        change = Transition(
-            view.fingerprint,
-            view.episode,
-            alert.state,
-            {key: getattr(alert, key) for key in _LIFECYCLE},
-            expect_count=view.count if alert.state == "resolved" else None,
-        )
-        return change, due
-
-    # --- where the Slack message is ---------------------------------------------------------
-
-    def _adopt_message(self, state: State, view: FleetAlert) -> None:
-        """Taking over: edit the message the previous owner posted, never post a second one."""
-        message = view.message or {}
-        channel, ts = message.get("channel"), message.get("ts")
-        key = f"{view.fingerprint}@{fleet_episode(view)}"
-        if channel and ts and state.delivery_target(key, SLACK_TARGET) is None:
-            state.remember_delivery(key, SLACK_TARGET, str(channel), str(ts))
-
-    def _publish_message(self, state: State, view: FleetAlert) -> None:
-        """Once this host's outbox posted the message, tell the store where it is."""
-        if view.message:
-            return
-        key = f"{view.fingerprint}@{fleet_episode(view)}"
-        posted = state.delivery_target(key, SLACK_TARGET)
-        if posted is not None:
-            self.round_trips += 1
-            self.store.record_message(
-                view.fingerprint, self.host, {"channel": posted[0], "ts": posted[1], "key": key}
-            )
+            self.owner.saw((d.fingerprint for d in deltas), now)
 
     def _release(self, state: State) -> None:
         """Stopping cleanly: give up the leases so that another host takes over at once."""
@@ -418,16 +271,10 @@ class FleetSync:
             return
         try:
             self._push(state, self.clock())  # what the main loop queued last
-            self._publish_all(state)
-            for fp in sorted(self._owned):
-                self.store.release_lease(fp, self.host)
+            self.owner.release(state)
         except FleetError as exc:
             log.info(
                 "could not hand the fleet alerts over on stopping (%s); they are taken "
                 "over when the lease runs out",
                 exc,
             )
-
-    def _publish_all(self, state: State) -> None:
-        for view in self.store.alerts(sorted(self._owned)):
-            self._publish_message(state, view)
