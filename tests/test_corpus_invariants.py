@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from oai400d.assemble import Assembler
@@ -233,6 +233,18 @@ def _sequential(lines: list[str]) -> list[tuple[int, int, str]]:
 
 @given(st.lists(st.sampled_from(LINE_KINDS), max_size=50), st.integers(32, 4096))
 @settings(max_examples=600, deadline=None)
+# Found by Hypothesis: an open body, .NET's `Content:`, a blank line, then a record whose
+# continuation has the error. The assembler took the record for the body after `Content:`.
+@example(
+    lines=[
+        '2024-05-01 12:00:00,000 ERROR app: body {"error": {"message": "The server had an error',
+        "Content:",
+        "",
+        "2024-05-01 12:00:00,000 INFO app: ordinary",
+        '    "message": "You exceeded your current quota", "code": "insufficient_quota"',
+    ],
+    chunk=32,
+)
 def test_scanner_finds_what_reading_every_line_finds(lines: list[str], chunk: int) -> None:
     """The scanner's jump to each hit and walk back gives the same findings as assembling every
     line in order, the daemon's way."""

@@ -272,7 +272,8 @@ class Assembler:
             self._wrapped.add(len(self._lines))  # joined with a space: one message, re-flowed
             self._append(line)
             return self.flush() if self._full() else []
-        if starts_record(text) and not self._body_next:
+        # (.NET's body comes right under `Content:`; after a blank line, a record is a record)
+        if starts_record(text) and not (self._body_next and not self._blanks):
             done = self.flush()
             self._start(line)
             return done
