@@ -86,8 +86,8 @@ from oai400d.classify.rules import load_rules
 from oai400d.config import AlertsSettings, Settings, load_config
 from oai400d.fleetsync import FleetSync, alert_data
 from oai400d.model import Event, FileState, Finding, FleetDelta
-from oai400d.service import make_fleet
 from oai400d.state import State
+from oai400d.wiring import make_fleet_store
 
 POSITIONS = 10  # followed files whose positions every commit writes
 STORE_METHODS = (
@@ -444,8 +444,9 @@ def host_config(work: Path, dsn: str, name: str) -> Settings:
 def make_host(work: Path, dsn: str, name: str, start: float) -> Host:
     """Must run in the thread that uses it (one SQLite connection per thread)."""
     settings = host_config(work, dsn, name)
-    sync = make_fleet(settings, lambda: None)
-    assert sync is not None
+    store = make_fleet_store(settings)  # as the daemon makes it (fleetlink.make_fleet_link)
+    assert store is not None
+    sync = FleetSync(settings, store, lambda: None)
     clock = FakeClock(start)
     sync.clock = clock
     state = State(settings.state.path)
