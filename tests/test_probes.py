@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from oai400d.classify.rules import load_rules
+from oai400d.classify.rules import CATEGORIES, load_rules
 from oai400d.config import Settings, parse_settings
 from oai400d.model import ProbeResult
 from oai400d.probes import (
@@ -697,27 +697,9 @@ def test_make_client_bounds_time_and_does_not_follow_redirects() -> None:
 
 # -- the verdict table (verdicts.toml), in-process through httpx.MockTransport -----------------
 
-# The ids of /work/shared/taxonomy.md (no test reads that file: it is not in the repository).
-TAXONOMY_IDS = frozenset(
-    {
-        "auth.invalid_api_key",
-        "auth.organization",
-        "auth.permission",
-        "quota.insufficient",
-        "rate_limit",
-        "request.image",
-        "request.context_length",
-        "request.unsupported_parameter",
-        "request.invalid_parameter",
-        "request.model_not_found",
-        "request.content_policy",
-        "request.payload",
-        "server.error",
-        "network",
-        "unclassified",
-        "not_openai",
-    }
-)
+# The taxonomy's ids (../shared/taxonomy.md, outside the repository): the classifier's
+# categories, which the rule loader checks every rule against, and `not_openai`.
+TAXONOMY_IDS = CATEGORIES | {"not_openai"}
 OPENAI_URL = "https://api.openai.com/v1"
 AZURE_URL = "https://myres.openai.azure.com/openai/v1"
 REQUEST_ID = "req_0123456789abcdef0123456789abcdef"

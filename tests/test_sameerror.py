@@ -9,36 +9,7 @@ import pytest
 from oai400d.model import Finding
 from oai400d.sameerror import SAME_REQUEST_LINES, one_per_request, same_failure
 
-CATEGORY = {429: "rate_limit", 500: "server.error", 400: "request.invalid_parameter"}
-
-
-def finding(line: int, status: int | None, kind: str, path: str = "app.log") -> Finding:
-    """kind: "status" (httpx's status line, at INFO), "bare" (a status alone at error level: an
-    exception without a body), "notice" (a record below error level with the error's details),
-    "error" (the application's error record)."""
-    return Finding(
-        path=path,
-        line=line,
-        end_line=line + (5 if kind == "error" else 0),
-        category=CATEGORY.get(status or 0, "network"),
-        rule=CATEGORY.get(status or 0, "network"),  # one rule per cause, here
-        severity="warning",
-        title="t",
-        status=status,
-        error_type=None,
-        error_code=None,
-        param=None,
-        model=None,
-        request_id=None,
-        message="m",
-        fingerprint=f"fp{line}",
-        fixes=(),
-        docs=(),
-        excerpt="",
-        status_only=kind in ("status", "bare"),
-        quiet=kind in ("status", "notice"),
-    )
-
+from .samples import request_finding as finding
 
 W = SAME_REQUEST_LINES
 CASES = [

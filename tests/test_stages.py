@@ -23,33 +23,7 @@ from oai400d.probing import ProbeIntake, ProbeSchedule
 from oai400d.state import State
 from oai400d.timestamps import iso, line_time, parse_iso
 
-
-def finding(line: int, status: int | None, kind: str) -> Finding:
-    """kind: "status" (httpx's status line, at INFO: secondary), "notice" (a retry notice
-    below error level with the details: secondary), "error" (the application's record)."""
-    return Finding(
-        path="app.log",
-        line=line,
-        end_line=line,
-        category="rate_limit" if status == 429 else "server.error",
-        rule="r429" if status == 429 else "r500",
-        severity="warning",
-        title="t",
-        status=status,
-        error_type=None,
-        error_code=None,
-        param=None,
-        model=None,
-        request_id=None,
-        message="m",
-        fingerprint=f"fp{line}",
-        fixes=(),
-        docs=(),
-        excerpt="",
-        status_only=kind == "status",
-        quiet=kind in ("status", "notice"),
-    )
-
+from .samples import request_finding as finding
 
 # --- the status-only hold ----------------------------------------------------------------------
 
@@ -69,7 +43,7 @@ HOLD_CASES = [
     ),
     (
         "the error came first: a retry's status line after it is dropped",
-        [(0.0, 2, 429, "error"), (0.2, 5, 429, "status")],
+        [(0.0, 2, 429, "error"), (0.2, 9, 429, "status")],
         [0.2, 2.0],
         [[], []],
     ),
