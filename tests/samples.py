@@ -110,3 +110,23 @@ def request_finding(line: int, status: int | None, kind: str, path: str = "app.l
         status_only=kind in ("status", "bare"),
         quiet=kind in ("status", "notice"),
     )
+
+
+def note(
+    fp: str = "fp", kind: str = "opened", first_seen: str = "2026-11-25T10:00:00Z"
+) -> Notification:
+    """A short notification for the state DB and the outbox: `fp`, `kind`, `first_seen`."""
+    return Notification(
+        kind=kind,
+        fingerprint=fp,
+        category="rate_limit",
+        severity="warning",
+        title="t",
+        count=3,
+        first_seen=first_seen,
+        last_seen="2026-11-25T10:00:01Z",
+        files=("a.log",),
+        fixes=("f",),
+        docs=("d",),
+        excerpt="e",
+    )

@@ -15,6 +15,8 @@ from oai400d.notify import Attempt, Delivered, MessageAddress, OutboxWorker
 from oai400d.notify.base import episode_key
 from oai400d.state import State
 
+from .samples import note
+
 START = 1_800_000_000.0
 
 
@@ -65,25 +67,6 @@ class Recorder:
 
     def describe(self) -> str:
         return "the recorder"
-
-
-def note(
-    fp: str = "fp", kind: str = "opened", first_seen: str = "2026-11-25T10:00:00Z"
-) -> Notification:
-    return Notification(
-        kind=kind,
-        fingerprint=fp,
-        category="rate_limit",
-        severity="warning",
-        title="t",
-        count=3,
-        first_seen=first_seen,
-        last_seen="2026-11-25T10:00:01Z",
-        files=("a.log",),
-        fixes=("f",),
-        docs=("d",),
-        excerpt="e",
-    )
 
 
 @pytest.fixture

@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from oai400d.errors import StateError
-from oai400d.model import Alert, FileState, FleetDelta, JournalPosition, Notification
+from oai400d.model import Alert, FileState, FleetDelta, JournalPosition
 from oai400d.state import ProbeRecord, State
 from oai400d.state.connection import StateConnection
 from oai400d.state.delivery_table import DeliveryTable
 from oai400d.state.positions import Positions
+
+from .samples import note
 
 
 def alert(fp: str = "fp") -> Alert:
@@ -33,23 +35,6 @@ def alert(fp: str = "fp") -> Alert:
         excerpt="e",
         fixes=("f",),
         docs=("d",),
-    )
-
-
-def note(fp: str = "fp", kind: str = "opened") -> Notification:
-    return Notification(
-        kind=kind,
-        fingerprint=fp,
-        category="rate_limit",
-        severity="warning",
-        title="t",
-        count=3,
-        first_seen="2026-11-25T10:00:00Z",
-        last_seen="2026-11-25T10:00:01Z",
-        files=("a.log",),
-        fixes=("f",),
-        docs=("d",),
-        excerpt="e",
     )
 
 
