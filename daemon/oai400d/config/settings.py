@@ -1,85 +1,23 @@
-"""TOML config → validated, typed settings; secrets from config, environment or credentials."""
+"""The settings' sections as pydantic models: each key's type, default and checks."""
 
 from __future__ import annotations
 
-import os
 import re
 import socket
-import tomllib
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
-from oai400d.errors import ConfigError
-from oai400d.masking import mask_dsn, mask_secret
+from oai400d.config.units import Duration, Size
 from oai400d.model import EventLimits
-
-DEFAULT_CONFIG_PATH = "/etc/oai400d/config.toml"
-CONFIG_ENV = "OAI400D_CONFIG"
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
-_SIZE_UNITS = {
-    None: 1,
-    "B": 1,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "KiB": 1024,
-    "MiB": 1024**2,
-    "GiB": 1024**3,
-}
-
-
-def parse_duration(value: object) -> float:
-    """'500ms' / '30s' / '5m' / '1h' / '1d' → seconds."""
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise ValueError(f'{value!r} is not a duration like "30s"')
-    if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError(f'{value!r} is negative; use a duration like "30s"')
-        return float(value)
-    match = _DURATION.match(value)
-    if not match:
-        raise ValueError(f'"{value}" is not a duration like "30s" (units: ms, s, m, h, d)')
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-
-
-def parse_size(value: object) -> int:
-    """'1MiB' / '65536' → bytes."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = _SIZE.match(value) if isinstance(value, str) else None
-    if not match or int(match.group(1)) <= 0:
-        raise ValueError(f'{value!r} is not a size like "1MiB"')
-    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
-
-
-def format_duration(seconds: float) -> str:
-    """Seconds → the shortest exact duration string."""
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0), ("s", 1.0)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{round(seconds * 1000)}ms"
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 class _Section(BaseModel):
@@ -387,187 +325,3 @@ def _check_http_url(value: str) -> str:
     if not re.match(r"^https?://[^\s/]+", value):
         raise ValueError(f'"{value}" is not an http(s) URL')
     return value
-
-
-@dataclass(frozen=True)
-class LoadedConfig:
-    """Validated settings and where they came from."""
-
-    settings: Settings
-    source: str  # the file path, or "built-in defaults"
-
-
-SECRET_SOURCES: dict[tuple[str, str], tuple[str, str]] = {
-    ("openai", "api_key"): ("OPENAI_API_KEY", "openai-api-key"),
-    ("slack", "bot_token"): ("SLACK_BOT_TOKEN", "slack-bot-token"),
-    ("slack", "webhook_url"): ("SLACK_WEBHOOK_URL", "slack-webhook-url"),
-    ("slack", "app_token"): ("SLACK_APP_TOKEN", "slack-app-token"),
-    ("state", "fleet"): ("OAI400D_FLEET_DSN", "fleet-dsn"),
-}
-
-
-def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> tuple[str, bool]:
-    """The config file to read, and whether the user named it (a named file must exist)."""
-    env = os.environ if environ is None else environ
-    if explicit:
-        return explicit, True
-    if env.get(CONFIG_ENV):
-        return env[CONFIG_ENV], True
-    return DEFAULT_CONFIG_PATH, False
-
-
-def restart_needed(old: Settings, new: Settings) -> list[str]:
-    """What a reload (SIGHUP) from `old` to `new` cannot take up: said, then left as it was."""
-    said = []
-    if (new.state.fleet, new.fleet) != (old.state.fleet, old.fleet):
-        said.append("state.fleet or [fleet] changed: takes effect at the next restart")
-    if new.state.path != old.state.path:
-        said.append(f"state.path changed to {new.state.path}: takes effect at the next restart")
-    return said
-
-
-def load_config(
-    explicit: str | None = None, environ: Mapping[str, str] | None = None
-) -> LoadedConfig:
-    """Read, validate and resolve the configuration; raise ConfigError listing every problem."""
-    env = os.environ if environ is None else environ
-    path, named = config_path(explicit, env)
-    if not named and not Path(path).exists():
-        raw: dict[str, Any] = {}
-        source = "built-in defaults"
-    else:
-        raw = read_toml(path)
-        source = path
-    return LoadedConfig(parse_settings(raw, env, source), source)
-
-
-def read_toml(path: str) -> dict[str, Any]:
-    """Parse a TOML config file, turning every failure into a ConfigError naming the file."""
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(
-            [f"{path}: no such file; create it (see config.example.toml) or pass --config"], path
-        ) from None
-    except OSError as exc:
-        raise ConfigError([f"{path}: cannot be read: {exc.strerror}"], path) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"], path) from None
-
-
-def parse_settings(
-    raw: Mapping[str, Any], environ: Mapping[str, str] | None = None, source: str = ""
-) -> Settings:
-    """Validate a parsed TOML document and fill secrets from the environment and credentials."""
-    env = os.environ if environ is None else environ
-    try:
-        settings = Settings.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError([_describe(error) for error in exc.errors()], source) from None
-    return _check_fleet_dsn(_check_app_token(_resolve_secrets(settings, env), source), source)
-
-
-def _check_app_token(settings: Settings, source: str) -> Settings:
-    """An app-level token starts with xapp-; a bot token (xoxb-) there is the usual mix-up."""
-    token = settings.slack.app_token
-    if token is not None and not token.get_secret_value().startswith("xapp-"):
-        raise ConfigError(
-            [
-                "slack.app_token: is not an app-level token (it must start with xapp-); create "
-                "one under Basic Information → App-Level Tokens with the connections:write "
-                "scope, and set it in SLACK_APP_TOKEN or the slack-app-token credential"
-            ],
-            source,
-        )
-    return settings
-
-
-def _check_fleet_dsn(settings: Settings, source: str) -> Settings:
-    """state.fleet (from any source) must be a postgresql:// URI; the message never echoes it."""
-    dsn = settings.state.fleet
-    if dsn is None:
-        return settings
-    value = dsn.get_secret_value()
-    problem = ""
-    if not value.startswith(("postgresql://", "postgres://")):
-        problem = "is not a PostgreSQL URI (it must start with postgresql://)"
-    else:
-        try:
-            urlsplit(value).port  # noqa: B018 (parsing the port is the check)
-        except ValueError:
-            problem = "has a port that is not a number from 0 to 65535"
-    if problem:
-        raise ConfigError(
-            [
-                f"state.fleet: {problem}; write it like postgresql://oai400d:PASSWORD@db.example"
-                ":5432/oai400d, in the config, in OAI400D_FLEET_DSN or in the fleet-dsn credential"
-            ],
-            source,
-        )
-    return settings
-
-
-def _key_part(part: object) -> str:
-    """One part of a key as TOML writes it: a glob of logs.wrappers in quotes."""
-    text = str(part)
-    return text if re.fullmatch(r"[\w-]+", text) else '"' + text.replace('"', '\\"') + '"'
-
-
-def _describe(error: Any) -> str:
-    key = ".".join(_key_part(part) for part in error["loc"]) or "(top level)"
-    if error["type"] == "extra_forbidden":
-        return f"{key}: unknown key (check its spelling against config.example.toml)"
-    message = str(error["msg"]).removeprefix("Value error, ")
-    if error["type"] == "value_error":
-        return f"{key}: {message}"
-    if error["type"] == "missing":
-        return f"{key}: required key is missing"
-    return f"{key}: {error['input']!r} is not valid: {message[:1].lower()}{message[1:]}"
-
-
-def _resolve_secrets(settings: Settings, env: Mapping[str, str]) -> Settings:
-    """Fill each unset secret from its environment variable, then from $CREDENTIALS_DIRECTORY."""
-    updates: dict[str, dict[str, SecretStr]] = {}
-    problems: list[str] = []
-    for (section, key), (variable, credential) in SECRET_SOURCES.items():
-        if getattr(getattr(settings, section), key) is not None:
-            continue
-        value = env.get(variable, "").strip()
-        if not value and env.get("CREDENTIALS_DIRECTORY"):
-            path = Path(env["CREDENTIALS_DIRECTORY"]) / credential
-            try:
-                value = path.read_text(encoding="utf-8").strip()
-            except FileNotFoundError:
-                value = ""
-            except OSError as exc:
-                problems.append(
-                    f"{section}.{key}: credential {path} cannot be read: {exc.strerror}"
-                )
-        if value:
-            updates.setdefault(section, {})[key] = SecretStr(value)
-    if problems:
-        raise ConfigError(problems)
-    if not updates:
-        return settings
-    changes = {
-        section: getattr(settings, section).model_copy(update=values)
-        for section, values in updates.items()
-    }
-    return settings.model_copy(update=changes)
-
-
-def public_view(settings: Settings) -> dict[str, Any]:
-    """The settings as plain data with every secret masked (for check-config)."""
-    data = settings.model_dump(mode="python")
-    for (section, key), _ in SECRET_SOURCES.items():
-        secret = getattr(getattr(settings, section), key)
-        data[section][key] = None if secret is None else mask_secret(secret.get_secret_value())
-    if settings.state.fleet is not None:  # where the store is helps; only its password is hidden
-        data["state"]["fleet"] = mask_dsn(settings.state.fleet.get_secret_value())
-    for section in ("alerts", "probes", "logs", "metrics"):
-        for key, value in data[section].items():
-            field = type(getattr(settings, section)).model_fields[key]
-            if field.metadata and isinstance(value, float) and key not in {"failure_threshold"}:
-                data[section][key] = format_duration(value)
-    return data

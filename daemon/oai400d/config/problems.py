@@ -1,0 +1,123 @@
+"""A validation error as the user reads it: the key, what is wrong, what to do; no secret."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from oai400d.config.secretkeys import SECRET_SOURCES, hide
+from oai400d.config.settings import (
+    AlertsSettings,
+    ConsoleSettings,
+    FleetSettings,
+    JournalSettings,
+    LogsSettings,
+    MetricsSettings,
+    OpenAISettings,
+    ProbesSettings,
+    Settings,
+    SlackSettings,
+    StateSettings,
+)
+
+
+def _key_part(part: object) -> str:
+    """One part of a key as TOML writes it: a glob of logs.wrappers in quotes."""
+    text = str(part)
+    return text if re.fullmatch(r"[\w-]+", text) else '"' + text.replace('"', '\\"') + '"'
+
+
+def dotted(loc: tuple[str | int, ...]) -> str:
+    """A key path as the messages write it: alerts.group_wait, journal.0.unit."""
+    return ".".join(_key_part(part) for part in loc)
+
+
+_TOML_TYPES = (
+    (bool, "a boolean"),
+    (int, "an integer"),
+    (float, "a float"),
+    (list, "an array"),
+    (dict, "a table"),
+)
+
+
+def describe(error: Any) -> str:
+    """One pydantic error as a line: the dotted key, what is wrong, never a secret's value."""
+    loc = tuple(error["loc"])
+    key = dotted(loc) or "(top level)"
+    if error["type"] == "extra_forbidden":
+        return f"{key}: {_unknown(loc, error['input'])}"
+    # Only the part after the key may quote the value; redacting the key too would take
+    # "api_key: required" for a key=value pair.
+    message = hide(str(error["msg"]).removeprefix("Value error, "))
+    if error["type"] == "value_error":
+        return f"{key}: {message}"
+    if error["type"] == "missing":
+        return f"{key}: required key is missing"
+    if loc[:2] in SECRET_SOURCES:
+        # A secret of the wrong type is still a secret: say what it is, never what it holds.
+        given = next((name for t, name in _TOML_TYPES if isinstance(error["input"], t)), "")
+        given = given or f"a {type(error['input']).__name__}"
+        return (
+            f'{key}: must be a string like {loc[-1]} = "…", not {given} (the value is a '
+            "secret and is not shown)"
+        )
+    given = hide(repr(error["input"]))
+    return f"{key}: {given} is not valid: {message[:1].lower()}{message[1:]}"
+
+
+# Each table's keys, for "did you mean"; [[journal]] entries share one model.
+_TABLES: dict[str, type[BaseModel]] = {
+    "logs": LogsSettings,
+    "journal": JournalSettings,
+    "state": StateSettings,
+    "openai": OpenAISettings,
+    "slack": SlackSettings,
+    "console": ConsoleSettings,
+    "probes": ProbesSettings,
+    "alerts": AlertsSettings,
+    "metrics": MetricsSettings,
+    "fleet": FleetSettings,
+}
+
+
+def _unknown(loc: tuple[str | int, ...], value: object) -> str:
+    """An unknown key or section, with the nearest known one ("did you mean")."""
+    name = str(loc[-1])
+    if len(loc) == 1:
+        section = isinstance(value, Mapping)
+        siblings: list[str] = list(Settings.model_fields)
+    else:
+        section = False
+        model = _TABLES.get(str(loc[0]))
+        siblings = list(model.model_fields) if model else []
+    what = "section" if section else "key"
+    # The same key in another table is the likelier mistake ([alerts] paths → logs.paths), then
+    # a misspelling of a key of this table, then a misspelling of another table's.
+    elsewhere = [
+        f"{table}.{name}"
+        for table, model in _TABLES.items()
+        if name in model.model_fields and (len(loc) == 1 or table != loc[0])
+    ]
+    close = difflib.get_close_matches(name, siblings, n=2, cutoff=0.7)
+    if not elsewhere and not close:
+        keys = {key for model in _TABLES.values() for key in model.model_fields}
+        near = difflib.get_close_matches(name, keys, n=2, cutoff=0.8)
+        elsewhere = [
+            f"{table}.{key}"
+            for table, model in _TABLES.items()
+            for key in model.model_fields
+            if key in near
+        ][:3]
+    if elsewhere:
+        hint = " or ".join(elsewhere)
+    elif close:
+        prefix = "" if len(loc) == 1 else dotted(loc[:-1]) + "."
+        hint = " or ".join(f"[{c}]" if section else prefix + c for c in close)
+    else:
+        return f"unknown {what} (check its spelling against config.example.toml)"
+    return f"unknown {what}; did you mean {hint}? (see config.example.toml)"
