@@ -132,9 +132,10 @@ class Classifier:
             status=evidence.status,
             error_type=evidence.error_type,
             error_code=evidence.error_code,
-            param=evidence.param,
-            model=evidence.model,
-            request_id=evidence.request_id,
+            # (read from the log like the message: a key can sit where a model name should)
+            param=evidence.param and redact(evidence.param),
+            model=evidence.model and redact(evidence.model),
+            request_id=evidence.request_id and redact(evidence.request_id),
             message=message,
             fingerprint=fingerprint_of(rule, evidence, message),
             fixes=rule.fixes,

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from oai400d.masking import redact, redact_values
 from oai400d.model import Notification
 from oai400d.notify.base import Attempt, Delivered
 
@@ -102,10 +103,12 @@ class ConsoleNotifier:
         return Delivered()
 
     def send(self, notification: Notification, attempt: Attempt) -> Delivered:
+        # Masked here too, not only where findings are made: a notification also carries what
+        # the classifier does not mask (model, request id, file names, probes' context).
         if self.format == "json":
-            text = json.dumps(notification.to_json(), ensure_ascii=False) + "\n"
+            text = json.dumps(redact_values(notification.to_json()), ensure_ascii=False) + "\n"
         else:
-            text = render_text(notification)
+            text = redact(render_text(notification))
         self.stream.write(text)
         self.stream.flush()
         return Delivered()

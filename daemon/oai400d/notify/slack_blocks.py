@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from oai400d import __version__
-from oai400d.classify import redact
+from oai400d.masking import redact
 from oai400d.model import Notification
 from oai400d.timestamps import parse_iso
 
