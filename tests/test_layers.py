@@ -40,7 +40,7 @@ LAYERS = {
     # wrapped file's streams, the split for two processes; its modules import each other.
     "oai400d.scan": 3,
     # The tailing stage, a package: the globs and watches (Sources), the files followed, their
-    # opening, one Tail per file, the journal.
+    # opening, one Tail per file, the descriptors' limit and budget, the journal.
     "oai400d.sources": 3,
     "oai400d.alerts": 3,
     # The probes package (http, api, status_page, verdicts) is one group: its modules import
@@ -52,6 +52,8 @@ LAYERS = {
     "oai400d.metrics": 3,  # reads the state DB at scrape time; service wires it
     "oai400d.hold": 3,  # the status-only hold (a stage of the daemon)
     "oai400d.ingest": 4,  # files and journals into events (a stage of the daemon)
+    # The daemon's side of the state DB: batches held through a full disk, a damaged DB replaced
+    "oai400d.keeper": 4,
     "oai400d.probing": 4,  # the probes' schedule and what their results mean (a stage)
     "oai400d.mutes": 4,  # silences and acks from the state DB into the book (a stage)
     "oai400d.labels": 4,  # the metrics' `source` label of a path

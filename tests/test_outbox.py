@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from oai400d.cli import _print_parked_status, status_report
 from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from oai400d.metrics import state_families
 from oai400d.model import Notification
 from oai400d.notify import Attempt, Delivered, MessageAddress, OutboxWorker
-from oai400d.notify.base import episode_key
+from oai400d.notify.base import MessageRejected, episode_key
 from oai400d.state import State
 
 from .samples import note
@@ -168,13 +170,19 @@ def test_a_notifier_that_never_edits_has_nothing_kept(state: State) -> None:
 
 
 @pytest.mark.parametrize(
-    ("error", "waiting"), [(PermanentDeliveryError("not_in_channel"), 0), (Crash(), 1)]
+    ("error", "waiting"),
+    [
+        (MessageRejected("msg_too_long"), 0),
+        (PermanentDeliveryError("not_in_channel"), 1),
+        (Crash(), 1),
+    ],
 )
-def test_a_permanent_error_drops_the_entry_and_its_mark(
+def test_only_a_rejected_message_is_dropped_with_its_mark(
     state: State, error: Exception, waiting: int
 ) -> None:
-    """Retrying cannot help: the entry leaves the queue with its mark, the others go on (a
-    crash, for contrast, leaves both for the next start)."""
+    """A message the receiver can never take as it is leaves the queue with its mark, the
+    others go on; a refusal for the receiver's configuration (not_in_channel) parks the entry
+    and keeps its mark, as a crash leaves both for the next start."""
     clock = FakeClock()
     notifier = Recorder()
     notifier.failures = [error]
@@ -206,3 +214,173 @@ def test_a_digest_delivers_its_entries_together_and_keeps_only_where_it_went(
     keys = [episode_key(note(f"fp{i}")) for i in range(5)]
     kept = state.delivery_targets([*keys, "channel-id", f"intent:{attempt.ref}"], "recorder")
     assert kept == {"channel-id": ("C0REC", "C0REC")}
+
+
+# --- a receiver that refuses for its configuration: parked, kept, retried ----------------------
+
+REFUSED = PermanentDeliveryError("chat.postMessage: invalid_auth: the bot token is not valid")
+
+
+def parking_worker(state: State, notifier: Recorder, clock: FakeClock) -> OutboxWorker:
+    return OutboxWorker(state.path, notifier, clock=clock, retry_max=10.0, parked_retry=300.0)
+
+
+def test_a_refused_entry_is_parked_with_those_after_it_and_retried_slowly(state: State) -> None:
+    """invalid_auth parks the entry (not delivered, its reason kept) and the entries due after it
+    untried: one refused call, not one per alert. Nothing is tried before the slow retry; then
+    all go out once, in their order, the first told of its earlier attempt (its mark kept)."""
+    clock = FakeClock()
+    notifier = Recorder()
+    notifier.failures = [REFUSED]
+    state.commit(notifications=[note("a"), note("b"), note("a", kind="updated")])
+    outbox = parking_worker(state, notifier, clock)
+    outbox.drain(state)
+    assert len(notifier.attempts) == 1
+    reason = str(REFUSED)
+    assert [e.parked for e in state.outbox_parked()] == [reason] * 3
+    assert state.outbox_parked_reasons() == {reason: 3}
+    assert state.outbox_depth() == 3  # waiting still: parked is not delivered
+
+    clock.now += 299.0
+    outbox.drain(state)
+    assert len(notifier.attempts) == 1  # the slow retry is not due yet
+
+    clock.now += 1.0
+    outbox.drain(state)
+    assert [kind for kind, _ in notifier.attempts] == ["opened", "opened", "opened", "updated"]
+    retried, _, update = (attempt for _, attempt in notifier.attempts[1:])
+    assert retried.earlier_attempt == START and update.message is not None
+    assert state.outbox_depth() == 0 and state.outbox_parked() == []
+
+
+def test_a_reload_tries_the_parked_entries_at_once_and_a_refusal_is_said_once_per_round(
+    state: State, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While refused, a new entry is parked untried; the refusal is logged once, with what to do.
+    A reload (retry_parked) tries them at once: refused again, it is said again (the fix did
+    not work); accepted, everything goes out and the log says so."""
+    clock = FakeClock()
+    notifier = Recorder()
+    notifier.failures = [REFUSED]
+    state.commit(notifications=[note("a")])
+    outbox = parking_worker(state, notifier, clock)
+    with caplog.at_level("INFO", logger="oai400d.notify"):
+        outbox.drain(state)
+        clock.now += 10.0
+        state.commit(notifications=[note("b")])
+        outbox.drain(state)
+        assert len(notifier.attempts) == 1 and len(state.outbox_parked()) == 2
+        refusals = [r.getMessage() for r in caplog.records if "is refused" in r.getMessage()]
+        assert len(refusals) == 1
+        assert "invalid_auth" in refusals[0] and "systemctl reload oai400d" in refusals[0]
+
+        notifier.failures = [REFUSED]
+        outbox.retry_parked()
+        outbox.drain(state)
+        assert len(notifier.attempts) == 2 and len(state.outbox_parked()) == 2
+        assert sum("is refused" in r.getMessage() for r in caplog.records) == 2
+
+        outbox.retry_parked()
+        outbox.drain(state)
+    assert [attempt.ref for _, attempt in notifier.attempts[2:]] == ["1", "2"]
+    assert state.outbox_depth() == 0
+    assert any("works again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_restart_tries_the_parked_entries_at_once(tmp_path: Path) -> None:
+    """A token in the environment changes with a restart: the new worker tries at once what the
+    old one parked, with the mark of the first attempt (it may have posted)."""
+    path = str(tmp_path / "state.db")
+    clock = FakeClock()
+    first = State(path)
+    first.commit(notifications=[note("a")])
+    refused = Recorder()
+    refused.failures = [REFUSED]
+    parking_worker(first, refused, clock).drain(first)
+    first.close()
+
+    again = State(path)
+    notifier = Recorder()
+    parking_worker(again, notifier, clock).drain(again)
+    ((_, attempt),) = notifier.attempts
+    assert attempt.earlier_attempt == START
+    assert again.outbox_depth() == 0
+
+
+def test_a_refused_digest_parks_all_its_entries(state: State) -> None:
+    """A storm's digest refused: every entry in it is parked; a reload sends the digest."""
+    clock = FakeClock()
+    notifier = Recorder(digest_threshold=3)
+    notifier.failures = [REFUSED]
+    state.commit(notifications=[note(f"fp{i}") for i in range(4)])
+    outbox = parking_worker(state, notifier, clock)
+    outbox.drain(state)
+    assert state.outbox_parked_reasons() == {str(REFUSED): 4}
+    outbox.retry_parked()
+    outbox.drain(state)
+    assert [count for count, _ in notifier.digests] == [4, 4]
+    assert state.outbox_depth() == 0
+
+
+def test_a_parked_entry_that_then_fails_for_a_passing_reason_is_no_longer_parked(
+    state: State,
+) -> None:
+    """Once the receiver takes it up again, a 503 is a plain retry: status must not show it
+    parked for a reason that no longer holds."""
+    clock = FakeClock()
+    notifier = Recorder()
+    notifier.failures = [REFUSED, TransientDeliveryError("503")]
+    state.commit(notifications=[note("a")])
+    outbox = parking_worker(state, notifier, clock)
+    outbox.drain(state)
+    outbox.retry_parked()
+    outbox.drain(state)
+    assert state.outbox_parked() == [] and state.outbox_depth() == 1
+    (entry,) = state.outbox_pending()
+    assert entry.last_error == "503" and entry.parked is None
+
+
+def test_a_db_from_before_parking_gets_the_column_and_keeps_its_queue(tmp_path: Path) -> None:
+    """An outbox table without `parked` (an older release): a read-only look finds nothing
+    parked; opened for writing, the column is added and the queued entries are still there."""
+    path = str(tmp_path / "state.db")
+    old = State(path)
+    old.commit(notifications=[note("a")])
+    old._db.execute("ALTER TABLE outbox DROP COLUMN parked")
+    old.close()
+
+    look = State(path, readonly=True)
+    assert look.outbox_parked() == [] and look.outbox_parked_reasons() == {}
+    look.close()
+    again = State(path)
+    (entry,) = again.outbox_pending()
+    assert entry.notification.fingerprint == "a" and entry.parked is None
+    again.park_deliveries([entry.id], "refused", START + 300.0)
+    assert again.outbox_parked_reasons() == {"refused": 1}
+
+
+def test_status_and_metrics_show_the_parked_notifications_and_why(
+    state: State, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`status --json` adds outbox_parked and each parked entry with its reason (outbox_depth
+    still counts them); the text says what brings them out; the metrics count them by reason."""
+    clock = FakeClock()
+    notifier = Recorder()
+    notifier.failures = [REFUSED]
+    state.commit(notifications=[note("a"), note("b")])
+    parking_worker(state, notifier, clock).drain(state)
+
+    report = status_report(state)
+    assert report["outbox_depth"] == 2 and report["outbox_parked"] == 2
+    assert [(p["fingerprint"], p["reason"]) for p in report["parked"]] == [
+        ("a", str(REFUSED)),
+        ("b", str(REFUSED)),
+    ]
+    _print_parked_status(report)
+    text = capsys.readouterr().out
+    assert "2 of them parked" in text and "invalid_auth" in text and "reload" in text
+
+    families = {f.name: f for f in state_families(state, str, [], START)}
+    assert [s.value for s in families["oai400d_outbox_parked"].samples] == [2]
+    (by_reason,) = families["oai400d_outbox_parked_by_reason"].samples
+    assert by_reason.labels == {"reason": str(REFUSED)} and by_reason.value == 2

@@ -5,18 +5,21 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from oai400d.errors import PermanentDeliveryError
 from oai400d.model import Notification
 from oai400d.notify import Attempt, Delivered, MessageAddress, OutboxWorker
-from oai400d.notify.base import episode_key
-from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
+from oai400d.notify.base import MessageRejected, episode_key
+from oai400d.notify.slack import PERMANENT, SlackWebhookNotifier, SlackWebNotifier
 from oai400d.state import SLACK_TARGET, State
+from oai400d.wiring import PARKED_RETRY_VARIABLE
 
 from .daemon_harness import STAMP, DaemonProcess, append, status, wait_until, write_config
 from .fakes.slack import FakeSlack
@@ -240,17 +243,90 @@ def test_webhook_mode_posts_new_messages_and_falls_back_to_plain_text(
 def test_permanent_errors_are_logged_once_with_what_to_do(
     tmp_path: Path, fake_slack: FakeSlack
 ) -> None:
-    """not_in_channel is permanent: logged once, clearly, and the outbox keeps moving."""
+    """not_in_channel is permanent: logged once, clearly, and both alerts are kept (parked) for
+    when the bot is invited, not dropped."""
     config, daemon = slack_daemon(tmp_path, fake_slack)
     try:
         fake_slack.respond_error_next(3, "not_in_channel")
         append(tmp_path / "logs" / "app.log", model_error("gpt-1"), model_error("gpt-2"))
         wait_until(lambda: "not_in_channel" in daemon.log(), what="the error in the log")
-        wait_until(lambda: status(config)["outbox_depth"] == 0, what="the outbox to move on")
+        wait_until(lambda: status(config)["outbox_parked"] == 2, what="both alerts parked")
     finally:
         daemon.stop()
     assert daemon.log().count("not_in_channel") == 1
     assert "/invite" in daemon.log()
+
+
+def refused_then_accepted(
+    config: Path,
+    daemon: DaemonProcess,
+    slack: FakeSlack,
+    while_refused: Callable[[], object] = lambda: None,
+    once_accepted: Callable[[], object] = lambda: None,
+) -> None:
+    """Slack refuses the daemon's token (revoked) for an alert: `status --json` shows the alert
+    parked with the reason, and nothing reached Slack; then Slack accepts the token again and
+    the alert reaches it, exactly once."""
+    token = slack.token
+    slack.set_token("xoxb-reinstalled-000000")  # the daemon's token gets invalid_auth from now
+    append(config.parent / "logs" / "app.log", model_error("gpt-7"))
+    (parked,) = wait_until(lambda: status(config)["parked"], what="the alert parked")
+    assert "invalid_auth" in parked["reason"] and parked["kind"] == "opened"
+    assert status(config)["outbox_parked"] == 1
+    while_refused()
+    assert slack.posts() == [] and slack.calls("chat.postMessage")
+    slack.set_token(token)
+    once_accepted()
+    (post,) = slack.wait_for_posts(1, timeout=10)
+    assert "model does not exist" in post.params["text"]
+    after = wait_until(
+        lambda: (s := status(config))["outbox_depth"] == 0 and s, what="the outbox emptied"
+    )
+    assert after["outbox_parked"] == 0 and after["parked"] == []
+    assert len(slack.posts()) == 1 and len(top_level(slack)) == 1
+    assert daemon.log().count("is refused") == 1  # said once, with what to do
+    assert "systemctl reload oai400d" in daemon.log()
+
+
+def test_a_refused_alert_is_parked_then_reaches_slack_once_after_a_reload(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    """invalid_auth parks the alert (the slow retry is minutes away); once Slack accepts the
+    token, a reload (SIGHUP, no setting changed) sends it at once, once."""
+    config, daemon = slack_daemon(tmp_path, fake_slack)
+    try:
+        refused_then_accepted(
+            config, daemon, fake_slack, once_accepted=lambda: daemon.signal(signal.SIGHUP)
+        )
+    finally:
+        daemon.stop()
+    assert "trying the 1 parked notification(s) again" in daemon.log()
+
+
+def test_a_refused_alert_reaches_slack_once_by_the_slow_retry_without_a_reload(
+    tmp_path: Path, fake_slack: FakeSlack
+) -> None:
+    """The same without a reload: the parked alert is tried again every PARKED_RETRY (a second
+    here, through the test-only OAI400D_TEST_PARKED_RETRY), refused quietly while the token is
+    bad, and delivered once by the first retry after Slack accepts it."""
+    settings = {"base_url": fake_slack.base_url, "channel": "#openai-alerts", "retry_max": "2s"}
+    config = write_config(tmp_path, slack=settings)
+    env = {"SLACK_BOT_TOKEN": fake_slack.token, PARKED_RETRY_VARIABLE: "1"}
+    daemon = DaemonProcess(config, env=env)
+    daemon.wait_ready()
+    try:
+        refused_then_accepted(
+            config,
+            daemon,
+            fake_slack,
+            while_refused=lambda: wait_until(
+                lambda: len(fake_slack.calls("chat.postMessage")) >= 2,
+                what="a slow retry, refused again",
+            ),
+        )
+    finally:
+        daemon.stop()
+    assert "trying the" not in daemon.log()  # no reload, no restart: the slow retry did it
 
 
 def test_test_alert_checks_the_token_and_names_the_workspace(
@@ -438,3 +514,27 @@ def test_the_outbox_and_the_bot_post_once_across_a_crash_between_post_and_bookke
     key = episode_key(notification(fingerprint="fp-slow"))
     assert again.delivery_target(key, SLACK_TARGET) == (top[1].channel, top[1].ts)
     again.close()
+
+
+@pytest.mark.parametrize(
+    ("error", "parks"),
+    [
+        ("invalid_auth", True),
+        ("token_revoked", True),
+        ("channel_not_found", True),
+        ("not_in_channel", True),
+        ("msg_too_long", False),
+        ("no_text", False),
+    ],
+)
+def test_a_refusal_for_the_token_or_channel_parks_and_one_for_the_message_is_given_up(
+    fake_slack: FakeSlack, error: str, parks: bool
+) -> None:
+    """The bot says which a permanent error is: the token's or the channel's (the outbox parks
+    the entry until that is fixed) or this message's own (MessageRejected: given up, the next
+    ones go on); either way with what to do."""
+    fake_slack.respond_error_next(2, error)  # the blocks, and the plain-text fallback
+    with pytest.raises(PermanentDeliveryError) as raised:
+        bot(fake_slack).send(notification(), Attempt("1"))
+    assert isinstance(raised.value, MessageRejected) is not parks
+    assert error in str(raised.value) and PERMANENT[error] in str(raised.value)

@@ -63,7 +63,7 @@ class Run:
 
     def drain(self) -> None:
         """Re-check everything (no watchdog needed) and read until nothing is left."""
-        self.sources.reconcile()
+        self.sources.reconcile(full=True)
         self.poll()
         while self.sources.more:
             self.poll()
@@ -103,6 +103,7 @@ def running(
     max_line: int = 4096,
     clock: Callable[[], float] = time.monotonic,
     reports: list[str] | None = None,
+    max_open: int | None = None,
 ) -> Iterator[Run]:
     sources = Sources(
         [str(directory / pattern)],
@@ -112,6 +113,7 @@ def running(
         (reports if reports is not None else []).append,
         rotated_grace=GRACE,
         clock=clock,
+        max_open=max_open,
     )
     sources.start()
     try:
@@ -472,7 +474,7 @@ def test_five_megabyte_line_is_cut_in_bounded_memory(tmp_path: Path) -> None:
     size = 5 * 1024 * 1024
     log.write_bytes(b"x" * size)
     with running(tmp_path, max_line=max_line) as run:
-        run.sources.reconcile()
+        run.sources.reconcile(full=True)
         polls = 0
         tracemalloc.start()
         try:
@@ -501,7 +503,7 @@ def test_budget_caps_a_poll_and_shares_it_between_files(tmp_path: Path) -> None:
     for name in ("a.log", "b.log"):
         (tmp_path / name).write_text(line * 5000)  # 500 kB each
     with running(tmp_path) as run:
-        run.sources.reconcile()
+        run.sources.reconcile(full=True)
         budget = 100_000
         seen: list[set[str]] = []
         while True:
@@ -606,7 +608,7 @@ class Writer:
             os.truncate(self.log, 0)  # only after a drain: what was there has been read
 
 
-def scenario(directory: Path, steps: list[int]) -> None:
+def scenario(directory: Path, steps: list[int], max_open: int | None = None) -> None:
     """Apply `steps`, stopping and starting Sources where asked; each line must come once.
 
     Out of scope, as no tailer can read them: a file created and rotated away while the
@@ -629,6 +631,7 @@ def scenario(directory: Path, steps: list[int]) -> None:
             reports.append,
             GRACE,
             clock,
+            max_open=max_open,
         )
         sources.start()
         started = Run(sources, store=store)
@@ -811,3 +814,224 @@ def test_a_saved_file_renamed_while_stopped_resumes_under_its_new_name(tmp_path:
     ]
     assert [(line.line_no, line.text) for line in reads[1].lines] == [(3, "three")]
     again.close()
+
+
+# --- descriptors: more files than may be open at once --------------------------------------------
+
+STORY = [WRITE, WRITE, DRAIN, PARTIAL, STOP_START, WRITE, ROTATE, WRITE, STOP_START, REOPEN]
+STORY += [WRITE, DRAIN, ROTATE, PARTIAL, DRAIN, STOP_START, WRITE, REOPEN, ROTATE, WRITE]
+STORY += [STOP_START, TICK, DRAIN, WRITE, TRUNCATE, WRITE, PARTIAL, STOP_START, STOP_START]
+
+
+def test_stories_lose_and_repeat_nothing_with_one_file_open_at_a_time(tmp_path: Path) -> None:
+    """With a budget of one descriptor, the log and its rotated generations are closed and
+    reopened in turn, through rotations, truncations and restarts: every line still once."""
+    (tmp_path / "fixed").mkdir()
+    scenario(tmp_path / "fixed", STORY, max_open=1)
+    for seed in range(5):
+        chooser = random.Random(seed)
+        steps = chooser.choices(range(8), weights=[8, 3, 1, 2, 1, 2, 2, 1], k=80)
+        directory = tmp_path / str(seed)
+        directory.mkdir()
+        scenario(directory, steps, max_open=1)
+
+
+def descriptors_on(directory: Path) -> int:
+    """How many of this process's descriptors are open on files in `directory`."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith(f"{directory}{os.sep}"):
+                count += 1
+        except OSError:
+            continue  # the listing's own descriptor, closed by now
+    return count
+
+
+def test_files_beyond_the_budget_are_closed_and_reopened_and_every_one_is_read(
+    tmp_path: Path,
+) -> None:
+    """40 files, 4 open at a time: each is read, then written to again and read again (by
+    inotify alone); no more than 4 stay open; the limit is said once, nothing else."""
+    logs = [tmp_path / f"f{index:02d}.log" for index in range(40)]
+    for log in logs:
+        log.write_text(f"{log.name} one\n")
+    reports: list[str] = []
+    with running(tmp_path, reports=reports, max_open=4) as run:
+        run.drain()
+        assert sorted(run.texts()) == sorted(f"{log.name} one" for log in logs)
+        assert descriptors_on(tmp_path) <= 4
+        for log in logs:
+            append(log, f"{log.name} two\n")
+        run.until(lambda: len(run.lines) == 80, "the second line of every file")
+        for log in logs:
+            assert run.texts(log) == [f"{log.name} one", f"{log.name} two"]
+            assert run.store[str(log)].offset == log.stat().st_size
+        assert descriptors_on(tmp_path) <= 4
+    assert len(reports) == 1 and "open files limit" in reports[0], reports
+
+
+def test_a_closed_file_rotated_meanwhile_is_not_misread(tmp_path: Path) -> None:
+    """A file closed for the budget, then renamed away with a new, longer file put at its
+    name: the new file is not taken for it (inode); the old one is found by inode in its
+    directory and read to its end; the new one from its start."""
+    log, other, rotated = tmp_path / "app.log", tmp_path / "other.log", tmp_path / "app.log.1"
+    log.write_text("old 1\n")
+    other.write_text("other 1\n")
+    with running(tmp_path, max_open=1) as run:
+        run.drain()
+        append(other, "other 2\n")  # other is read last: app.log is the one closed
+        run.until(lambda: "other 2" in run.texts(), "other's line")
+        append(log, "old 2\n")
+        log.rename(rotated)
+        log.write_text("new 1, a longer line than the old file held\n")
+        run.until(lambda: len(run.texts(log)) == 2, "the new file")
+        run.until(lambda: run.texts(rotated) == ["old 2"], "the old file's end")
+        assert run.texts(log) == ["old 1", "new 1, a longer line than the old file held"]
+        new_line = next(x for x in run.lines if x.text.startswith("new 1"))
+        assert (new_line.line_no, new_line.offset) == (1, 0)
+        assert run.store[str(log)].ino == log.stat().st_ino
+
+
+def test_a_closed_file_truncated_meanwhile_is_read_again_from_its_start(tmp_path: Path) -> None:
+    """copytruncate while the file is closed for the budget: reopened, its head no longer
+    matches, so it is read from byte 0 (nothing of the new content skipped)."""
+    log, other = tmp_path / "app.log", tmp_path / "other.log"
+    log.write_text("old line 1\nold line 2\n")
+    other.write_text("x\n")
+    with running(tmp_path, max_open=1) as run:
+        run.drain()
+        append(other, "y\n")
+        run.until(lambda: "y" in run.texts(), "other's line")
+        log.write_text("the file after copytruncate, longer than before\n")
+        run.until(lambda: len(run.texts(log)) == 3, "the new first line")
+        assert run.texts(log)[2] == "the file after copytruncate, longer than before"
+        assert (run.store[str(log)].line_no, run.store[str(log)].ino) == (1, log.stat().st_ino)
+
+
+def test_out_of_descriptors_closes_a_followed_file_and_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE below the budget (sockets took the rest): the least recently active file is
+    closed and the open tried again, so the file is read, with the limit said once."""
+    import errno
+
+    from oai400d.sources import descriptors
+
+    real_open = descriptors.open_log
+    opened: list[int] = []
+
+    def at_most_three(path: str) -> tuple[int, os.stat_result]:
+        live = [fd for fd in opened if _is_open(fd)]
+        opened[:] = live
+        if len(live) >= 3:
+            raise OSError(errno.EMFILE, os.strerror(errno.EMFILE), path)
+        fd, info = real_open(path)
+        opened.append(fd)
+        return fd, info
+
+    monkeypatch.setattr(descriptors, "open_log", at_most_three)
+    for index in range(10):
+        (tmp_path / f"f{index}.log").write_text(f"line {index}\n")
+    reports: list[str] = []
+    with running(tmp_path, reports=reports, max_open=100) as run:
+        run.drain()
+        assert sorted(run.texts()) == [f"line {index}" for index in range(10)]
+        append(tmp_path / "f0.log", "again\n")
+        run.until(lambda: "again" in run.texts(), "the line written to a closed file")
+    assert len(reports) == 1 and "open files limit" in reports[0], reports
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+def test_an_idle_poll_and_a_reconcile_look_at_no_file_when_every_directory_is_watched(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What 5,000 idle files cost: inotify watches their directory, so neither a poll nor a
+    reconcile checks or reads any of them; a full reconcile (a lost event, or every
+    FULL_RECHECK_INTERVAL) checks each once; a write costs the written file only."""
+    from oai400d.sources.tail import Tail
+
+    for index in range(50):
+        (tmp_path / f"f{index:02d}.log").write_text("x\n")
+    looked: list[str] = []
+    real_check, real_read = Tail.check, Tail.read
+
+    def check(tail: Tail) -> None:
+        looked.append(tail.path)
+        real_check(tail)
+
+    def read(tail: Tail, budget: int) -> tuple[int, bool]:
+        looked.append(tail.path)
+        return real_read(tail, budget)
+
+    monkeypatch.setattr(Tail, "check", check)
+    monkeypatch.setattr(Tail, "read", read)
+    clock = FakeClock()
+    with running(tmp_path, clock=clock) as run:
+        run.drain()
+        looked.clear()
+        run.sources.reconcile()
+        run.poll()
+        run.poll()
+        assert looked == []
+        run.sources.reconcile(full=True)
+        run.poll()
+        assert sorted(set(looked)) == sorted(str(p) for p in tmp_path.glob("*.log"))
+        looked.clear()
+        append(tmp_path / "f07.log", "y\n")
+        run.until(lambda: "y" in run.texts(), "the written line")
+        assert set(looked) == {str(tmp_path / "f07.log")}
+        looked.clear()
+        clock.advance(301)  # FULL_RECHECK_INTERVAL: the last resort against a lost event
+        run.sources.reconcile()
+        run.poll()
+        assert len(set(looked)) == 50
+
+
+def test_a_watched_directory_removed_and_created_again_is_followed_at_once(
+    tmp_path: Path,
+) -> None:
+    """Its parent is watched: the new directory and the files in it are picked up through
+    inotify alone (no reconcile), whether it was removed or renamed away."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "app.log").write_text("before\n")
+    with running(logs) as run:
+        run.drain()
+        shutil.rmtree(logs)
+        logs.mkdir()
+        append(logs / "app.log", "after removal\n")
+        run.until(lambda: "after removal" in run.texts(), "the re-created directory's file")
+        logs.rename(tmp_path / "logs.old")
+        logs.mkdir()
+        append(logs / "other.log", "after rename\n")
+        run.until(lambda: "after rename" in run.texts(), "the new directory's file")
+
+
+def test_descriptor_budget_and_raising_the_soft_limit() -> None:
+    """The budget keeps a reserve for the DB and sockets; the soft limit goes up to the hard
+    one (and nothing is said when it is there already)."""
+    import resource
+
+    from oai400d.sources import descriptors
+
+    assert descriptors.budget(1024) == 1024 - 102
+    assert descriptors.budget(256) == 256 - 64
+    assert descriptors.budget(20) == descriptors.MIN_BUDGET
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        lower = min(soft, hard if hard != resource.RLIM_INFINITY else soft) - 1
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lower, hard))
+        said = descriptors.raise_open_files_limit()
+        assert said is not None and f"from {lower}" in said
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] > lower
+        assert descriptors.raise_open_files_limit() is None
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 
 from oai400d import __version__
-from oai400d.classify import Classifier, load_rules, redact
+from oai400d.classify import Classifier, load_rules
 from oai400d.config import (
     LoadedConfig,
     LogsSettings,
@@ -28,7 +28,9 @@ from oai400d.config import (
     public_view,
 )
 from oai400d.errors import ConfigError, DeliveryError, FleetError, StateError
+from oai400d.masking import redact, redact_values
 from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
+from oai400d.notify.outbox import PARKED_RETRY
 from oai400d.sameerror import one_per_request
 from oai400d.scan import Scanner, scan_file
 from oai400d.state import State
@@ -249,6 +251,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     fleet = fleet_report(loaded)
     if fleet is not None:
         report["fleet"] = fleet
+    report = redact_values(report)  # (titles, paths, probe summaries, what a receiver said)
+    fleet = report.get("fleet")
     if args.json:
         return _print_json_status(report)
     print(f"state: {path}")
@@ -267,6 +271,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" (last {a['last_seen']}) {a['fingerprint']}"
         )
     print(f"outbox: {report['outbox_depth']} notification(s) waiting")
+    _print_parked_status(report)
     if report["fleet_queued"]:
         print(f"fleet: {report['fleet_queued']} finding(s) waiting for the fleet's store")
     if fleet is not None:
@@ -277,6 +282,21 @@ def cmd_status(args: argparse.Namespace) -> int:
         for p in report["probes"]:
             print(f"  {p['name']}: {p['status']} - {p['summary']} ({p['checked']})")
     return EXIT_OK
+
+
+def _print_parked_status(report: dict[str, Any]) -> None:
+    """The notifications the receiver refuses (kept, not lost), why, and what brings them out."""
+    if not report["outbox_parked"]:
+        return
+    every = f"{PARKED_RETRY / 60:.0f} min"
+    print(
+        f"  {report['outbox_parked']} of them parked: the receiver refuses them; tried again "
+        f"every {every}, and at once after `systemctl reload oai400d` once it is fixed"
+    )
+    for reason, count in Counter(p["reason"] for p in report["parked"]).items():
+        print(f"    {count} x {reason}")
+    for p in report["parked"]:
+        print(f"    #{p['id']} {p['kind']} {p['title']} {p['fingerprint']} (next try {p['retry']})")
 
 
 def fleet_report(loaded: LoadedConfig) -> dict[str, Any] | None:
@@ -358,6 +378,8 @@ def _status_textfile(loaded: LoadedConfig, path: str) -> int:
 def _print_json_status(report: dict[str, Any] | None) -> int:
     empty = {"files": [], "alerts": [], "outbox_depth": 0, "probes": [], "silences": [], "acks": []}
     empty["fleet_queued"] = 0
+    empty["outbox_parked"] = 0
+    empty["parked"] = []
     empty["journals"] = []
     print(json.dumps(report or empty, indent=2))
     return EXIT_OK
@@ -389,6 +411,21 @@ def status_report(state: State) -> dict[str, Any]:
             for a in state.alerts()
         ],
         "outbox_depth": state.outbox_depth(),
+        # Of outbox_depth, those the receiver refuses for its configuration (kept; see
+        # notify.outbox), and the oldest 100 of them, each with the reason.
+        "outbox_parked": sum(state.outbox_parked_reasons().values()),
+        "parked": [
+            {
+                "id": e.id,
+                "fingerprint": e.notification.fingerprint,
+                "kind": e.notification.kind,
+                "title": e.notification.title,
+                "reason": e.parked,
+                "attempts": e.attempts,
+                "retry": iso(e.next_attempt),
+            }
+            for e in state.outbox_parked()
+        ],
         "fleet_queued": state.fleet_queued(),
         **mutes_report(state),
         "probes": [
@@ -524,8 +561,13 @@ def _progress(path: str, size: int | None) -> Iterator[Callable[[int], None] | N
 
 
 def _print_finding(out: TextIO, finding: Finding, as_json: bool) -> None:
+    # The classifier masked what it read from the log (message, excerpt, model, request id,
+    # param); the path is masked here. (Per field, not the whole of each finding: a file with
+    # thousands of findings would pay for it in throughput.)
     if as_json:
-        out.write(json.dumps(finding.to_json(), ensure_ascii=False) + "\n")
+        document = finding.to_json()
+        document["path"] = redact(finding.path)
+        out.write(json.dumps(document, ensure_ascii=False) + "\n")
         return
     span = (
         f"{finding.line}"
@@ -542,8 +584,8 @@ def _print_finding(out: TextIO, finding: Finding, as_json: bool) -> None:
         )
         if part
     )
-    out.write(f"{finding.path}:{span}: [{finding.severity}] {finding.category}: {finding.title}")
-    out.write(f" ({detail})\n" if detail else "\n")
+    head = f"{finding.path}:{span}: [{finding.severity}] {finding.category}: {finding.title}"
+    out.write(redact(head + (f" ({detail})" if detail else "")) + "\n")
     out.write(f"    {finding.message[:300]}\n")
     if finding.fixes:
         out.write(f"    fix: {finding.fixes[0]}\n")

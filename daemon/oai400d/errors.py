@@ -4,6 +4,8 @@ Oai400dError
 ├── ConfigError          the configuration is invalid (exit 78); retrying cannot help
 ├── InputError           an input file or stream cannot be read; may be retried
 ├── StateError           the state database cannot be used
+│   ├── StateDamagedError    damaged, or not a SQLite database: set aside, a fresh one started
+│   └── StateFullError       its disk is full: the same write is retried until space returns
 └── DeliveryError        a notification could not be delivered
     ├── TransientDeliveryError   retry later (rate limit, 5xx, timeout, connection)
     └── PermanentDeliveryError   retrying cannot help (bad token, unknown channel)
@@ -40,6 +42,18 @@ class InputError(Oai400dError):
 
 class StateError(Oai400dError):
     """The state database cannot be opened or written."""
+
+
+class StateDamagedError(StateError):
+    """The state database is damaged (SQLITE_CORRUPT) or not a SQLite database at all
+    (SQLITE_NOTADB): no retry reads it again; the daemon moves it aside and starts afresh."""
+
+
+class StateFullError(StateError):
+    """The state database's disk (or quota) is full (SQLITE_FULL, ENOSPC): the same write
+    succeeds once there is space again."""
+
+    retryable = True
 
 
 class DeliveryError(Oai400dError):

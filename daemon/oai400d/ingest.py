@@ -11,6 +11,7 @@ started; the multi-line timeout is applied on the time passed in.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -19,7 +20,10 @@ from oai400d.assemble import Assembler, StreamAssemblers
 from oai400d.config import Settings
 from oai400d.model import Event, FileState, JournalPosition
 from oai400d.sources import Sources
+from oai400d.sources.descriptors import raise_open_files_limit
 from oai400d.sources.journal import Journals, where
+
+log = logging.getLogger("oai400d")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +76,18 @@ class Ingest:
         self._on_read = on_read
         self._on_error = on_error
         self._followed: dict[tuple[str, int, int], _Followed] = {}
+        # The files with an event being gathered: the only ones each pass looks at, so that
+        # 5,000 idle files cost nothing per pass.
+        self._gathering: dict[tuple[str, int, int], _Followed] = {}
         self._journal_followed: dict[str, _JournalFollowed] = {}
         self._forget: list[FileState] = []
         self.dirty = False  # positions moved since the last commit
         self.catching_up = True
         self._saved = saved
+        # As many descriptors as the hard limit allows, before the sources size their budget.
+        raised = raise_open_files_limit()
+        if raised is not None:
+            log.info("%s", raised)
         self.sources = self._make_sources(settings, saved.files())
         self.journals = self._make_journals(settings, _cursors(saved))
 
@@ -148,6 +159,7 @@ class Ingest:
             for line in read.lines:
                 events.extend(Ingested(e, backlog) for e in followed.assembler.feed(line, now))
             if read.lines:
+                self._gathering[key] = followed
                 followed.last_line_at = now
                 followed.caught_up = backlog
                 size = max(0, read.file.offset - read.lines[0].offset)
@@ -158,13 +170,16 @@ class Ingest:
                 events.extend(Ingested(e, backlog) for e in followed.assembler.flush())
                 self._forget.append(read.file)
                 del self._followed[key]
+                self._gathering.pop(key, None)
         timeout = self.settings.logs.multiline_timeout
-        for followed in self._followed.values():
+        for key, followed in list(self._gathering.items()):
             if followed.assembler.pending and now - followed.last_line_at >= timeout:
                 events.extend(Ingested(e, followed.caught_up) for e in followed.assembler.flush())
             elif followed.assembler.pending:  # a stream that went quiet while another goes on
                 idle = followed.assembler.flush_idle(now, timeout)
                 events.extend(Ingested(e, followed.caught_up) for e in idle)
+            if not followed.assembler.pending:
+                del self._gathering[key]
         return events
 
     def _read_journals(self, now: float) -> list[Ingested]:
@@ -238,7 +253,8 @@ class Ingest:
     # --- helpers --------------------------------------------------------------------------------
 
     def _all_followed(self) -> list[_Followed | _JournalFollowed]:
-        return [*self._followed.values(), *self._journal_followed.values()]
+        """Those that may hold an event being gathered (an idle file holds none)."""
+        return [*self._gathering.values(), *self._journal_followed.values()]
 
     def _make_sources(self, settings: Settings, saved: list[FileState]) -> Sources:
         logs = settings.logs

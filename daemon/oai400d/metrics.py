@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 from oai400d import __version__
 from oai400d.config import MetricsSettings, split_listen
 from oai400d.errors import ConfigError, Oai400dError, StateError
+from oai400d.masking import redact
 from oai400d.model import PROBE_NAMES, PROBE_STATUSES
 from oai400d.state import State
 
@@ -169,6 +170,20 @@ def state_families(
         unit="seconds",
     )
     age.add_metric([], 0.0 if oldest is None else max(0.0, now - oldest))
+    reasons = state.outbox_parked_reasons()
+    parked = GaugeMetricFamily(
+        "oai400d_outbox_parked",
+        "Notifications in the outbox that the receiver refuses for its configuration (a revoked "
+        "token, a channel the bot is not in): kept, retried every few minutes and on reload",
+    )
+    parked.add_metric([], sum(reasons.values()))
+    parked_by_reason = GaugeMetricFamily(
+        "oai400d_outbox_parked_by_reason",
+        "Parked notifications by what the receiver said (what to fix)",
+        labels=["reason"],
+    )
+    for reason, count in reasons.items():
+        parked_by_reason.add_metric([reason], count)
     queued = GaugeMetricFamily(
         "oai400d_fleet_queued_findings",
         "Findings waiting to be added to the fleet's store (state.fleet): grows while it is away",
@@ -231,7 +246,20 @@ def state_families(
     for source in sorted(counts):
         files.add_metric([source], counts[source])
         lag.add_metric([source], behind[source])
-    return [alerts, depth, age, queued, status, latency, last_run, last_ok, files, lag]
+    return [
+        alerts,
+        depth,
+        age,
+        parked,
+        parked_by_reason,
+        queued,
+        status,
+        latency,
+        last_run,
+        last_ok,
+        files,
+        lag,
+    ]
 
 
 def _lag(path: str, dev: int, ino: int, offset: int) -> int:
@@ -270,7 +298,7 @@ class OAI400DCollector(Collector):
         info.add_metric([__version__], 1)
         yield info
         if self.tally is not None:
-            yield from self.tally.families()
+            yield from map(masked_labels, self.tally.families())
         up = GaugeMetricFamily(
             "oai400d_state_db_up", "1 when the state database could be read for this scrape"
         )
@@ -291,7 +319,22 @@ class OAI400DCollector(Collector):
             self._state_failing = False
             up.add_metric([], 1)
         yield up
-        yield from families
+        yield from map(masked_labels, families)
+
+
+def masked_labels(family: Metric) -> Metric:
+    """The family with every label value masked: a source's path (metrics.source_labels) or
+    what a receiver answered can hold a secret. Series that become alike are added up, so
+    the exposition never has one twice."""
+    merged: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+    for sample in family.samples:
+        labels = {name: redact(value) for name, value in sample.labels.items()}
+        key = (sample.name, tuple(sorted(labels.items())))
+        seen = merged.get(key)
+        value = sample.value if seen is None else seen.value + sample.value
+        merged[key] = sample._replace(labels=labels, value=value)
+    family.samples = list(merged.values())
+    return family
 
 
 def make_registry(collector: Collector, process: bool = True) -> CollectorRegistry:

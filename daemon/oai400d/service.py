@@ -21,13 +21,13 @@ from oai400d.config import LoadedConfig, load_config, restart_needed
 from oai400d.errors import ConfigError
 from oai400d.hold import SecondaryHold
 from oai400d.ingest import Ingest
+from oai400d.keeper import StateKeeper, from_end
 from oai400d.labels import SourceLabels
 from oai400d.metrics import MetricsExport, OAI400DCollector, Tally, make_registry
 from oai400d.model import Finding, Notification
 from oai400d.mutes import MuteSync
 from oai400d.probing import ProbeIntake, ProbeSchedule
 from oai400d.sources.journal import where
-from oai400d.state import State
 from oai400d.systemd import SystemdNotify, take_signals
 from oai400d.wiring import Delivery
 
@@ -36,7 +36,6 @@ if TYPE_CHECKING:  # the fleet's modules (and psycopg) are loaded only with stat
 
 log = logging.getLogger("oai400d")
 
-POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written this often at most
 LOOP_MAX_SLEEP = 1.0  # also bounds how late a silence or ack from the CLI or Slack takes effect
 
 
@@ -54,7 +53,6 @@ class Daemon:
         self._stop = threading.Event()
         self._reload = threading.Event()
         self._pending: list[Notification] = []
-        self._last_position_commit = 0.0
         self.hold = SecondaryHold()
         self.tally = Tally()  # what metrics count as it happens (read by a scrape's thread)
         self.labels = SourceLabels(lambda: self.settings, self._journal_names)
@@ -84,7 +82,8 @@ class Daemon:
     def run(self) -> int:
         s = self.settings
         now = self.clock()
-        self.state = State(s.state.path)
+        self.keeper = StateKeeper.of(s, self.clock, self._say_status, self._poke)
+        self.state = self.keeper.state  # a damaged DB was set aside, a fresh one started
         # Before any thread starts: a metrics.listen that cannot be bound stops us right here.
         self.metrics = MetricsExport(
             make_registry(
@@ -106,7 +105,7 @@ class Daemon:
         self.mutes.attach(self.book)
         last_stop = self.state.get_meta("last_stop")
         self.ingest = Ingest(
-            s,
+            from_end(s) if self.keeper.recovery else s,  # a fresh DB: no replay
             self.state,
             report=log.warning,
             wake=self._wake_loop,
@@ -143,7 +142,11 @@ class Daemon:
                 if now >= next_reconcile:
                     self.ingest.reconcile()
                     next_reconcile = now + self.settings.logs.reconcile_interval
-                self._step(now)
+                try:
+                    self._step(now)
+                except Exception as exc:  # the state DB's faults are survived, bugs are not
+                    if self.keeper.survive(exc, now, self.book.alerts):
+                        self._reopen_state()
                 if self.systemd.watchdog_interval and now >= next_ping:
                     self.systemd.send("WATCHDOG=1", f"STATUS={self._status_line()}")
                     next_ping = now + self.systemd.watchdog_interval
@@ -190,30 +193,23 @@ class Daemon:
                 if resolved is not None:
                     self._pending.append(resolved)
 
-    def _commit(self, now: float, force: bool = False) -> None:
-        alerts = self.book.changed()
-        deltas = self.fleet.deltas() if self.fleet is not None else []
-        forget = self.ingest.forgotten()
-        if not (alerts or self._pending or forget or deltas or force) and (
-            not self.ingest.dirty or now - self._last_position_commit < POSITION_COMMIT_INTERVAL
-        ):
-            return
-        self.state.commit(
-            fleet=deltas,
-            journals=self.ingest.journal_positions(),
-            files=self.ingest.file_positions(),
-            forget=forget,
-            alerts=alerts,
-            notifications=self._pending,
-            now=now,
-        )
-        if self._pending:
-            self.delivery.poke()
-        if self.fleet is not None:
-            self.fleet.committed(now)
-        self.ingest.committed()
+    def _commit(self, now: float, force: bool = False) -> bool:
+        """Write what changed in one transaction; False while the disk is full (keeper.py)."""
+        self.keeper.hold(self.book.changed(), self._pending)
         self._pending = []
-        self._last_position_commit = now
+        return self.keeper.write(now, self.ingest, self.fleet, force)
+
+    def _reopen_state(self) -> None:
+        """A fresh DB replaced a damaged one: threads that read the old file are built again."""
+        self.delivery.stop()
+        self.delivery = Delivery(self.settings, self.tally.delivery)
+        self.delivery.start()
+        self._commit(self.clock(), force=True)
+        if self.fleet is not None:
+            from oai400d.fleetlink import make_fleet_link
+
+            self.fleet.sync.stop()
+            self.fleet = make_fleet_link(self.settings, self.book, self._poke, self.probes_context)
 
     def _sleep_for(self, now: float, next_ping: float, next_reconcile: float) -> float:
         logs = self.fleet is None or self.fleet.falling_back(now)
@@ -221,8 +217,7 @@ class Daemon:
         if self.systemd.watchdog_interval:
             deadlines.append(next_ping)
         deadlines.extend(self.ingest.deadlines())
-        if self.ingest.dirty:
-            deadlines.append(self._last_position_commit + POSITION_COMMIT_INTERVAL)
+        deadlines.extend(self.keeper.deadlines(self.ingest.dirty))
         deadlines.extend(self.hold.deadlines())
         return max(0.0, min(deadlines) - now)
 
@@ -273,8 +268,8 @@ class Daemon:
         try:
             for held in self.hold.release(self.clock(), stopping=True):  # they count now
                 self._observe(held.finding, self.clock(), held.backlog)
-            self._commit(self.clock(), force=True)
-            self.state.set_meta("last_stop", str(self.clock()))
+            if self._commit(self.clock(), force=True):  # (a full disk: read again at start)
+                self.state.set_meta("last_stop", str(self.clock()))
         finally:
             self.metrics.stop()
             self.probes.stop()
@@ -290,7 +285,13 @@ class Daemon:
 
     def _status_line(self) -> str:
         open_alerts = sum(1 for a in self.book.alerts() if a.state in ("pending", "open"))
-        return f"watching {self.ingest.describe()}, {open_alerts} open alert(s)"
+        return self.keeper.status(f"watching {self.ingest.describe()}, {open_alerts} open alert(s)")
+
+    def _say_status(self) -> None:
+        self.systemd.send(f"STATUS={self._status_line()}")
+
+    def _poke(self) -> None:  # (the delivery is built again with a fresh DB)
+        self.delivery.poke()
 
     def _journal_names(self) -> list[str]:
         ingest = getattr(self, "ingest", None)  # a scrape may come before it is made

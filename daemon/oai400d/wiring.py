@@ -5,6 +5,7 @@ Mode, and the sample alert of `oai400d test-alert` (used by the daemon and by th
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 from oai400d.config import Settings
 from oai400d.model import Notification
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
+from oai400d.notify.outbox import PARKED_RETRY
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.notify.socket_mode import SlackSocketMode
 from oai400d.timestamps import iso
@@ -21,6 +23,10 @@ if TYPE_CHECKING:  # the fleet's modules (and psycopg) are loaded only with stat
     from oai400d.fleet import FleetStore
 
 log = logging.getLogger("oai400d")
+
+# A test-only knob, not a setting (no config key, not in DESIGN.md): the end-to-end tests set it
+# to see parked notifications retried within seconds instead of PARKED_RETRY's minutes.
+PARKED_RETRY_VARIABLE = "OAI400D_TEST_PARKED_RETRY"
 
 
 def make_notifier(settings: Settings) -> Notifier:
@@ -104,7 +110,8 @@ def sample_notification() -> Notification:
 
 class Delivery:
     """What leaves the daemon: the outbox worker with its notifier, and Slack Socket Mode (the
-    alert buttons) beside it; rebuilt on a reload that changes [console] or [slack]."""
+    alert buttons) beside it; rebuilt on a reload that changes [console] or [slack], and told
+    on every reload to try the parked notifications at once."""
 
     def __init__(self, settings: Settings, observe: Callable[..., None]) -> None:
         self.settings = settings
@@ -113,6 +120,7 @@ class Delivery:
             make_notifier(settings),
             retry_max=settings.slack.retry_max,
             observe=observe,
+            parked_retry=_parked_retry(),
         )
         self.socket_mode: SlackSocketMode | None = None
 
@@ -129,11 +137,14 @@ class Delivery:
         self.worker.poke()
 
     def reconfigure(self, new: Settings) -> bool:
-        """Take up new notification settings; whether anything changed."""
+        """Take up new notification settings; whether anything changed. Either way the parked
+        notifications are tried at once: a reload is how a person says the receiver is fixed
+        (an /invite changes no setting)."""
         old, self.settings = self.settings, new
         if (new.console, new.slack) == (old.console, old.slack):
+            self.worker.retry_parked()
             return False
-        self.worker.set_notifier(make_notifier(new))
+        self.worker.set_notifier(make_notifier(new))  # (tries the parked ones on the new one)
         if self.socket_mode is not None:
             self.socket_mode.stop()
         self._start_socket_mode()
@@ -148,3 +159,12 @@ class Delivery:
         self.socket_mode = make_socket_mode(self.settings)
         if self.socket_mode is not None:
             self.socket_mode.start()
+
+
+def _parked_retry() -> float:
+    """PARKED_RETRY, or the test-only knob's seconds (ignored unless a positive number)."""
+    try:
+        seconds = float(os.environ.get(PARKED_RETRY_VARIABLE, PARKED_RETRY))
+    except ValueError:
+        return PARKED_RETRY
+    return seconds if seconds > 0 else PARKED_RETRY

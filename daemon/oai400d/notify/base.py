@@ -2,9 +2,12 @@
 
 A notifier only delivers: it sends (or edits) and describes notifications, and raises a
 DeliveryError that says whether a retry can help (TransientDeliveryError: the outbox tries again
-with backoff, honouring `retry_after`; PermanentDeliveryError: it gives up and tells the operator
-once). It keeps no bookkeeping and never sees the state DB: what it needs from earlier deliveries
-comes in an `Attempt`, and what later ones will need comes back in a `Delivered`. The outbox
+with backoff, honouring `retry_after`; PermanentDeliveryError: the receiver refuses it for its
+own configuration (a revoked token, a channel the bot is not in), so the outbox parks the entry,
+tells the operator once and tries again slowly and after a reload; MessageRejected: this message
+can never be sent as it is, so the outbox gives it up and tells the operator once). It keeps no
+bookkeeping and never sees the state DB: what it needs from earlier deliveries comes in an
+`Attempt`, and what later ones will need comes back in a `Delivered`. The outbox
 (notify/outbox.py, with notify/deliveries.py) keeps those, marks attempts and retries.
 
 Adding a notifier is a class with the attributes and methods of `Notifier` below, built by
@@ -21,7 +24,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from oai400d.errors import PermanentDeliveryError
 from oai400d.model import Notification
+
+
+class MessageRejected(PermanentDeliveryError):
+    """The receiver refused this message itself (its layout, its length, an empty text): no
+    retry of it can help, but the next messages can go through, so it is given up (a refusal
+    for the receiver's configuration is a plain PermanentDeliveryError, and parks the entry)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,8 @@ key, (channel, ts):
   publishes the ones posted here, so the key is `base.episode_key`'s on every host;
 - `intent:<ref>`: the entry's first attempt began at `ts` (seconds). A crash or a lost answer
   between a post and its bookkeeping leaves the mark, and the next attempt is told to look for
-  that post instead of posting twice. Dropped with the entry once it is delivered or given up;
+  that post instead of posting twice. Dropped with the entry once it is delivered or given up
+  (a parked entry keeps it: an earlier try of it may have posted);
 - `channel-id`: where the target's last message went, as the receiver named it (Slack answers
   with the channel id, which a channel's history needs).
 """
@@ -70,7 +71,8 @@ class DeliveryLedger:
         self.state.record_delivery(entry_ids, self.target, remember, [INTENT + attempt.ref], now)
 
     def given_up(self, entry_id: int, attempt: Attempt, now: float) -> None:
-        """Retrying cannot help: the entry leaves the queue, and its mark with it."""
+        """The receiver can never take this message (MessageRejected): the entry leaves the
+        queue, and its mark with it."""
         forget = [INTENT + attempt.ref] if self.keeps else []
         self.state.record_delivery([entry_id], self.target, {}, forget, now)
 

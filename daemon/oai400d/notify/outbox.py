@@ -4,6 +4,14 @@ Per alert, notifications go out in the order they were queued; an alert whose de
 failing waits (with backoff) without holding up the others. The worker owns all the delivery
 bookkeeping (notify/deliveries.py): the notifier is told what earlier deliveries left (an
 `Attempt`) and says what to keep (a `Delivered`); it never sees the state DB.
+
+When the receiver refuses a notification for its own configuration (a revoked token, a channel
+the bot was removed from: a PermanentDeliveryError), nothing is dropped: the entry is parked
+(kept, with the reason, its mark of a first attempt kept too), the operator is told once what to
+do, and the notifications due after it are parked untried behind it, so a broken channel costs
+one refused call per round, not one per alert. Parked entries are tried again every
+PARKED_RETRY seconds, and at once after a reload (`retry_parked`). Only a message the receiver
+can never take as it is (MessageRejected: its layout, its length) is given up.
 """
 
 from __future__ import annotations
@@ -12,10 +20,12 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
-from oai400d.notify.base import Attempt, Notifier, episode_key
+from oai400d.masking import redact
+from oai400d.notify.base import Attempt, MessageRejected, Notifier, episode_key
 from oai400d.notify.deliveries import DeliveryLedger
 from oai400d.state import OutboxEntry, State
 
@@ -23,6 +33,20 @@ log = logging.getLogger("oai400d.notify")
 
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
+# How long parked notifications wait for their next try when nobody reloads. What the receiver
+# refuses them for (a revoked token, a channel the bot is not in) is fixed by a person, in
+# minutes: a try every five minutes notices the fix soon enough (a reload, which the log asks
+# for, tries at once), and costs the receiver one refused call per round.
+PARKED_RETRY = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """The receiver refused a notification for its configuration: why, and until when the
+    notifications due after it are parked untried."""
+
+    reason: str
+    until: float
 
 
 def backoff(attempts: int, retry_after: float | None = None, most: float = BACKOFF_MAX) -> float:
@@ -43,6 +67,7 @@ class OutboxWorker:
         clock: Callable[[], float] = time.time,
         retry_max: float = BACKOFF_MAX,
         observe: Callable[[str, str, int], None] | None = None,
+        parked_retry: float = PARKED_RETRY,
     ) -> None:
         self.state_path = state_path
         # Told (notifier name, "delivered" | "transient" | "permanent", count) for metrics.
@@ -50,8 +75,17 @@ class OutboxWorker:
         self.notifier = notifier
         self.clock = clock
         self.retry_max = retry_max
+        self.parked_retry = parked_retry
         self._wake = threading.Event()
         self._stop = threading.Event()
+        # Set by any thread (a reload); the outbox thread takes it up at its next drain, on its
+        # own connection. Set from the start too: a restart is how a token in the environment
+        # is changed, so what was parked before it is tried at once.
+        self._retry_parked = threading.Event()
+        self._retry_parked.set()
+        self._refusal: Refusal | None = None  # the outbox thread's own
+        # A reload asked for a retry: a refusal now says again that the fix did not work.
+        self._say_refusal_again = False
         self._thread: threading.Thread | None = None
         self._reported: set[str] = set()
         self._last_sent = 0.0
@@ -72,7 +106,14 @@ class OutboxWorker:
             self._thread.join(timeout)
 
     def set_notifier(self, notifier: Notifier) -> None:
+        """A new notifier (a reload): what the old one's receiver refused is tried on it."""
         self.notifier = notifier
+        self.retry_parked()
+
+    def retry_parked(self) -> None:
+        """Try the parked notifications now (a reload: what the receiver refused them for may
+        be fixed, even when no setting changed, as after an /invite)."""
+        self._retry_parked.set()
         self._wake.set()
 
     def _run(self) -> None:
@@ -91,6 +132,13 @@ class OutboxWorker:
 
     def drain(self, state: State) -> float:
         """Deliver what is due; return how long to sleep before looking again."""
+        if self._retry_parked.is_set():  # before taking the notifier: a reload sets it first
+            self._retry_parked.clear()
+            try:
+                self._take_up_parked(state)
+            except Exception:
+                self._retry_parked.set()  # (the next drain asks again)
+                raise
         notifier = self.notifier
         ledger = DeliveryLedger(state, notifier.name, notifier.edits_messages)
         now = self.clock()
@@ -107,6 +155,11 @@ class OutboxWorker:
                 next_look = min(next_look, entry.next_attempt - now)
                 continue
             due.append(entry)
+        refusal = self._refusal
+        if due and refusal is not None and now < refusal.until:
+            # The receiver refused one of them a moment ago: these wait untried behind it.
+            state.park_deliveries([e.id for e in due], refusal.reason, refusal.until, tried=False)
+            return min(next_look, refusal.until - now)
         if notifier.digest_threshold and len(due) >= notifier.digest_threshold:
             # A storm of distinct problems: one digest message instead of one message each.
             self._pace(notifier)
@@ -114,6 +167,9 @@ class OutboxWorker:
             try:
                 sent = notifier.send_digest([e.notification for e in due], attempt)
             except DeliveryError as exc:
+                if self._refused(exc):
+                    self._park(state, due, exc)
+                    return min(next_look, self.parked_retry)
                 self._failed(state, ledger, due[0], attempt, exc)
                 return min(next_look, backoff(due[0].attempts, getattr(exc, "retry_after", None)))
             finally:
@@ -121,8 +177,9 @@ class OutboxWorker:
             ledger.delivered([e.id for e in due], attempt, None, sent, self.clock())
             self.delivered += len(due)
             self._observe(notifier, "delivered", len(due))
+            self._recovered()
             return 0.0
-        for entry in due:
+        for index, entry in enumerate(due):
             if self._stop.is_set():
                 return 0.0
             if entry.notification.fingerprint in blocked:
@@ -133,6 +190,10 @@ class OutboxWorker:
             try:
                 sent = notifier.send(entry.notification, attempt)
             except DeliveryError as exc:
+                if self._refused(exc):
+                    rest = [e for e in due[index:] if e.notification.fingerprint not in blocked]
+                    self._park(state, rest, exc)
+                    return min(next_look, self.parked_retry)
                 delay = self._failed(state, ledger, entry, attempt, exc)
                 if delay is not None:
                     blocked.add(entry.notification.fingerprint)
@@ -162,13 +223,15 @@ class OutboxWorker:
         attempt: Attempt,
         exc: DeliveryError,
     ) -> float | None:
-        """Book a failed delivery; the delay before its retry, or None when it was dropped."""
+        """Book a failed delivery that is not a refusal (see _park); the delay before its retry,
+        or None when the message was given up."""
         where = self.notifier.describe()
         self._observe(
             self.notifier, "permanent" if isinstance(exc, PermanentDeliveryError) else "transient"
         )
         if isinstance(exc, PermanentDeliveryError):
-            # Retrying cannot help; keep the outbox moving and say what to do, once.
+            # This message can never go as it is (MessageRejected); the next ones can: keep the
+            # outbox moving and say what happened, once.
             ledger.given_up(entry.id, attempt, self.clock())
             self._report_once(
                 f"permanent:{exc}", logging.ERROR, f"delivery to {where} failed: {exc}"
@@ -184,12 +247,51 @@ class OutboxWorker:
         )
         return delay
 
+    @staticmethod
+    def _refused(exc: DeliveryError) -> bool:
+        """Whether the receiver refuses for its configuration (park), not for this message."""
+        return isinstance(exc, PermanentDeliveryError) and not isinstance(exc, MessageRejected)
+
+    def _park(self, state: State, entries: Sequence[OutboxEntry], exc: DeliveryError) -> None:
+        """The receiver refused the first of `entries` (just tried) for its configuration: keep
+        it and park the others untried behind it until the next round; say once what to do.
+        The first one's mark of a first attempt stays: an earlier try may have posted."""
+        self._observe(self.notifier, "permanent")
+        now = self.clock()
+        reason = redact(str(exc))
+        self._refusal = Refusal(reason, now + self.parked_retry)
+        if self._say_refusal_again:
+            self._say_refusal_again = False
+            self._reported.discard(f"refused:{reason}")
+        first, rest = entries[0], entries[1:]
+        state.park_deliveries([first.id], reason, self._refusal.until)
+        if rest:
+            state.park_deliveries([e.id for e in rest], reason, self._refusal.until, tried=False)
+        self._report_once(
+            f"refused:{reason}",
+            logging.ERROR,
+            f"delivery to {self.notifier.describe()} is refused: {reason}. The notification is "
+            f"kept (parked, with those that follow; `oai400d status` lists them) and tried again "
+            f"every {self.parked_retry:.0f}s; once this is fixed, `systemctl reload oai400d` "
+            "(SIGHUP) sends them at once",
+        )
+
+    def _take_up_parked(self, state: State) -> None:
+        """A start or a reload: the parked entries are due now, and a refusal is said again."""
+        self._refusal = None
+        self._say_refusal_again = True
+        parked = state.unpark_deliveries()
+        if parked:
+            log.info("trying the %d parked notification(s) again", parked)
+
     def _observe(self, notifier: Notifier, outcome: str, count: int = 1) -> None:
         if self.observe is not None:
             self.observe(notifier.name, outcome, count)
 
     def _recovered(self) -> None:
-        failing = {key for key in self._reported if key.startswith("transient:")}
+        self._refusal = None
+        self._say_refusal_again = False
+        failing = {key for key in self._reported if key.startswith(("transient:", "refused:"))}
         if failing:
             log.info("delivery to %s works again", self.notifier.describe())
             self._reported -= failing

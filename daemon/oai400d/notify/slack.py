@@ -27,7 +27,7 @@ from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
 from oai400d.model import Notification
-from oai400d.notify.base import Attempt, Delivered, MessageAddress, episode_key
+from oai400d.notify.base import Attempt, Delivered, MessageAddress, MessageRejected, episode_key
 from oai400d.notify.slack_blocks import (
     SlackMessage,
     render,
@@ -71,6 +71,9 @@ PERMANENT: dict[str, str] = {
     "posting_to_general_channel_denied": "only admins may post to that channel",
 }
 LAYOUT_ERRORS = {"invalid_blocks", "invalid_blocks_format", "msg_too_long", "invalid_payload"}
+# The errors about one message, not about the token or the channel: that message is given up,
+# the next ones go on. Every other error of PERMANENT parks the notification until it is fixed.
+MESSAGE_ERRORS = LAYOUT_ERRORS | {"no_text"}
 _NETWORK_ERRORS = (
     urllib.error.URLError,
     socket.timeout,
@@ -81,7 +84,7 @@ _NETWORK_ERRORS = (
 )
 
 
-class LayoutRejected(PermanentDeliveryError):
+class LayoutRejected(MessageRejected):
     """Slack refused the blocks: send the plain-text version instead."""
 
 
@@ -107,6 +110,8 @@ def translate(exc: Exception, where: str) -> DeliveryError:
             return TransientDeliveryError(f"{where}: Slack answered HTTP {status}")
         if error in LAYOUT_ERRORS:
             return LayoutRejected(f"{where}: {error} ({PERMANENT[error]})")
+        if error in MESSAGE_ERRORS:
+            return MessageRejected(f"{where}: {error}: {PERMANENT[error]}")
         if error in PERMANENT:
             return PermanentDeliveryError(f"{where}: {error}: {PERMANENT[error]}")
         return TransientDeliveryError(f"{where}: Slack error {error or status}")

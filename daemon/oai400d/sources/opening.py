@@ -16,7 +16,10 @@ from oai400d.errors import InputError
 from oai400d.model import FileState
 from oai400d.sources import globs
 from oai400d.sources.followed import FollowedFiles, find_inode, holds, target
-from oai400d.sources.tail import HEAD_BYTES, Tail, digest, find_line_end, open_log
+from oai400d.sources.tail import HEAD_BYTES, Tail, digest, find_line_end
+
+# FollowedFiles.open_file: opens within the descriptors' budget, closing an idle file first.
+Opener = Callable[[str], tuple[int, os.stat_result]]
 
 
 class FileOpener:
@@ -50,7 +53,7 @@ class FileOpener:
         if was_broken:
             from_start = self._broken[path]
         try:
-            fd, info = open_log(path)
+            fd, info = self._followed.open_file(path)
         except FileNotFoundError:
             return  # gone again; an unreadable path stays reported until reconcile drops it
         except InputError as error:
@@ -98,12 +101,12 @@ class FileOpener:
         if self._followed.same_file(state.dev, state.ino) is not None:
             self._followed.forget(state)  # an older duplicate of the same file
             return
-        if _unreadable_there(state):
+        if _unreadable_there(state, self._followed.open_file):
             # Still there but unreadable: reported by follow, resumed when it can be read.
             self._waiting[state.path] = state
             return
         for path in (state.path, *_same_dir_candidates(state)):
-            opened = _open_saved(path, state)
+            opened = _open_saved(path, state, self._followed.open_file)
             if opened is None:
                 continue
             fd, info = opened
@@ -127,6 +130,14 @@ class FileOpener:
             "the stop could not be read. The file now at that path is read from its beginning."
         )
 
+    def retry_broken(self, wanted: Callable[[str], bool]) -> None:
+        """Try the unreadable paths again; forget those no longer `wanted` (gone, unmatched)."""
+        for path in list(self._broken):
+            if wanted(path):
+                self.follow(path, from_start=True)  # (from where it was to start, in fact)
+            else:
+                del self._broken[path]
+
     def forget_unmatched(self, matched: Collection[str]) -> None:
         """Stop retrying the unreadable paths the globs no longer match (or that are gone)."""
         for path in list(self._broken):
@@ -142,10 +153,12 @@ def _same_dir_candidates(state: FileState) -> list[str]:
     return [found] if found is not None and found != state.path else []
 
 
-def _open_saved(path: str, state: FileState) -> tuple[int, os.stat_result] | None:
+def _open_saved(
+    path: str, state: FileState, open_file: Opener
+) -> tuple[int, os.stat_result] | None:
     """Open `path` if it is the saved file: same device, inode and first bytes."""
     try:
-        fd, info = open_log(path)
+        fd, info = open_file(path)
     except (OSError, InputError):
         return None
     if _is_saved(fd, info, state):
@@ -161,7 +174,7 @@ def _is_saved(fd: int, info: os.stat_result, state: FileState) -> bool:
     return len(head) == state.head_len and digest(head) == state.head
 
 
-def _unreadable_there(state: FileState) -> bool:
+def _unreadable_there(state: FileState, open_file: Opener) -> bool:
     """Whether the saved file is still at its path (same inode) but cannot be opened."""
     try:
         info = os.stat(state.path)
@@ -170,7 +183,7 @@ def _unreadable_there(state: FileState) -> bool:
     if (info.st_dev, info.st_ino) != (state.dev, state.ino):
         return False
     try:
-        os.close(open_log(state.path)[0])
+        os.close(open_file(state.path)[0])
     except (OSError, InputError):
         return True
     return False

@@ -26,13 +26,16 @@ def digest(data: bytes) -> str:
 
 
 def open_log(path: str) -> tuple[int, os.stat_result]:
-    """Open a regular file to read; FileNotFoundError if it is gone, InputError if unreadable."""
+    """Open a regular file to read; FileNotFoundError if it is gone, InputError if unreadable,
+    OSError EMFILE/ENFILE when no descriptor is left (the file is fine: close another)."""
     try:
         # O_NONBLOCK: opening a FIFO that matches a glob must not hang the daemon.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
     except FileNotFoundError:
         raise
     except OSError as error:
+        if error.errno in (errno.EMFILE, errno.ENFILE):
+            raise
         raise InputError(unreadable(path, error)) from error
     info = os.fstat(fd)
     if stat.S_ISREG(info.st_mode):

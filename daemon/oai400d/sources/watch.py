@@ -1,10 +1,18 @@
-"""Watchdog on the directories of the globs: it only marks paths dirty and wakes the reader."""
+"""Watchdog on the directories of the globs: it only marks paths dirty and wakes the reader.
+
+Each glob's directory is watched, and so is its parent (for directories only), so that a log
+directory removed and created again is watched again at once, and a directory that does not
+exist yet is noticed through its nearest existing ancestor. A directory on a network file
+system is watched too, but counted among the `unwatched` ones: other hosts' writes there send
+no event, so reconcile re-lists it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 
@@ -12,6 +20,7 @@ from watchdog.events import (
     DirCreatedEvent,
     DirDeletedEvent,
     DirMovedEvent,
+    EventsLostEvent,
     FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
@@ -37,7 +46,15 @@ EVENTS: list[type[FileSystemEvent]] = [
     DirMovedEvent,
     DirDeletedEvent,
     DirCreatedEvent,  # a log directory that did not exist yet may be this one
+    EventsLostEvent,  # the kernel's queue overflowed: every file must be re-checked
 ]
+# On a parent or an ancestor of a log directory: only that directory's coming and going.
+DIRECTORY_EVENTS: list[type[FileSystemEvent]] = [DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
+# File systems where a change made by another host sends no inotify event (/proc/mounts names).
+NETWORK_FILE_SYSTEMS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "gpfs", "afs", "9p"}
+    | {"fuse.glusterfs", "fuse.sshfs", "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse", "virtiofs"}
+)
 STOP_TIMEOUT = 2.0  # the daemon must stop within 5 s of SIGTERM, all threads included
 
 
@@ -59,6 +76,10 @@ class Inbox(FileSystemEventHandler):
         self._lock = threading.Lock()
         self._dirty: set[str] = set()
         self._rewatch = False
+        self._lost = False  # events were dropped (inotify's queue overflowed)
+        # Directories deleted or moved away: their watch ended, even if a directory created
+        # at the same path got the same inode number back (as ext4 often gives it).
+        self._gone: set[str] = set()
         self._woken = False  # no lock: wake() may run in a signal handler
 
     def wake(self) -> None:
@@ -76,21 +97,31 @@ class Inbox(FileSystemEventHandler):
             self._rewatch = self._rewatch or isinstance(
                 event, DirDeletedEvent | DirMovedEvent | DirCreatedEvent
             )
+            self._lost = self._lost or isinstance(event, EventsLostEvent)
+            if isinstance(event, DirDeletedEvent | DirMovedEvent):
+                self._gone.add(os.fsdecode(event.src_path))
         self.event.set()
 
-    def take(self) -> tuple[set[str], bool]:
-        """The paths marked since the last take, and whether a directory went away."""
+    def take(self) -> tuple[set[str], bool, bool]:
+        """The paths marked since the last take, whether a directory came or went, and whether
+        events were lost."""
         with self._lock:
-            dirty, rewatch = self._dirty, self._rewatch
-            self._dirty, self._rewatch = set(), False
+            dirty, rewatch, lost = self._dirty, self._rewatch, self._lost
+            self._dirty, self._rewatch, self._lost = set(), False, False
             # What woke us is taken now; a later event sets it again.
             self.event.clear()
-        return dirty, rewatch
+        return dirty, rewatch, lost
+
+    def take_gone(self) -> set[str]:
+        """The directories deleted or moved away since the last call."""
+        with self._lock:
+            gone, self._gone = self._gone, set()
+        return gone
 
     def wait(self, timeout: float) -> None:
         """Block until something is marked, wake() is called, or `timeout` passes."""
         with self._lock:
-            if self._dirty or self._rewatch:
+            if self._dirty or self._rewatch or self._lost:
                 return
         if not self._woken:
             self.event.wait(min(max(0.0, timeout), threading.TIMEOUT_MAX))
@@ -115,6 +146,7 @@ class Watcher:
         # Directories of symlinked files' targets (watch_extra): watched like a root, not
         # recursively, and nothing reported when one is missing (the link is dangling then).
         self._extra: set[str] = set()
+        self._remote: set[str] = set()  # roots on a network file system
         self._reported: set[str] = set()
 
     def start(self) -> None:
@@ -154,15 +186,44 @@ class Watcher:
             for root, recursive in self._roots
         )
 
+    def unwatched(self) -> list[tuple[str, bool]]:
+        """The (root, recursive) whose changes inotify does not tell: not watched (missing,
+        unreadable, the inotify limit reached) or on a network file system."""
+        return [
+            (root, recursive)
+            for root, recursive in self._roots
+            if root not in self._watches or root in self._remote
+        ]
+
     def rewatch(self) -> bool:
         """Watch directories that appeared or were replaced since they were last watched;
         True when a directory is newly watched (files may already be in it)."""
         if self._observer is None:
             return False
-        waiting_on: set[str] = set()
+        newly = False
+        gone = self.inbox.take_gone()
+        for _ in range(3):
+            once, waiting = self._rewatch_once(gone)
+            newly = newly or once
+            # A directory created between our look and the watch on its parent sent us no
+            # event: look again, now that the watch is there.
+            if not any(
+                os.path.isdir(root) or _nearest_existing(root) != ancestor
+                for root, ancestor in waiting.items()
+            ):
+                break
+        return newly
+
+    def _rewatch_once(self, gone: set[str]) -> tuple[bool, dict[str, str]]:
+        """One pass of rewatch (`gone`: directories whose watch ended); also, each missing
+        root with the ancestor watched for it."""
+        waiting: dict[str, str] = {}
+        parents: set[str] = set()
         newly = False
         extra = [(directory, False) for directory in sorted(self._extra)]
         for root, recursive in [*self._roots, *extra]:
+            if (root, recursive) not in extra and os.path.dirname(root) != root:
+                parents.add(os.path.dirname(root))
             try:
                 info = os.stat(root)
             except OSError:
@@ -170,7 +231,7 @@ class Watcher:
             else:
                 identity = (info.st_dev, info.st_ino)
             current = self._watches.get(root)
-            if current is not None and current[1] == identity:
+            if current is not None and current[1] == identity and root not in gone:
                 continue
             if current is not None:
                 self._unwatch(root, current[0])
@@ -182,22 +243,29 @@ class Watcher:
                     f"{root} does not exist (yet); files there matching logs.paths are picked "
                     "up once it appears",
                 )
-                waiting_on.add(_nearest_existing(root))
+                waiting[root] = _nearest_existing(root)
                 continue
             self._watch(root, recursive, identity)
+            gone.discard(root)
             newly = newly or root in self._watches
-        self._watch_ancestors(waiting_on)
-        return newly
+        for path in gone & set(self._ancestors):
+            assert self._observer is not None
+            with contextlib.suppress(KeyError, OSError):
+                self._observer.unschedule(self._ancestors.pop(path))
+        self._watch_ancestors(parents | set(waiting.values()))
+        return newly, waiting
 
     def _watch_ancestors(self, wanted: set[str]) -> None:
         assert self._observer is not None
         for path in set(self._ancestors) - wanted:
             with contextlib.suppress(KeyError, OSError):
                 self._observer.unschedule(self._ancestors.pop(path))
-        for path in wanted - set(self._ancestors) - set(self._watches):
+        for path in wanted - set(self._ancestors):
+            if self._covered(path) or not os.path.isdir(path):
+                continue  # a root's own watch tells its subdirectories' coming and going
             with contextlib.suppress(OSError):
                 self._ancestors[path] = self._observer.schedule(
-                    self.inbox, path, recursive=False, event_filter=[DirCreatedEvent, DirMovedEvent]
+                    self.inbox, path, recursive=False, event_filter=DIRECTORY_EVENTS
                 )
 
     def _watch(self, root: str, recursive: bool, identity: tuple[int, int]) -> None:
@@ -229,6 +297,10 @@ class Watcher:
             )
             return
         self._watches[root] = (watch, identity)
+        if _on_network_file_system(root):
+            self._remote.add(root)
+        else:
+            self._remote.discard(root)
         if root in self._reported:
             self._reported.discard(root)
             self._report(f"watching {root} again")
@@ -252,3 +324,23 @@ def _nearest_existing(path: str) -> str:
     while parent and not os.path.isdir(parent) and parent != os.path.dirname(parent):
         parent = os.path.dirname(parent)
     return parent or os.sep
+
+
+def _on_network_file_system(path: str) -> bool:
+    """Whether `path` is on a file system that other hosts write to (no inotify for them)."""
+    real = os.path.realpath(path)
+    best, kind = "", ""
+    try:
+        with open("/proc/self/mounts", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                if len(fields) < 3:
+                    continue
+                # /proc/mounts escapes spaces and the like as octal (\040).
+                point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+                inside = real == point or real.startswith(point.rstrip("/") + "/")
+                if inside and len(point) >= len(best):
+                    best, kind = point, fields[2]
+    except OSError:
+        return False
+    return kind in NETWORK_FILE_SYSTEMS

@@ -15,7 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from oai400d.errors import StateError
+from oai400d.errors import StateDamagedError, StateError
+from oai400d.state.faults import fault_of, translate
 
 SCHEMA_VERSION = 1
 _SCHEMA = """
@@ -35,7 +36,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     fingerprint TEXT NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL,
     created REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
     next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT,
-    delivered REAL
+    delivered REAL, parked TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered, id);
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -68,13 +69,21 @@ CREATE TABLE IF NOT EXISTS fleet_queue (
     PRIMARY KEY (seq, fingerprint)
 );
 """
+# Columns added to a table after its first release: (table, column, type), added to a DB made
+# before them when it is opened for writing (SQLite's ADD COLUMN keeps every row).
+_ADDED_COLUMNS = (("outbox", "parked", "TEXT"),)
 
 
 class StateConnection:
-    """One connection to the state DB, opened read-write (schema created) or read-only."""
+    """One connection to the state DB, opened read-write (schema created) or read-only.
 
-    def __init__(self, path: str, readonly: bool = False) -> None:
+    `check`: run SQLite's quick_check first, so that a damaged DB is found at start-up (as
+    StateDamagedError) rather than by whichever write first reaches the damaged page. SQLite's
+    errors come out as StateError, StateDamagedError or StateFullError (state/faults.py)."""
+
+    def __init__(self, path: str, readonly: bool = False, check: bool = False) -> None:
         self.path = path
+        self.sqlite: sqlite3.Connection | None = None
         try:
             if readonly:
                 uri = f"{Path(path).resolve().as_uri()}?mode=ro"
@@ -83,49 +92,94 @@ class StateConnection:
                 parent = Path(path).parent
                 parent.mkdir(parents=True, exist_ok=True)
                 self.sqlite = sqlite3.connect(path, timeout=10, isolation_level=None)
+                if check:
+                    _quick_check(self.sqlite, path)
                 self.sqlite.execute("PRAGMA journal_mode=WAL")
                 self.sqlite.execute("PRAGMA synchronous=NORMAL")
                 self.sqlite.executescript(_SCHEMA)
+                self._add_columns()
                 self.sqlite.execute(
                     "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)",
                     (str(SCHEMA_VERSION),),
                 )
             self.sqlite.execute("PRAGMA busy_timeout=10000")
-        except (sqlite3.Error, OSError) as exc:
-            raise StateError(
-                f"cannot open the state database {path}: {exc}; check state.path and that the "
-                "directory is writable by the oai400d user"
-            ) from exc
+        except (sqlite3.Error, OSError, StateError) as exc:
+            if self.sqlite is not None:
+                self.sqlite.close()  # the file may be moved aside next: let go of it now
+            if isinstance(exc, StateError):
+                raise
+            raise translate(exc, path, "open") from exc
 
     def close(self) -> None:
-        self.sqlite.close()
+        if self.sqlite is not None:
+            self.sqlite.close()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self.sqlite is not None, "the connection failed to open"
+        return self.sqlite
+
+    def _add_columns(self) -> None:
+        """The columns a DB of an older release lacks (in one transaction: two processes that
+        open it at once cannot both add one)."""
+        with self.transaction() as db:
+            for table, column, kind in _ADDED_COLUMNS:
+                known = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in known:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; SQLite's errors as StateError."""
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any error; SQLite's errors as StateError
+        (StateFullError when the disk is full: nothing of the transaction was written)."""
+        db = self.db
         try:
-            self.sqlite.execute("BEGIN IMMEDIATE")
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self.sqlite
+                yield db
+                db.execute("COMMIT")
             except BaseException:
-                self.sqlite.execute("ROLLBACK")
+                # After SQLITE_FULL (and some I/O errors) SQLite has rolled back already; a
+                # second ROLLBACK would fail and hide the error that matters.
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            self.sqlite.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise StateError(f"cannot write the state database {self.path}: {exc}") from exc
+        except (sqlite3.Error, OSError) as exc:
+            raise translate(exc, self.path, "write") from exc
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        """A read of a table every version of the DB has."""
-        return self.sqlite.execute(sql, params)
+        """A read of a table every version of the DB has (a damaged DB or a full disk raise
+        StateDamagedError or StateFullError; SQLite's other errors are the caller's)."""
+        try:
+            return self.db.execute(sql, params)
+        except sqlite3.Error as exc:
+            if fault_of(exc) is None:
+                raise
+            raise translate(exc, self.path, "read") from exc
 
     def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        """Rows of a table that a read-only look at a DB of an older version may not have."""
+        """Rows of a table (or column) that a read-only look at a DB of an older version may
+        not have."""
         try:
-            return list(self.sqlite.execute(sql, params).fetchall())
+            return list(self.db.execute(sql, params).fetchall())
         except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
+            if "no such table" in str(exc) or "no such column" in str(exc):
                 return []
-            raise StateError(f"cannot read the state database {self.path}: {exc}") from exc
+            raise translate(exc, self.path, "read") from exc
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, "read") from exc
+
+
+def _quick_check(db: sqlite3.Connection, path: str) -> None:
+    """Raise StateDamagedError unless SQLite's quick_check finds the file sound (it reads every
+    page once: milliseconds for a state DB, which keeps no history beyond its pruning)."""
+    rows = db.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        found = "; ".join(str(row[0]) for row in rows[:3])
+        raise StateDamagedError(
+            f"the state database {path} is damaged (quick_check: {found}); `oai400d run` "
+            "moves it aside and starts a fresh one"
+        )
 
 
 class TableGroup:
