@@ -473,3 +473,19 @@ def test_a_full_disk_under_the_state_db_loses_and_repeats_nothing(
         daemon.stop()
         receiver.close()
     assert [a["count"] for a in status(config)["alerts"] if a["category"] == "rate_limit"] == [3]
+
+
+def test_status_on_a_file_that_is_not_a_database_says_so_and_exits_73(tmp_path: Path) -> None:
+    """`oai400d status` names the real cause (not a SQLite database) in one line, exit 73, no
+    traceback and no advice about which user runs it."""
+    from .support import oai400d as run_cli
+
+    db = tmp_path / "state.db"
+    db.write_bytes(os.urandom(8192))
+    config = tmp_path / "config.toml"
+    config.write_text(f'[state]\npath = "{db}"\n')
+    result = run_cli("status", "--config", str(config))
+    err = result.stderr.decode()
+    assert result.returncode == 73, err
+    assert "is not a SQLite database" in err and "Traceback" not in err
+    assert "sudo -u" not in err

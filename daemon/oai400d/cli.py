@@ -27,7 +27,7 @@ from oai400d.config import (
     parse_duration,
     public_view,
 )
-from oai400d.errors import ConfigError, DeliveryError, FleetError, StateError
+from oai400d.errors import ConfigError, DeliveryError, FleetError, StateDamagedError, StateError
 from oai400d.masking import redact, redact_values
 from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
 from oai400d.notify.outbox import PARKED_RETRY
@@ -243,11 +243,17 @@ def cmd_status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_OK if not args.json else _print_json_status(None)
-    state = State(path, readonly=True)
     try:
-        report = status_report(state)
-    finally:
-        state.close()
+        state = State(path, readonly=True)
+        try:
+            report = status_report(state)
+        finally:
+            state.close()
+    except StateDamagedError as exc:  # damaged, or not a database: no advice about users
+        print(f"oai400d: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    except StateError as exc:
+        return _state_failed(exc)
     fleet = fleet_report(loaded)
     if fleet is not None:
         report["fleet"] = fleet

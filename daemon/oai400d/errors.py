@@ -8,7 +8,10 @@ Oai400dError
 │   └── StateFullError       its disk is full: the same write is retried until space returns
 └── DeliveryError        a notification could not be delivered
     ├── TransientDeliveryError   retry later (rate limit, 5xx, timeout, connection)
-    └── PermanentDeliveryError   retrying cannot help (bad token, unknown channel)
+    └── PermanentDeliveryError   retrying soon cannot help (bad token, unknown channel): the
+        │                        outbox parks the notification until a reload, a restart or
+        │                        its slow retry
+        └── MessageRejected      this message can never be taken as it is: dropped
 └── FleetError           the shared alert store (PostgreSQL, state.fleet) cannot be used
     ├── FleetUnavailableError    retry later (unreachable, timed out, connection lost)
     └── FleetStoreError          retrying cannot help (refused login, schema too new, a bug)

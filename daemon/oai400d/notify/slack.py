@@ -26,6 +26,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
 from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from oai400d.masking import redact
 from oai400d.model import Notification
 from oai400d.notify.base import Attempt, Delivered, MessageAddress, MessageRejected, episode_key
 from oai400d.notify.slack_blocks import (
@@ -155,7 +156,7 @@ class SlackWebNotifier:
         )
 
     def describe(self) -> str:
-        return f"Slack channel {self.channel} (bot token, {self.base_url})"
+        return f"Slack channel {self.channel} (bot token, {redact(self.base_url)})"
 
     # --- checks (`oai400d test-alert`) ------------------------------------------------------
 
