@@ -6,11 +6,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from oai400d.cli import _print_parked_status, status_report
-from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from oai400d.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    StateFullError,
+    TransientDeliveryError,
+)
 from oai400d.metrics import state_families
 from oai400d.model import Notification
 from oai400d.notify import Attempt, Delivered, MessageAddress, OutboxWorker
@@ -384,3 +390,35 @@ def test_status_and_metrics_show_the_parked_notifications_and_why(
     assert [s.value for s in families["oai400d_outbox_parked"].samples] == [2]
     (by_reason,) = families["oai400d_outbox_parked_by_reason"].samples
     assert by_reason.labels == {"reason": str(REFUSED)} and by_reason.value == 2
+
+
+class FullOnce(State):
+    """The state DB whose disk fills up just as one delivery is booked (then frees again)."""
+
+    def __init__(self, path: str, full_times: int) -> None:
+        super().__init__(path)
+        self.full_times = full_times
+
+    def record_delivery(self, *args: Any, **kwargs: Any) -> None:
+        if self.full_times:
+            self.full_times -= 1
+            raise StateFullError(f"{self.path}: database or disk is full")
+        super().record_delivery(*args, **kwargs)
+
+
+def test_a_delivery_the_state_db_cannot_book_is_never_sent_twice(tmp_path: Path) -> None:
+    """The receiver took the message but the disk is full: nothing else is sent, the booking
+    is retried, and once it is written the message is not sent again; the rest follows."""
+    path = str(tmp_path / "state.db")
+    State(path).commit(notifications=[note("a"), note("b")])
+    state = FullOnce(path, full_times=2)
+    notifier, clock = Recorder(), FakeClock()
+    outbox = worker(state, notifier, clock)
+    assert outbox.drain(state) > 0  # "a" went out; its booking failed: stop
+    assert [kind for kind, _ in notifier.attempts] == ["opened"]
+    assert outbox.drain(state) > 0  # still full: nothing sent
+    assert len(notifier.attempts) == 1
+    outbox.drain(state)  # booked now, then "b"
+    outbox.drain(state)
+    assert len(notifier.attempts) == 2 and notifier.posted == 2
+    assert state.outbox_depth() == 0

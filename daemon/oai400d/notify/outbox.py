@@ -23,9 +23,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from oai400d.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
+from oai400d.errors import (
+    DeliveryError,
+    PermanentDeliveryError,
+    StateError,
+    TransientDeliveryError,
+)
 from oai400d.masking import redact
-from oai400d.notify.base import Attempt, MessageRejected, Notifier, episode_key
+from oai400d.notify.base import Attempt, Delivered, MessageRejected, Notifier, episode_key
 from oai400d.notify.deliveries import DeliveryLedger
 from oai400d.state import OutboxEntry, State
 
@@ -38,6 +43,13 @@ BACKOFF_MAX = 300.0
 # minutes: a try every five minutes notices the fix soon enough (a reload, which the log asks
 # for, tries at once), and costs the receiver one refused call per round.
 PARKED_RETRY = 300.0
+# A delivery the state DB could not book (its disk full) is booked before anything else goes
+# out, tried this often.
+UNRECORDED_RETRY = 5.0
+UNRECORDED_SAID = (
+    "a notification went out but the state DB cannot record it yet; nothing more is sent "
+    "until it can (so nothing is sent twice)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +95,7 @@ class OutboxWorker:
         # is changed, so what was parked before it is tried at once.
         self._retry_parked = threading.Event()
         self._retry_parked.set()
+        self._unrecorded: Callable[[], None] | None = None  # a delivery not booked yet
         self._refusal: Refusal | None = None  # the outbox thread's own
         # A reload asked for a retry: a refusal now says again that the fix did not work.
         self._say_refusal_again = False
@@ -132,6 +145,14 @@ class OutboxWorker:
 
     def drain(self, state: State) -> float:
         """Deliver what is due; return how long to sleep before looking again."""
+        if self._unrecorded is not None:  # sent, but the state DB could not say so yet
+            try:
+                self._unrecorded()
+            except StateError as exc:
+                self._report_once("unrecorded", logging.WARNING, f"{UNRECORDED_SAID}: {exc}")
+                return UNRECORDED_RETRY
+            self._unrecorded = None
+            self._reported.discard("unrecorded")  # (said again if it happens again)
         if self._retry_parked.is_set():  # before taking the notifier: a reload sets it first
             self._retry_parked.clear()
             try:
@@ -174,7 +195,8 @@ class OutboxWorker:
                 return min(next_look, backoff(due[0].attempts, getattr(exc, "retry_after", None)))
             finally:
                 self._last_sent = self.clock()  # (the pace counts from the answer: a long post)
-            ledger.delivered([e.id for e in due], attempt, None, sent, self.clock())
+            if not self._record(ledger.delivered, [e.id for e in due], attempt, None, sent):
+                return UNRECORDED_RETRY
             self.delivered += len(due)
             self._observe(notifier, "delivered", len(due))
             self._recovered()
@@ -201,11 +223,31 @@ class OutboxWorker:
                 continue
             finally:
                 self._last_sent = self.clock()  # a failed attempt reached the receiver too
-            ledger.delivered([entry.id], attempt, episode, sent, self.clock())
+            if not self._record(ledger.delivered, [entry.id], attempt, episode, sent):
+                return UNRECORDED_RETRY
             self.delivered += 1
             self._observe(notifier, "delivered")
             self._recovered()
         return 0.0 if len(batch) == 500 and not blocked else next_look
+
+    def _record(
+        self,
+        delivered: Callable[[list[int], Attempt, str | None, Delivered, float], None],
+        ids: list[int],
+        attempt: Attempt,
+        episode: str | None,
+        sent: Delivered,
+    ) -> bool:
+        """Book a delivery; if the state DB cannot (a full disk), keep it and book it before
+        anything else is sent, so the message is never sent twice (False: stop for now)."""
+        now = self.clock()
+        try:
+            delivered(ids, attempt, episode, sent, now)
+        except StateError as exc:
+            self._unrecorded = lambda: delivered(ids, attempt, episode, sent, now)
+            self._report_once("unrecorded", logging.WARNING, f"{UNRECORDED_SAID}: {exc}")
+            return False
+        return True
 
     def _pace(self, notifier: Notifier) -> None:
         """At most one message per notifier.min_interval (Slack: about one per second)."""
