@@ -408,9 +408,16 @@ def test_a_key_that_fails_its_probe_on_every_host_is_one_alert_for_the_fleet(
         what="both resolved",
     )
     assert len(top_level(fake_slack)) == 2
-    for message in messages:
-        replies = fake_slack.replies(message.channel, message.ts)
-        assert len([r for r in replies if "esolved" in r.text]) == 1
+
+    def resolved_replies() -> list[int]:
+        return [
+            len([r for r in fake_slack.replies(m.channel, m.ts) if "esolved" in r.text])
+            for m in messages
+        ]
+
+    # The reply in the thread comes after the edit of the message: wait for it, then once only.
+    wait_until(lambda: all(resolved_replies()), timeout=10, what="the resolved replies")
+    assert resolved_replies() == [1, 1]
 
 
 def test_findings_queued_while_the_store_is_away_survive_a_kill_9_and_count_once(
