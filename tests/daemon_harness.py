@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +126,14 @@ class DaemonProcess:
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
+
+    def metrics_url(self) -> str:
+        """The URL of the metrics endpoint the daemon says it listens on (a free port)."""
+        found = wait_until(
+            lambda: re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", self.log()),
+            what="the metrics URL in the log",
+        )
+        return str(found.group(1))
 
     def stop(self, timeout: float = 5.0, expect: int | None = 0) -> int:
         """SIGTERM and wait; the daemon must be gone within `timeout` and (unless `expect` is

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from oai400d.model import Finding, Notification
+from oai400d.model import Alert, Finding, Notification
 
 
 def finding(fingerprint: str = "fp1", path: str = "/var/log/app.log") -> Finding:
@@ -129,4 +129,26 @@ def note(
         fixes=("f",),
         docs=("d",),
         excerpt="e",
+    )
+
+
+def stored_alert(
+    fingerprint: str = "fp", count: int = 3, state: str = "open", title: str = "Rate limited"
+) -> Alert:
+    """A short alert as the state DB keeps it."""
+    return Alert(
+        fingerprint=fingerprint,
+        category="rate_limit",
+        rule="openai.rate_limit_exceeded",
+        severity="warning",
+        title=title,
+        state=state,
+        count=count,
+        first_seen=1.0,
+        last_seen=2.0,
+        files=("a.log",),
+        message="m",
+        excerpt="e",
+        fixes=("f",),
+        docs=("d",),
     )

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -439,10 +438,7 @@ def test_a_journal_is_a_metrics_source_of_its_own(tmp_path: Path) -> None:
     daemon = DaemonProcess(config)
     try:
         daemon.wait_ready()
-        url = wait_until(
-            lambda: re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", daemon.log()),
-            what="the metrics URL in the log",
-        ).group(1)
+        url = daemon.metrics_url()
         journal.append("GET /health 200", AUTH_ERROR)
         daemon.wait_for(opened)
         source = "journal:myapp.service"

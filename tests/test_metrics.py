@@ -4,7 +4,6 @@ prometheus_client's own parser; the node_exporter textfile; `status --textfile`.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 from pathlib import Path
@@ -35,11 +34,7 @@ def metrics_daemon(
     config = write_config(tmp, metrics=metrics, **sections)
     daemon = DaemonProcess(config, env=env)
     daemon.wait_ready()
-    found = wait_until(
-        lambda: re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", daemon.log()),
-        what="the metrics URL in the log",
-    )
-    return config, daemon, found.group(1)
+    return config, daemon, daemon.metrics_url()
 
 
 def test_findings_lines_bytes_alerts_and_deliveries_move_as_lines_arrive(tmp_path: Path) -> None:

@@ -296,10 +296,7 @@ def test_daemon_console_log_status_metrics_and_state_db_show_no_secret(tmp_path:
     daemon = DaemonProcess(config)
     try:
         daemon.wait_ready()
-        url = wait_until(
-            lambda: re.search(r"metrics on (http://127\.0\.0\.1:\d+/metrics)", daemon.log()),
-            what="the metrics URL in the log",
-        ).group(1)
+        url = daemon.metrics_url()
         append(tmp_path / "logs" / "app.log", *LINES)
         wait_until(
             lambda: sum(line.startswith("[OPENED]") for line in list(daemon.stdout)) >= len(SHAPES),

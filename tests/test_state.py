@@ -16,26 +16,11 @@ from oai400d.state.connection import StateConnection
 from oai400d.state.delivery_table import DeliveryTable
 from oai400d.state.positions import Positions
 
-from .samples import note
+from .samples import note, stored_alert
 
 
 def alert(fp: str = "fp") -> Alert:
-    return Alert(
-        fingerprint=fp,
-        category="rate_limit",
-        rule="openai.rate_limit_exceeded",
-        severity="warning",
-        title="Rate limited",
-        state="open",
-        count=3,
-        first_seen=1.0,
-        last_seen=2.0,
-        files=("a.log",),
-        message="m",
-        excerpt="e",
-        fixes=("f",),
-        docs=("d",),
-    )
+    return stored_alert(fp)
 
 
 def test_a_batch_is_written_together_and_read_back(tmp_path: Path) -> None:

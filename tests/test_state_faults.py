@@ -39,29 +39,14 @@ from .daemon_harness import (
     wait_until,
     write_config,
 )
-from .samples import note
+from .samples import note, stored_alert
 
 PAGE = 4096  # SQLite's default page size, which the state DB keeps
 WAL_SHM = ("", "-wal", "-shm")
 
 
 def alert(fingerprint: str = "fp", count: int = 1, state: str = "open") -> Alert:
-    return Alert(
-        fingerprint=fingerprint,
-        category="rate_limit",
-        rule="openai.rate_limit_exceeded",
-        severity="warning",
-        title=f"Rate limited {fingerprint}",
-        state=state,
-        count=count,
-        first_seen=1.0,
-        last_seen=2.0,
-        files=("a.log",),
-        message="m",
-        excerpt="e",
-        fixes=("f",),
-        docs=("d",),
-    )
+    return stored_alert(fingerprint, count, state, title=f"Rate limited {fingerprint}")
 
 
 def overwrite_page(path: Path, table: str) -> int:
