@@ -22,7 +22,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -759,7 +758,6 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         tls.shutdown()
         proxy.shutdown()
-        time.sleep(0.1)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -12,9 +12,9 @@ from oai400d.classify.evidence import (
     without_reasons,
 )
 from oai400d.classify.prefilter import PatternSet, Prefilter
-from oai400d.classify.redact import redact
 from oai400d.classify.rules import Rule, RuleTable, load_rules
 from oai400d.levels import below_error
+from oai400d.masking import redact
 from oai400d.model import WRAPPED_PIECE, Event, Evidence, Finding
 
 MAX_MESSAGE = 1000

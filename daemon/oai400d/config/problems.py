@@ -4,25 +4,14 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 
 from oai400d.config.secretkeys import SECRET_SOURCES, hide
-from oai400d.config.settings import (
-    AlertsSettings,
-    ConsoleSettings,
-    FleetSettings,
-    JournalSettings,
-    LogsSettings,
-    MetricsSettings,
-    OpenAISettings,
-    ProbesSettings,
-    Settings,
-    SlackSettings,
-    StateSettings,
-)
+from oai400d.config.settings import Settings
 
 
 def _key_part(part: object) -> str:
@@ -70,18 +59,24 @@ def describe(error: Any) -> str:
     return f"{key}: {given} is not valid: {message[:1].lower()}{message[1:]}"
 
 
-# Each table's keys, for "did you mean"; [[journal]] entries share one model.
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The settings model a field holds, itself or as the items of a list ([[journal]])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in typing.get_args(annotation):
+        model = _model_in(argument)
+        if model is not None:
+            return model
+    return None
+
+
+# Each table's keys, for "did you mean": read from Settings, so a new section is in it too.
 _TABLES: dict[str, type[BaseModel]] = {
-    "logs": LogsSettings,
-    "journal": JournalSettings,
-    "state": StateSettings,
-    "openai": OpenAISettings,
-    "slack": SlackSettings,
-    "console": ConsoleSettings,
-    "probes": ProbesSettings,
-    "alerts": AlertsSettings,
-    "metrics": MetricsSettings,
-    "fleet": FleetSettings,
+    name: model
+    for name, field in Settings.model_fields.items()
+    if (model := _model_in(field.annotation)) is not None
 }
 
 
