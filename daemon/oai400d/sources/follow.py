@@ -195,8 +195,11 @@ class Sources:
             self.reconcile(full=True)
         candidates = {path for path in dirty if self._matches(path)}
         if rewatch and self._watcher.rewatch():
-            # A directory watched from now on may already hold matching files.
+            # A directory watched from now on may already hold matching files, some at the
+            # paths of files followed before it went (created before the watch: no event).
+            # Those are checked like any file an event names: a new file there is followed.
             candidates.update(globs.expand(self._patterns))
+            dirty = dirty | candidates
         candidates.update(path for path in self._followed.check(dirty) if self._matches(path))
         for path in sorted(candidates):
             if self._followed.active_at(path) is None:
