@@ -12,6 +12,7 @@ from oai400d.classify import load_rules
 from oai400d.config import (
     JournalSettings,
     Settings,
+    WebhookSettings,
     load_config,
     parse_duration,
     parse_settings,
@@ -96,7 +97,8 @@ def test_example_config_is_valid_and_complete() -> None:
     for section, model in loaded.settings:
         if section == "rules":
             continue
-        fields = JournalSettings.model_fields if section == "journal" else type(model).model_fields
+        lists = {"journal": JournalSettings, "webhook": WebhookSettings}  # arrays of tables
+        fields = lists[section].model_fields if section in lists else type(model).model_fields
         for key in fields:
             assert f"{key} =" in text or f"# {key} =" in text, f"{section}.{key} is not documented"
 
@@ -450,13 +452,15 @@ def test_every_section_suggests_its_own_keys() -> None:
     for section, field in Settings.model_fields.items():
         if section == "rules":
             continue
-        model = JournalSettings if section == "journal" else field.annotation
+        # Arrays of tables, with what an entry needs besides the misspelt key.
+        lists = {"journal": (JournalSettings, "unit"), "webhook": (WebhookSettings, "url")}
+        model = lists[section][0] if section in lists else field.annotation
         assert isinstance(model, type)
         first = next(iter(model.model_fields))
         wrong = first[:-1] + ("x" if first[-1] != "x" else "y")
         raw: dict[str, object] = (
-            {section: [{"unit": "a.service", wrong: "x"}]}
-            if section == "journal"
+            {section: [{lists[section][1]: "https://h.example", wrong: "x"}]}
+            if section in lists
             else {section: {wrong: "1"}}
         )
         said = [p for p in problems_of(raw) if "unknown key" in p]

@@ -283,6 +283,52 @@ class Notification:
         return cls(**fields)
 
 
+# The taxonomy's categories (../shared/taxonomy.md) a finding can have; `not_openai` is no
+# finding. Here, in layer 0, so the config can check a notifier's `categories` against them.
+CATEGORIES = frozenset(
+    {
+        "auth.invalid_api_key",
+        "auth.organization",
+        "auth.permission",
+        "quota.insufficient",
+        "rate_limit",
+        "request.image",
+        "request.context_length",
+        "request.unsupported_parameter",
+        "request.invalid_parameter",
+        "request.model_not_found",
+        "request.content_policy",
+        "request.payload",
+        "server.error",
+        "network",
+        "unclassified",
+    }
+)
+
+
+# Severities from the most to the least urgent (a notifier's min_severity takes this one and
+# those before it).
+SEVERITIES = ("critical", "warning", "info")
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which notifications a notifier (its target) receives: those at least `min_severity`,
+    and, when `categories` is not empty, only of those taxonomy categories."""
+
+    target: str
+    min_severity: str = "info"
+    categories: tuple[str, ...] = ()
+
+    def accepts(self, severity: str, category: str) -> bool:
+        """Whether a notification of this severity and category goes to this target (a
+        severity this version does not know counts as the most urgent: never lost)."""
+        rank = SEVERITIES.index(severity) if severity in SEVERITIES else 0
+        if rank > SEVERITIES.index(self.min_severity):
+            return False
+        return not self.categories or category in self.categories
+
+
 PROBE_STATUSES = ("ok", "warning", "critical", "unknown")  # Nagios 0, 1, 2, 3
 PROBE_NAMES = ("api_key", "models", "status_page")
 

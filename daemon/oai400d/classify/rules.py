@@ -11,26 +11,8 @@ from typing import Any
 
 from oai400d.classify.literals import required_literals
 from oai400d.errors import ConfigError
+from oai400d.model import CATEGORIES as CATEGORIES  # re-exported: cli, probes.verdicts
 
-CATEGORIES = frozenset(
-    {
-        "auth.invalid_api_key",
-        "auth.organization",
-        "auth.permission",
-        "quota.insufficient",
-        "rate_limit",
-        "request.image",
-        "request.context_length",
-        "request.unsupported_parameter",
-        "request.invalid_parameter",
-        "request.model_not_found",
-        "request.content_policy",
-        "request.payload",
-        "server.error",
-        "network",
-        "unclassified",
-    }
-)
 SEVERITIES = ("critical", "warning", "info")
 _RULE_KEYS = {
     "id",

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from oai400d.config.problems import describe, dotted
 from oai400d.config.secretkeys import (
     SECRET_SOURCES,
+    Secret,
+    SecretLoc,
     gather_secrets,
     hide,
     malformed,
@@ -29,6 +31,7 @@ from oai400d.config.secretkeys import (
     with_secrets,
 )
 from oai400d.config.settings import (
+    AlertmanagerSettings,
     AlertsSettings,
     ConsoleSettings,
     FleetSettings,
@@ -36,10 +39,12 @@ from oai400d.config.settings import (
     LogsSettings,
     MetricsSettings,
     OpenAISettings,
+    PagerDutySettings,
     ProbesSettings,
     Settings,
     SlackSettings,
     StateSettings,
+    WebhookSettings,
     split_listen,
 )
 from oai400d.config.units import (
@@ -56,6 +61,7 @@ __all__ = [
     "CONFIG_ENV",
     "DEFAULT_CONFIG_PATH",
     "SECRET_SOURCES",
+    "AlertmanagerSettings",
     "AlertsSettings",
     "ConsoleSettings",
     "Duration",
@@ -65,11 +71,13 @@ __all__ = [
     "LogsSettings",
     "MetricsSettings",
     "OpenAISettings",
+    "PagerDutySettings",
     "ProbesSettings",
     "Settings",
     "Size",
     "SlackSettings",
     "StateSettings",
+    "WebhookSettings",
     "config_path",
     "format_duration",
     "load_config",
@@ -110,7 +118,11 @@ def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) 
 
 
 def restart_needed(old: Settings, new: Settings) -> list[str]:
-    """What a reload (SIGHUP) from `old` to `new` cannot take up: said, then left as it was."""
+    """What a reload (SIGHUP) from `old` to `new` cannot take up: said, then left as it was.
+
+    Everything else is taken up, the notifiers' sections too ([slack], [pagerduty],
+    [alertmanager], [[webhook]], [console]): the delivery is rebuilt from the new settings.
+    """
     said = []
     if (new.state.fleet, new.fleet) != (old.state.fleet, old.fleet):
         said.append("state.fleet or [fleet] changed: takes effect at the next restart")
@@ -179,7 +191,7 @@ def read_settings(
             problems.append(problem)
             flagged.add(loc)
     for secret in secrets.values():
-        problem = misplaced(secret.where, secret.key, secret.value) or malformed(secret)
+        problem = misplaced(secret.where, secret.field, secret.value) or malformed(secret)
         if problem:
             problems.append(problem)
     try:
@@ -194,7 +206,43 @@ def read_settings(
         )
     if problems:  # each says its value masked; a URL's password is masked in any of them
         raise ConfigError([mask_url_passwords(p) for p in problems], source) from None
+    warnings.extend(_notifier_warnings(raw, settings, secrets))
     return settings, tuple(warnings)
+
+
+# Alertmanager's default resolve_timeout: an alert not sent again within it is resolved.
+_ALERTMANAGER_RESOLVE_TIMEOUT = 300.0
+
+
+def _notifier_warnings(
+    raw: Mapping[str, Any], settings: Settings, secrets: dict[SecretLoc, Secret]
+) -> list[str]:
+    """What is valid but cannot be what was meant: a notifier's secret or settings that nothing
+    uses, an interval at which Alertmanager lets an open alert expire."""
+    said = []
+    alertmanager = settings.alertmanager
+    if not alertmanager.url:
+        for key in ("password", "bearer_token"):
+            secret = secrets.get(("alertmanager", key))
+            if secret is not None:
+                said.append(
+                    f"{secret.where}: is set but alertmanager.url is empty, so nothing is sent to "
+                    'Alertmanager; set url = "http://alertmanager:9093" in [alertmanager], or '
+                    "remove the secret"
+                )
+    elif alertmanager.resend_interval >= _ALERTMANAGER_RESOLVE_TIMEOUT:
+        said.append(
+            f"alertmanager.resend_interval: {format_duration(alertmanager.resend_interval)} is "
+            "not shorter than Alertmanager's default resolve_timeout (5m), which may resolve an "
+            'open alert between two sends; use "1m" unless your resolve_timeout is longer'
+        )
+    table = raw.get("pagerduty")
+    if settings.pagerduty.routing_key is None and isinstance(table, Mapping) and table:
+        said.append(
+            "[pagerduty] is configured but no routing key is set, so nothing is sent to "
+            "PagerDuty; set PAGERDUTY_ROUTING_KEY or the pagerduty-routing-key credential"
+        )
+    return said
 
 
 def _nested(one: tuple[str | int, ...], other: tuple[str | int, ...]) -> bool:
@@ -218,14 +266,25 @@ def public_view(settings: Settings) -> dict[str, Any]:
     for (section, key), _ in SECRET_SOURCES.items():
         secret = getattr(getattr(settings, section), key)
         data[section][key] = None if secret is None else mask_secret(secret.get_secret_value())
+    for webhook, shown in zip(settings.webhook, data["webhook"], strict=True):
+        secret = webhook.secret
+        shown["secret"] = None if secret is None else mask_secret(secret.get_secret_value())
+        # A header's value is often a token: shown as a secret is.
+        shown["headers"] = {name: mask_secret(value) for name, value in webhook.headers.items()}
+        _show_durations(webhook, shown)
     if settings.state.fleet is not None:  # where the store is helps; only its password is hidden
         data["state"]["fleet"] = mask_dsn(settings.state.fleet.get_secret_value())
-    for section in ("alerts", "probes", "logs", "metrics"):
-        for key, value in data[section].items():
-            field = type(getattr(settings, section)).model_fields[key]
-            if field.metadata and isinstance(value, float) and key not in {"failure_threshold"}:
-                data[section][key] = format_duration(value)
+    for section in ("alerts", "probes", "logs", "metrics", "pagerduty", "alertmanager"):
+        _show_durations(getattr(settings, section), data[section])
     return data
+
+
+def _show_durations(model: Any, shown: dict[str, Any]) -> None:
+    """A section's durations as the config writes them ("1m"), in place."""
+    for key, value in shown.items():
+        field = type(model).model_fields[key]
+        if field.metadata and isinstance(value, float) and key not in {"failure_threshold"}:
+            shown[key] = format_duration(value)
 
 
 def _put(data: Any, loc: tuple[str | int, ...], value: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from oai400d.config.secretkeys import SECRET_SOURCES, hide
+from oai400d.config.secretkeys import SECRET_SOURCES, hide, holds_secret
 from oai400d.config.settings import Settings
 
 
@@ -31,6 +31,7 @@ _TOML_TYPES = (
     (float, "a float"),
     (list, "an array"),
     (dict, "a table"),
+    (str, "a string"),
 )
 
 
@@ -47,18 +48,60 @@ def describe(error: Any) -> str:
         return f"{key}: {message}"
     if error["type"] == "missing":
         return f"{key}: required key is missing"
-    if loc[:2] in SECRET_SOURCES:
+    if holds_secret(loc):
         # A secret of the wrong type is still a secret: say what it is, never what it holds.
-        given = next((name for t, name in _TOML_TYPES if isinstance(error["input"], t)), "")
-        given = given or f"a {type(error['input']).__name__}"
+        form = (
+            'a table like headers = { Authorization = "…" }'
+            if loc[-1] == "headers"
+            else f'a string like {_key_part(loc[-1])} = "…"'
+        )
+        given = _toml_type(error["input"])
+        return f"{key}: must be {form}, not {given} (the value is a secret and is not shown)"
+    if loc == ("webhook",) and error["type"] == "list_type":
         return (
-            f'{key}: must be a string like {loc[-1]} = "…", not {given} (the value is a '
-            "secret and is not shown)"
+            f"{key}: must be an array of tables: write each webhook as [[webhook]] (two "
+            f"brackets), not {_toml_type(error['input'])}"
+        )
+    if _section_with_secrets(loc) or _holds_secret_key(error["input"]):
+        # What stands for a section with secrets, or a table with a secret's key, may be or
+        # hold a secret: not quoted.
+        return (
+            f"{key}: {_toml_type(error['input'])} is not valid (the value may be a secret and is "
+            f"not shown): {message[:1].lower()}{message[1:]}"
         )
     given = hide(repr(error["input"]))
     return f"{key}: {given} is not valid: {message[:1].lower()}{message[1:]}"
 
 
+def _toml_type(value: object) -> str:
+    """A value's TOML type in words ("an array"), for a message that must not show it."""
+    given = next((name for t, name in _TOML_TYPES if isinstance(value, t)), "")
+    return given or f"a {type(value).__name__}"
+
+
+# The sections that hold a secret: a value written in place of one of them (`pagerduty =
+# "KEY"`, a [[webhook]] entry as a string) may be that secret.
+_SECRET_SECTIONS = {section for section, _ in SECRET_SOURCES} | {"webhook"}
+
+
+def _section_with_secrets(loc: tuple[str | int, ...]) -> bool:
+    """Whether the key is a section, or a [[webhook]] entry, that holds a secret."""
+    if len(loc) == 1:
+        return loc[0] in _SECRET_SECTIONS
+    return len(loc) == 2 and loc[0] == "webhook" and isinstance(loc[1], int)
+
+
+# The keys whose values are secrets, wherever they are.
+_SECRET_KEYS = {key for _, key in SECRET_SOURCES} | {"secret", "headers"}
+
+
+def _holds_secret_key(value: object) -> bool:
+    """Whether a table (or an array of them) has a secret's key, at any depth."""
+    if isinstance(value, Mapping):
+        return any(key in _SECRET_KEYS or _holds_secret_key(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_secret_key(item) for item in value)
+    return False
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
@@ -98,7 +141,8 @@ def _unknown(loc: tuple[str | int, ...], value: object) -> str:
         for table, model in _TABLES.items()
         if name in model.model_fields and (len(loc) == 1 or table != loc[0])
     ]
-    close = difflib.get_close_matches(name, siblings, n=2, cutoff=0.7)
+    # One wrong letter of a three-letter key (urx for url) scores 0.67.
+    close = difflib.get_close_matches(name, siblings, n=2, cutoff=0.7 if len(name) > 3 else 0.6)
     if not elsewhere and not close:
         keys = {key for model in _TABLES.values() for key in model.model_fields}
         near = difflib.get_close_matches(name, keys, n=2, cutoff=0.8)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import socket
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
@@ -17,7 +20,7 @@ from pydantic import (
 )
 
 from oai400d.config.units import Duration, Size
-from oai400d.model import EventLimits
+from oai400d.model import CATEGORIES, EventLimits
 
 
 class _Section(BaseModel):
@@ -79,6 +82,33 @@ class OpenAISettings(_Section):
         return _check_http_url(value)
 
 
+# --- every notifier takes what is at least min_severity, of `categories` ------------------
+
+Severity = Literal["critical", "warning", "info"]  # model.SEVERITIES, most urgent first
+
+
+def _known_categories(value: list[str]) -> list[str]:
+    unknown = [_unknown_category(item) for item in value if item not in CATEGORIES]
+    if unknown:
+        raise ValueError("; ".join(unknown))
+    return value
+
+
+def _unknown_category(item: str) -> str:
+    """A category the taxonomy does not have, with the ones meant ("auth" → auth.*)."""
+    known = sorted(CATEGORIES)
+    close = [c for c in known if c.startswith(item.rstrip(".") + ".")] or (
+        difflib.get_close_matches(item, known, n=3, cutoff=0.6)
+    )
+    if close:
+        return f'"{item}" is not a taxonomy category (did you mean {" or ".join(close)}?)'
+    return f'"{item}" is not a taxonomy category (the categories: {", ".join(known)})'
+
+
+# Taxonomy ids (../shared/taxonomy.md); empty: every category.
+Categories = Annotated[list[str], AfterValidator(_known_categories)]
+
+
 class SlackSettings(_Section):
     base_url: str = "https://slack.com/api/"
     channel: str = "#openai-alerts"
@@ -93,6 +123,8 @@ class SlackSettings(_Section):
     max_messages_per_second: float = Field(default=1.0, gt=0)
     retry_max: Duration = 60.0
     timeout: Duration = 10.0
+    min_severity: Severity = "info"  # the team's channel: every alert
+    categories: Categories = Field(default_factory=list)
 
     @field_validator("base_url")
     @classmethod
@@ -305,6 +337,212 @@ def _distinct_journal_names(journals: list[JournalSettings]) -> list[JournalSett
     return journals
 
 
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise ValueError("must be more than 0 s")
+    return value
+
+
+PositiveDuration = Annotated[Duration, AfterValidator(_positive)]
+
+
+def _blank_is_unset(value: Any) -> Any:
+    # `secret = ""` (as DESIGN.md shows the key) means "not set here": the environment or the
+    # credential may still set it (gather_secrets looks there), else there is none.
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+# A notifier's secret: None when not set anywhere; blank in the config counts as not set.
+OptionalSecret = Annotated[SecretStr | None, BeforeValidator(_blank_is_unset)]
+
+
+class PagerDutySettings(_Section):
+    """`[pagerduty]`: incidents through the Events API v2; on when a routing key is set."""
+
+    # An Events API v2 integration key (32 letters and digits); also PAGERDUTY_ROUTING_KEY or
+    # the pagerduty-routing-key credential. Its shape is checked in secretkeys.malformed.
+    routing_key: OptionalSecret = None
+    events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    min_severity: Severity = "critical"  # a page wakes someone up
+    categories: Categories = Field(default_factory=list)
+    timeout: PositiveDuration = 10.0
+
+    @field_validator("events_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+
+class AlertmanagerSettings(_Section):
+    """`[alertmanager]`: alerts POSTed to {url}/api/v2/alerts; off while url is empty."""
+
+    url: str = ""
+    # Basic auth (username with password) or a bearer token, or neither; the secrets also come
+    # from ALERTMANAGER_PASSWORD / ALERTMANAGER_TOKEN or their credentials.
+    username: str = ""
+    password: OptionalSecret = Field(default=None, validate_default=True)
+    bearer_token: OptionalSecret = Field(default=None, validate_default=True)
+    min_severity: Severity = "warning"  # DESIGN.md's contract
+    categories: Categories = Field(default_factory=list)
+    # An open alert is sent again this often, so Alertmanager (resolve_timeout, 5m by default)
+    # never lets it expire while the problem lasts.
+    resend_interval: PositiveDuration = 60.0
+    timeout: PositiveDuration = 10.0
+
+    @field_validator("url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        if not value:
+            return value
+        _check_http_url(value)
+        if value.rstrip("/").endswith("/api/v2/alerts"):
+            raise ValueError(
+                "ends in /api/v2/alerts, which oai400d adds; give Alertmanager's base URL, "
+                'like "http://alertmanager:9093"'
+            )
+        return value
+
+    # Checked on the fields (not the model) so each message starts with the key to change;
+    # fields are validated in order, so username (and password) are in info.data.
+    @field_validator("password")
+    @classmethod
+    def _password_with_username(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        username = info.data.get("username", "")
+        if value is not None and not username:
+            raise ValueError(
+                "is set but alertmanager.username is empty; basic auth needs both: set username = "
+                '"…", or remove the password (from the config, ALERTMANAGER_PASSWORD or the '
+                "alertmanager-password credential)"
+            )
+        if value is None and username:
+            raise ValueError(
+                "is missing while alertmanager.username is set; basic auth needs both: set it in "
+                "ALERTMANAGER_PASSWORD or the alertmanager-password credential (or password = "
+                '"…", discouraged), or remove username'
+            )
+        return value
+
+    @field_validator("bearer_token")
+    @classmethod
+    def _one_way_in(cls, value: SecretStr | None, info: Any) -> SecretStr | None:
+        if value is not None and (info.data.get("username") or info.data.get("password")):
+            raise ValueError(
+                "is set together with basic auth (username and password); Alertmanager takes "
+                "one: remove the bearer token (from the config, ALERTMANAGER_TOKEN or the "
+                "alertmanager-token credential) or username and password"
+            )
+        return value
+
+
+# A webhook's name: in messages, metrics, its secret's variable and credential names.
+_WEBHOOK_NAME = re.compile(r"[A-Za-z0-9_-]+")
+# HTTP's token characters (RFC 9110 field names).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+# Set by the notifier itself: the body's type and framing, and the signature.
+_OWN_HEADERS = {"content-type", "content-length", "transfer-encoding"}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def webhook_name(entry: Mapping[str, Any], index: int) -> str:
+    """The name of the `[[webhook]]` at `index` (from 0): its own, else "webhook-<n>"."""
+    name = entry.get("name")
+    return name if isinstance(name, str) else f"webhook-{index + 1}"
+
+
+def webhook_secret_sources(name: str) -> tuple[str, str] | None:
+    """The environment variable and credential of a webhook's secret, None for a name that
+    cannot be one (the name's own check says so; a credential path must not come from it)."""
+    if not _WEBHOOK_NAME.fullmatch(name):
+        return None
+    variable = "OAI400D_WEBHOOK_" + re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_SECRET"
+    return variable, f"webhook-{name}-secret"
+
+
+class WebhookSettings(_Section):
+    """One `[[webhook]]`: the notification's JSON POSTed to url, signed when a secret is set."""
+
+    name: str  # default "webhook-<position>", filled in by Settings (it knows the position)
+    url: str
+    # Signs each request (X-Oai400d-Signature: HMAC-SHA256); also from the environment variable
+    # OAI400D_WEBHOOK_<NAME>_SECRET or the credential webhook-<name>-secret.
+    secret: OptionalSecret = None
+    min_severity: Severity = "warning"  # DESIGN.md's contract
+    categories: Categories = Field(default_factory=list)
+    headers: dict[str, str] = Field(default_factory=dict)  # values may be secrets: never shown
+    timeout: PositiveDuration = 10.0
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _WEBHOOK_NAME.fullmatch(value):
+            raise ValueError(
+                f'"{value}" is not a name of letters, digits, - and _ (like "ops-tools"); it '
+                "names the webhook's secret variable and credential"
+            )
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        # A header's value is never quoted: it is often a token.
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(
+                    f'"{name}" is not an HTTP header name (letters, digits and '
+                    '!#$%&\'*+-.^_`|~; no spaces or colons), like "X-Team"'
+                )
+            if name.lower() in _OWN_HEADERS:
+                raise ValueError(
+                    f"{name} is set by oai400d (the body is JSON it frames itself); remove it"
+                )
+            if name.lower().startswith("x-oai400d-"):
+                raise ValueError(
+                    f"{name}: the X-Oai400d-* headers are oai400d's own (the signature and its "
+                    "timestamp); remove it or give the header another name"
+                )
+            if _CONTROL.search(text):
+                raise ValueError(
+                    f"the value of {name} holds a line break or a control character (the value "
+                    "is not shown); write it on one line"
+                )
+        return value
+
+
+def _name_webhooks(value: Any) -> Any:
+    """Each `[[webhook]]` without a name gets "webhook-<n>" by its position (from 1)."""
+    if not isinstance(value, list):
+        return value
+    return [
+        {**entry, "name": webhook_name(entry, index)} if isinstance(entry, Mapping) else entry
+        for index, entry in enumerate(value)
+    ]
+
+
+def _distinct_webhook_names(webhooks: list[WebhookSettings]) -> list[WebhookSettings]:
+    seen: dict[str, str] = {}  # secret variable → name
+    for webhook in webhooks:
+        sources = webhook_secret_sources(webhook.name)
+        variable = sources[0] if sources else webhook.name
+        if variable in seen:
+            other = seen[variable]
+            if other == webhook.name:
+                raise ValueError(
+                    f'two [[webhook]] entries are named "{other}" (an entry without a name is '
+                    '"webhook-<its position>"); give each a distinct name = "…"'
+                )
+            raise ValueError(
+                f'the [[webhook]] names "{other}" and "{webhook.name}" both read their secret '
+                f"from {variable}; rename one"
+            )
+        seen[variable] = webhook.name
+    return webhooks
+
+
 class Settings(_Section):
     logs: LogsSettings = Field(default_factory=LogsSettings)
     journal: Annotated[list[JournalSettings], AfterValidator(_distinct_journal_names)] = Field(
@@ -313,6 +551,13 @@ class Settings(_Section):
     state: StateSettings = Field(default_factory=StateSettings)
     openai: OpenAISettings = Field(default_factory=OpenAISettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+    pagerduty: PagerDutySettings = Field(default_factory=PagerDutySettings)
+    alertmanager: AlertmanagerSettings = Field(default_factory=AlertmanagerSettings)
+    webhook: Annotated[
+        list[WebhookSettings],
+        BeforeValidator(_name_webhooks),
+        AfterValidator(_distinct_webhook_names),
+    ] = Field(default_factory=list)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     probes: ProbesSettings = Field(default_factory=ProbesSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
