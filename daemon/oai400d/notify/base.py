@@ -11,11 +11,13 @@ bookkeeping and never sees the state DB: what it needs from earlier deliveries c
 (notify/outbox.py, with notify/deliveries.py) keeps those, marks attempts and retries.
 
 Adding a notifier is a class with the attributes and methods of `Notifier` below, built by
-`make_notifier` in service.py; no SQL. One that only posts (a webhook, a pager, the console)
-sets `edits_messages = False`, ignores the Attempt beyond its `ref` and returns `Delivered()`.
-One that keeps one message per problem and edits it (the Slack bot) sets `edits_messages = True`,
-returns the address of the message it posted or edited, finds it in `Attempt.message` next time,
-and before posting again checks whether `Attempt.earlier_attempt` already did.
+`make_notifiers` in wiring.py; no SQL, HTTP through notify/posting.py. One that only posts (a
+webhook, a pager, the console) sets `edits_messages = False`, ignores the Attempt beyond its
+`ref` and returns `Delivered()`. One that keeps one message per problem and edits it (the Slack
+bot) sets `edits_messages = True`, returns the address of the message it posted or edited,
+finds it in `Attempt.message` next time, and before posting again checks whether
+`Attempt.earlier_attempt` already did. One whose receiver forgets alerts it is not told about
+again (Alertmanager) sets `resend_interval`; every other sets it to 0.0.
 """
 
 from __future__ import annotations
@@ -87,6 +89,10 @@ class Notifier(Protocol):
     # True: it edits the messages it posted, so the outbox keeps their addresses and marks each
     # entry before its first attempt. False: the outbox keeps nothing for it.
     edits_messages: bool
+    # A receiver that forgets an alert it is not told about again (Alertmanager expires it after
+    # its resolve_timeout): every this many seconds the outbox sends it, through send_digest,
+    # the latest notification of each alert it was told is open. 0: never.
+    resend_interval: float
 
     def send(self, notification: Notification, attempt: Attempt) -> Delivered:
         """Deliver one notification (post it, or edit the message in `attempt.message`)."""

@@ -92,6 +92,7 @@ class ConsoleNotifier:
     digest_threshold = 0
     min_interval = 0.0
     edits_messages = False
+    resend_interval = 0.0
 
     def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
         self.format = fmt

@@ -132,6 +132,7 @@ class SlackWebNotifier:
     name = "slack"  # the target its message addresses are kept under: state.SLACK_TARGET
     digest_threshold = DIGEST_THRESHOLD
     edits_messages = True
+    resend_interval = 0.0
 
     def __init__(
         self,
@@ -312,6 +313,7 @@ class SlackWebhookNotifier:
     name = "slack-webhook"
     digest_threshold = DIGEST_THRESHOLD
     edits_messages = False  # a webhook returns no message id: nothing to keep
+    resend_interval = 0.0
 
     def __init__(self, url: str, min_interval: float = 1.0, timeout: float = 10.0) -> None:
         self.client = WebhookClient(
