@@ -23,8 +23,9 @@ DEFAULT_ALERTS = {
 }
 
 
-def write_config(tmp: Path, logs: list[str] | None = None, **sections: dict[str, Any]) -> Path:
-    """A config for a test: logs under tmp/logs, state in tmp, console JSON, fast alerts."""
+def write_config(tmp: Path, logs: list[str] | None = None, **sections: Any) -> Path:
+    """A config for a test: logs under tmp/logs, state in tmp, console JSON, fast alerts. A
+    section given as a list of dicts is an array of tables (`webhook=[{...}]`: [[webhook]])."""
     data: dict[str, dict[str, Any]] = {
         "logs": {
             "paths": logs or [str(tmp / "logs" / "*.log")],
@@ -37,13 +38,22 @@ def write_config(tmp: Path, logs: list[str] | None = None, **sections: dict[str,
         "alerts": dict(DEFAULT_ALERTS),
         "probes": {"enabled": False},
     }
+    tables: dict[str, list[dict[str, Any]]] = {}
     for name, values in sections.items():
-        data.setdefault(name, {}).update(values)
+        if isinstance(values, list):
+            tables[name] = values
+        else:
+            data.setdefault(name, {}).update(values)
     lines = []
     for name, values in data.items():
         lines.append(f"[{name}]")
         for key, value in values.items():
             lines.append(f"{key} = {json.dumps(value)}")
+    for name, entries in tables.items():
+        for entry in entries:
+            lines.append(f"[[{name}]]")
+            for key, value in entry.items():
+                lines.append(f"{key} = {json.dumps(value)}")
     path = tmp / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     (tmp / "logs").mkdir(exist_ok=True)

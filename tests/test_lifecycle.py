@@ -615,7 +615,7 @@ def test_the_fleet_owner_announces_a_change_once_the_store_wrote_it(tmp_path: Pa
     state = State(str(tmp_path / "state.db"))
     owner.own(state, 110.0)
     assert [(t.fingerprint, t.state) for t in store.advanced] == [("fp1", "open")]
-    (entry,) = state.outbox_pending()
+    (entry,) = state.outbox_waiting()
     sent = entry.notification
     assert (sent.kind, sent.host, sent.hosts, sent.host_count, sent.episode) == (
         "opened",
@@ -638,7 +638,7 @@ def test_the_fleet_owner_announces_nothing_the_store_did_not_write(tmp_path: Pat
     state = State(str(tmp_path / "state.db"))
     owner.own(state, 110.0)
     assert len(store.advanced) == 1
-    assert (state.outbox_pending(), pokes) == ([], [])
+    assert (state.outbox_waiting(), pokes) == ([], [])
     state.close()
 
 

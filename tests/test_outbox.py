@@ -18,7 +18,7 @@ from oai400d.errors import (
     TransientDeliveryError,
 )
 from oai400d.metrics import state_families
-from oai400d.model import Notification
+from oai400d.model import Notification, Route
 from oai400d.notify import Attempt, Delivered, MessageAddress, OutboxWorker
 from oai400d.notify.base import MessageRejected, episode_key
 from oai400d.state import State
@@ -49,6 +49,7 @@ class Recorder:
 
     def __init__(self, edits_messages: bool = True, digest_threshold: int = 0) -> None:
         self.edits_messages = edits_messages
+        self.resend_interval = 0.0
         self.digest_threshold = digest_threshold
         self.attempts: list[tuple[str, Attempt]] = []
         self.digests: list[tuple[int, Attempt]] = []
@@ -342,26 +343,33 @@ def test_a_parked_entry_that_then_fails_for_a_passing_reason_is_no_longer_parked
     outbox.retry_parked()
     outbox.drain(state)
     assert state.outbox_parked() == [] and state.outbox_depth() == 1
-    (entry,) = state.outbox_pending()
+    (entry,) = state.outbox_pending("recorder")
     assert entry.last_error == "503" and entry.parked is None
 
 
-def test_a_db_from_before_parking_gets_the_column_and_keeps_its_queue(tmp_path: Path) -> None:
-    """An outbox table without `parked` (an older release): a read-only look finds nothing
-    parked; opened for writing, the column is added and the queued entries are still there."""
+def test_a_db_from_before_parking_and_per_notifier_queues_keeps_its_queue(
+    tmp_path: Path,
+) -> None:
+    """An outbox of an older release (no `parked`, no per-notifier rows): a read-only look
+    finds nothing parked and no notifier; opened for writing, the tables are added and the
+    queued entries go to the first notifier that registers."""
     path = str(tmp_path / "state.db")
     old = State(path)
     old.commit(notifications=[note("a")])
     old._db.execute("ALTER TABLE outbox DROP COLUMN parked")
+    old._db.execute("DROP TABLE outbox_targets")
+    old._db.execute("DROP TABLE targets")
     old.close()
 
     look = State(path, readonly=True)
     assert look.outbox_parked() == [] and look.outbox_parked_reasons() == {}
+    assert look.outbox_by_target() == {} and look.outbox_depth() == 1
     look.close()
     again = State(path)
-    (entry,) = again.outbox_pending()
+    assert again.register_target(Route("recorder")) == 1
+    (entry,) = again.outbox_pending("recorder")
     assert entry.notification.fingerprint == "a" and entry.parked is None
-    again.park_deliveries([entry.id], "refused", START + 300.0)
+    again.park_deliveries([entry.id], "recorder", "refused", START + 300.0)
     assert again.outbox_parked_reasons() == {"refused": 1}
 
 

@@ -392,6 +392,7 @@ class CrashingBot:
     digest_threshold = 0
     min_interval = 0.0
     edits_messages = True
+    resend_interval = 0.0
 
     def __init__(self, inner: SlackWebNotifier) -> None:
         self.inner = inner

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from oai400d.errors import StateError
-from oai400d.model import Alert, FileState, FleetDelta, JournalPosition
+from oai400d.model import Alert, FileState, FleetDelta, JournalPosition, Route
 from oai400d.state import ProbeRecord, State
 from oai400d.state.connection import StateConnection
 from oai400d.state.delivery_table import DeliveryTable
@@ -33,7 +33,7 @@ def test_a_batch_is_written_together_and_read_back(tmp_path: Path) -> None:
     again = State(path)
     assert again.files() == [position]
     assert again.alerts()[0] == alert()
-    assert [e.notification.kind for e in again.outbox_pending()] == ["opened", "updated"]
+    assert [e.notification.kind for e in again.outbox_waiting()] == ["opened", "updated"]
 
 
 def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
@@ -51,11 +51,12 @@ def test_a_failed_batch_leaves_nothing_behind(tmp_path: Path) -> None:
 def test_delivery_bookkeeping(tmp_path: Path) -> None:
     """Delivered entries leave the queue; failed ones keep their attempt count and next time."""
     state = State(str(tmp_path / "state.db"))
+    state.register_target(Route("slack"))
     state.commit(notifications=[note("a"), note("b")])
-    first, second = state.outbox_pending()
-    state.delivered(first.id)
-    state.delivery_failed(second.id, "slack 503", 99.0)
-    (left,) = state.outbox_pending()
+    first, second = state.outbox_pending("slack")
+    state.delivered(first.id, "slack")
+    state.delivery_failed(second.id, "slack", "slack 503", 99.0)
+    (left,) = state.outbox_pending("slack")
     assert (left.attempts, left.next_attempt, left.last_error) == (1, 99.0, "slack 503")
     assert state.outbox_depth() == 1
 
@@ -84,8 +85,9 @@ def test_a_delivery_and_what_it_leaves_are_written_together(tmp_path: Path) -> N
     they made useless, in one transaction; delivery_targets reads several keys at once (and
     leaves out the ones without a row)."""
     state = State(str(tmp_path / "state.db"))
+    state.register_target(Route("slack"))
     state.commit(notifications=[note("a"), note("b"), note("c")])
-    first, second, third = state.outbox_pending()
+    first, second, third = state.outbox_pending("slack")
     state.remember_delivery("intent:1", "slack", "C1", "100.0")
     state.record_delivery(
         [first.id, second.id],
@@ -94,7 +96,7 @@ def test_a_delivery_and_what_it_leaves_are_written_together(tmp_path: Path) -> N
         ["intent:1"],
         now=50.0,
     )
-    assert [e.id for e in state.outbox_pending()] == [third.id]
+    assert [e.id for e in state.outbox_pending("slack")] == [third.id]
     kept = state.delivery_targets(["a@x", "channel-id", "intent:1", "b@x"], "slack")
     assert kept == {"a@x": ("C1", "1.5"), "channel-id": ("C1", "C1")}
     assert state.delivery_targets(["a@x"], "console") == {}
@@ -123,6 +125,7 @@ def test_the_clock_passed_in_stamps_what_callers_do_not_date(tmp_path: Path) -> 
     path = str(tmp_path / "state.db")
     now = [1000.0]
     state = State(path, clock=lambda: now[0])
+    state.register_target(Route("slack"))
     state.commit(
         files=[FileState("/l/a.log", 1, 2, "abc", 10, 500, 12)],
         journals=[JournalPosition("app", "s=1", 0)],
@@ -130,9 +133,9 @@ def test_the_clock_passed_in_stamps_what_callers_do_not_date(tmp_path: Path) -> 
     )
     assert state.outbox_oldest() == 1000.0
     assert state.journal_positions() == [(JournalPosition("app", "s=1", 0), 1000.0)]
-    first, second = state.outbox_pending()
+    first, second = state.outbox_pending("slack")
     now[0] = 1005.0
-    state.delivered(first.id)
+    state.delivered(first.id, "slack")
     now[0] = 1007.0
     state.record_delivery([second.id], "slack", {})
     assert state.add_silence("fp", None, 1.0, 2.0, "", "alice", "cli").created == 1007.0
@@ -164,11 +167,12 @@ def test_pruning_forgets_only_old_resolved_alerts_and_old_delivered_notification
     delivered stay."""
     path = str(tmp_path / "state.db")
     state = State(path)
+    state.register_target(Route("slack"))
     old = replace(alert("old"), state="resolved", last_seen=5.0)
     recent = replace(alert("recent"), state="resolved", last_seen=50.0)
     state.commit(alerts=[old, recent, alert("live")], notifications=[note("a"), note("b")])
-    delivered, waiting = state.outbox_pending()
-    state.delivered(delivered.id, now=10.0)
+    delivered, waiting = state.outbox_pending("slack")
+    state.delivered(delivered.id, "slack", now=10.0)
     state.prune_resolved(older_than=20.0)
     kept = state.alerts(("open", "resolved"))
     assert sorted(a.fingerprint for a in kept) == ["live", "recent"]

@@ -266,7 +266,7 @@ def test_a_full_disk_holds_the_batch_retries_it_with_backoff_and_loses_nothing(
     assert keeper.write(now[0], reading, fleet) is True
     assert (reading.commits, fleet.confirmed, pokes) == (1, [now[0]], [now[0]])
     assert [a.count for a in keeper.state.alerts()] == [17]  # the latest snapshot, once
-    queued = [e.notification.count for e in keeper.state.outbox_pending(limit=100)]
+    queued = [e.notification.count for e in keeper.state.outbox_waiting(limit=100)]
     assert queued == [3] * 40 + list(range(2, 18))  # each once, in order
     assert keeper.state.files() == [reading.position]
     assert keeper.state.fleet_queued() == 2
@@ -303,7 +303,7 @@ def test_a_db_damaged_while_running_is_replaced_and_given_what_memory_holds(
     assert keeper.write(2.0, reading, None, force=True)
     assert keeper.state is state and damaged_files(tmp_path)
     assert sorted((a.fingerprint, a.count) for a in state.alerts()) == [("a", 5), ("b", 1)]
-    (notice,) = [e.notification for e in state.outbox_pending()]
+    (notice,) = [e.notification for e in state.outbox_waiting()]
     assert notice.category == CATEGORY and "open alerts: none" in notice.message
     assert "queued notifications: 1" in notice.message  # note("a"), undelivered in the old file
     assert state.files() == [reading.position]

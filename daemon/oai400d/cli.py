@@ -211,25 +211,35 @@ def nagios_line(worst: str, results: Sequence[ProbeResult]) -> str:
 
 
 def cmd_test_alert(args: argparse.Namespace) -> int:
-    """Send a sample alert and say plainly whether and where it arrived."""
+    """Send a sample alert through every configured notifier and say, one line each, whether
+    and where it arrived (exit 1 when any did not)."""
     from oai400d.notify import Attempt
-    from oai400d.wiring import make_notifier, sample_notification
+    from oai400d.wiring import make_notifiers, sample_notification
 
     loaded = _load(args)
-    notifier = make_notifier(loaded.settings)
-    print(f"sending a sample alert to {notifier.describe()}")
-    check = getattr(notifier, "check", None)
-    try:
-        if check is not None:
-            print(f"  token check: {check()}")
-        notifier.send(sample_notification(), Attempt(f"test-alert-{int(time.time())}"))
-    except DeliveryError as exc:
-        again = "retrying later may help" if exc.retryable else "retrying will not help"
-        print(f"NOT delivered: {exc} ({again})", file=sys.stderr)
-        return EXIT_WARNING
-    where = notifier.describe()
-    print(f'delivered to {where}: look for "oai400d test alert" there')
-    return EXIT_OK
+    notifiers = make_notifiers(loaded.settings)
+    sample = sample_notification()
+    failed = 0
+    print(f"sending a sample alert through {len(notifiers)} notifier(s)")
+    for notifier, _ in notifiers:
+        check = getattr(notifier, "check", None)
+        try:
+            checked = check() if check is not None else ""
+            notifier.send(sample, Attempt(f"test-alert-{int(time.time())}"))
+        except DeliveryError as exc:
+            failed += 1
+            again = "retrying later may help" if exc.retryable else "retrying will not help"
+            print(
+                f"{notifier.name}: NOT delivered to {notifier.describe()}: {exc} ({again})",
+                file=sys.stderr,
+            )
+            continue
+        note = f" ({checked})" if checked else ""
+        print(
+            f"{notifier.name}: delivered to {notifier.describe()}{note}: look for "
+            '"oai400d test alert" there'
+        )
+    return EXIT_WARNING if failed else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -277,6 +287,11 @@ def cmd_status(args: argparse.Namespace) -> int:
             f" (last {a['last_seen']}) {a['fingerprint']}"
         )
     print(f"outbox: {report['outbox_depth']} notification(s) waiting")
+    for name, c in report["notifiers"].items():
+        print(
+            f"  {name}: {c['queued']} queued ({c['failing']} failing, {c['parked']} parked), "
+            f"{c['delivered']} delivered"
+        )
     _print_parked_status(report)
     if report["fleet_queued"]:
         print(f"fleet: {report['fleet_queued']} finding(s) waiting for the fleet's store")
@@ -302,7 +317,10 @@ def _print_parked_status(report: dict[str, Any]) -> None:
     for reason, count in Counter(p["reason"] for p in report["parked"]).items():
         print(f"    {count} x {reason}")
     for p in report["parked"]:
-        print(f"    #{p['id']} {p['kind']} {p['title']} {p['fingerprint']} (next try {p['retry']})")
+        print(
+            f"    #{p['id']} to {p['notifier']}: {p['kind']} {p['title']} {p['fingerprint']} "
+            f"(next try {p['retry']})"
+        )
 
 
 def fleet_report(loaded: LoadedConfig) -> dict[str, Any] | None:
@@ -385,6 +403,7 @@ def _print_json_status(report: dict[str, Any] | None) -> int:
     empty = {"files": [], "alerts": [], "outbox_depth": 0, "probes": [], "silences": [], "acks": []}
     empty["fleet_queued"] = 0
     empty["outbox_parked"] = 0
+    empty["notifiers"] = {}
     empty["parked"] = []
     empty["journals"] = []
     print(json.dumps(report or empty, indent=2))
@@ -423,6 +442,7 @@ def status_report(state: State) -> dict[str, Any]:
         "parked": [
             {
                 "id": e.id,
+                "notifier": e.target,
                 "fingerprint": e.notification.fingerprint,
                 "kind": e.notification.kind,
                 "title": e.notification.title,
@@ -432,6 +452,16 @@ def status_report(state: State) -> dict[str, Any]:
             }
             for e in state.outbox_parked()
         ],
+        # Each notifier's own queue: waiting (of which failing, parked) and delivered.
+        "notifiers": {
+            name: {
+                "queued": c.queued,
+                "failing": c.failing,
+                "parked": c.parked,
+                "delivered": c.delivered,
+            }
+            for name, c in state.outbox_by_target().items()
+        },
         "fleet_queued": state.fleet_queued(),
         **mutes_report(state),
         "probes": [

@@ -65,13 +65,13 @@ class Tally:
         self._delivered: dict[str, int] = {}
         self._failed: dict[tuple[str, str], int] = {}
 
-    def declare(self, sources: Iterable[str] = (), notifier: str | None = None) -> None:
+    def declare(self, sources: Iterable[str] = (), notifiers: Iterable[str] = ()) -> None:
         """Make series exist at 0 before their first event (rate() and alerts need them)."""
         with self._lock:
             for source in sources:
                 for table in (self._lines, self._bytes, self._errors):
                     table.setdefault(source, 0)
-            if notifier is not None:
+            for notifier in notifiers:
                 self._delivered.setdefault(notifier, 0)
                 for kind in ("transient", "permanent"):
                     self._failed.setdefault((notifier, kind), 0)
@@ -184,6 +184,26 @@ def state_families(
     )
     for reason, count in reasons.items():
         parked_by_reason.add_metric([reason], count)
+    waiting = GaugeMetricFamily(
+        "oai400d_notifier_queued",
+        "Notifications waiting for each notifier (its own queue: one notifier's outage never "
+        "holds up another)",
+        labels=["notifier"],
+    )
+    failing = GaugeMetricFamily(
+        "oai400d_notifier_failing",
+        "Of those, notifications whose last try failed and will be retried, by notifier",
+        labels=["notifier"],
+    )
+    parked_by_notifier = GaugeMetricFamily(
+        "oai400d_notifier_parked",
+        "Of those, notifications the notifier's receiver refuses for its configuration",
+        labels=["notifier"],
+    )
+    for notifier, rows in state.outbox_by_target().items():
+        waiting.add_metric([notifier], rows.queued)
+        failing.add_metric([notifier], rows.failing)
+        parked_by_notifier.add_metric([notifier], rows.parked)
     queued = GaugeMetricFamily(
         "oai400d_fleet_queued_findings",
         "Findings waiting to be added to the fleet's store (state.fleet): grows while it is away",
@@ -252,6 +272,9 @@ def state_families(
         age,
         parked,
         parked_by_reason,
+        waiting,
+        failing,
+        parked_by_notifier,
         queued,
         status,
         latency,

@@ -116,7 +116,7 @@ class Daemon:
             s.alerts, float(last_stop) if last_stop else None, self.ingest.entry_time
         )
         self.delivery = Delivery(s, self.tally.delivery)
-        self.tally.declare(self.labels.names(), self.delivery.notifier.name)
+        self.tally.declare(self.labels.names(), self.delivery.names())
         self.delivery.start()
         if s.state.fleet is not None:  # (the fleet's modules and psycopg load only then)
             from oai400d.fleetlink import make_fleet_link
@@ -128,7 +128,7 @@ class Daemon:
             "watching %s; state in %s; notifications to %s",
             ", ".join([*s.logs.paths, *(where(name) for name in self.ingest.journal_names())]),
             s.state.path,
-            self.delivery.notifier.describe(),
+            self.delivery.describe(),
         )
         self.systemd.send("READY=1", f"STATUS={self._status_line()}")
         next_ping = 0.0
@@ -249,7 +249,7 @@ class Daemon:
         self.book.reconfigure(new.alerts)
         self.backlog.settings = new.alerts
         if self.delivery.reconfigure(new):
-            self.tally.declare(notifier=self.delivery.notifier.name)
+            self.tally.declare(notifiers=self.delivery.names())
         if new.probes != old.probes or new.openai != old.openai:
             self.probes.stop()
             self.probes = ProbeSchedule(new, self._wake_loop)

@@ -1,6 +1,6 @@
-"""Building the daemon's parts from the settings: the notifier, the fleet store, Slack Socket
+"""Building the daemon's parts from the settings: the notifiers, the fleet store, Slack Socket
 Mode, and the sample alert of `oai400d test-alert` (used by the daemon and by the CLI); and
-`Delivery`, the outbox and Socket Mode together, as the daemon runs them."""
+`Delivery`, the outbox workers and Socket Mode together, as the daemon runs them."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from oai400d.config import Settings
-from oai400d.model import Notification
+from oai400d.model import Notification, Route
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
+from oai400d.notify.alertmanager import AlertmanagerNotifier
 from oai400d.notify.outbox import PARKED_RETRY
+from oai400d.notify.pagerduty import PagerDutyNotifier
 from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
 from oai400d.notify.socket_mode import SlackSocketMode
+from oai400d.notify.webhook import WebhookNotifier
+from oai400d.state import State
 from oai400d.timestamps import iso
 
 if TYPE_CHECKING:  # the fleet's modules (and psycopg) are loaded only with state.fleet
@@ -27,10 +31,49 @@ log = logging.getLogger("oai400d")
 # A test-only knob, not a setting (no config key, not in DESIGN.md): the end-to-end tests set it
 # to see parked notifications retried within seconds instead of PARKED_RETRY's minutes.
 PARKED_RETRY_VARIABLE = "OAI400D_TEST_PARKED_RETRY"
+# The longest wait between two tries of a notifier other than Slack (which has a setting).
+RETRY_MAX = 60.0
 
 
-def make_notifier(settings: Settings) -> Notifier:
-    """Slack when a bot token or a webhook is configured (the token wins), else the console."""
+def make_notifiers(settings: Settings) -> list[tuple[Notifier, Route]]:
+    """Every configured notifier with what it receives: Slack (a bot token wins over a
+    webhook), PagerDuty, Alertmanager, each [[webhook]]; the console when none is."""
+    made: list[tuple[Notifier, Route]] = []
+    slack = _make_slack(settings)
+    if slack is not None:
+        made.append((slack, _route(slack.name, settings.slack)))
+    pd = settings.pagerduty
+    if pd.routing_key is not None:
+        pager = PagerDutyNotifier(pd.routing_key.get_secret_value(), pd.events_url, pd.timeout)
+        made.append((pager, _route(pager.name, pd)))
+    am = settings.alertmanager
+    if am.url:
+        manager = AlertmanagerNotifier(
+            am.url,
+            am.timeout,
+            username=am.username,
+            password=am.password.get_secret_value() if am.password is not None else "",
+            bearer_token=(
+                am.bearer_token.get_secret_value() if am.bearer_token is not None else ""
+            ),
+            resend_interval=am.resend_interval,
+        )
+        made.append((manager, _route(manager.name, am)))
+    for hook in settings.webhook:
+        webhook = WebhookNotifier(
+            hook.name,
+            hook.url,
+            hook.secret.get_secret_value() if hook.secret is not None else "",
+            dict(hook.headers),
+            hook.timeout,
+        )
+        made.append((webhook, _route(webhook.name, hook)))
+    if not made:
+        made.append((ConsoleNotifier(settings.console.format), Route(ConsoleNotifier.name)))
+    return made
+
+
+def _make_slack(settings: Settings) -> Notifier | None:
     slack = settings.slack
     interval = 1.0 / slack.max_messages_per_second
     if slack.bot_token is not None:
@@ -44,7 +87,16 @@ def make_notifier(settings: Settings) -> Notifier:
         )
     if slack.webhook_url is not None:
         return SlackWebhookNotifier(slack.webhook_url.get_secret_value(), interval, slack.timeout)
-    return ConsoleNotifier(settings.console.format)
+    return None
+
+
+def _route(target: str, section: Any) -> Route:
+    """What a notifier receives, from its section's min_severity and categories."""
+    return Route(
+        target,
+        getattr(section, "min_severity", "info"),
+        tuple(getattr(section, "categories", ())),
+    )
 
 
 def make_fleet_store(settings: Settings) -> FleetStore | None:
@@ -109,56 +161,114 @@ def sample_notification() -> Notification:
 
 
 class Delivery:
-    """What leaves the daemon: the outbox worker with its notifier, and Slack Socket Mode (the
-    alert buttons) beside it; rebuilt on a reload that changes [console] or [slack], and told
-    on every reload to try the parked notifications at once."""
+    """What leaves the daemon: one outbox worker per notifier, each with its own thread and
+    delivery state, and Slack Socket Mode (the alert buttons) beside them. A reload rebuilds
+    the notifiers whose settings changed, starts the new ones, stops and retires the ones no
+    longer configured, and tells every worker to try its parked notifications at once."""
 
     def __init__(self, settings: Settings, observe: Callable[..., None]) -> None:
         self.settings = settings
-        self.worker = OutboxWorker(
-            settings.state.path,
-            make_notifier(settings),
-            retry_max=settings.slack.retry_max,
-            observe=observe,
-            parked_retry=_parked_retry(),
-        )
+        self.observe = observe
+        self.workers: dict[str, OutboxWorker] = {}
+        for notifier, route in make_notifiers(settings):
+            self.workers[route.target] = self._worker(notifier, route)
         self.socket_mode: SlackSocketMode | None = None
 
-    @property
-    def notifier(self) -> Notifier:
-        return self.worker.notifier
+    def _worker(self, notifier: Notifier, route: Route) -> OutboxWorker:
+        return OutboxWorker(
+            self.settings.state.path,
+            notifier,
+            retry_max=_retry_max(self.settings, route.target),
+            observe=self.observe,
+            parked_retry=_parked_retry(),
+            route=route,
+        )
+
+    def names(self) -> list[str]:
+        """The notifiers' names (their targets in the outbox and their metrics' label)."""
+        return list(self.workers)
+
+    def describe(self) -> str:
+        """Where notifications go, for people."""
+        return "; ".join(w.notifier.describe() for w in self.workers.values())
 
     def start(self) -> None:
-        self.worker.start()
+        self._retire()
+        for worker in self.workers.values():
+            worker.start()
         self._start_socket_mode()
 
     def poke(self) -> None:
         """New notifications are in the outbox."""
-        self.worker.poke()
+        for worker in self.workers.values():
+            worker.poke()
 
     def reconfigure(self, new: Settings) -> bool:
-        """Take up new notification settings; whether anything changed. Either way the parked
-        notifications are tried at once: a reload is how a person says the receiver is fixed
-        (an /invite changes no setting)."""
+        """Take up new notification settings; whether the notifiers changed. Either way the
+        parked notifications are tried at once: a reload is how a person says the receiver is
+        fixed (an /invite changes no setting)."""
         old, self.settings = self.settings, new
-        if (new.console, new.slack) == (old.console, old.slack):
-            self.worker.retry_parked()
+        if _notifier_settings(new) == _notifier_settings(old):
+            for worker in self.workers.values():
+                worker.retry_parked()
             return False
-        self.worker.set_notifier(make_notifier(new))  # (tries the parked ones on the new one)
-        if self.socket_mode is not None:
-            self.socket_mode.stop()
-        self._start_socket_mode()
+        made = {route.target: (notifier, route) for notifier, route in make_notifiers(new)}
+        for name in [name for name in self.workers if name not in made]:
+            self.workers.pop(name).stop()
+        for name, (notifier, route) in made.items():
+            if name in self.workers:  # (tries the parked ones on the new one)
+                self.workers[name].set_notifier(notifier, route)
+            else:
+                self.workers[name] = self._worker(notifier, route)
+                self.workers[name].start()
+        self._retire()
+        if (new.slack, new.console) != (old.slack, old.console):
+            if self.socket_mode is not None:
+                self.socket_mode.stop()
+            self._start_socket_mode()
         return True
 
     def stop(self) -> None:
         if self.socket_mode is not None:
             self.socket_mode.stop()
-        self.worker.stop()
+        for worker in self.workers.values():
+            worker.stop()
+
+    def _retire(self) -> None:
+        """Forget the notifiers of the state DB that are no longer configured, saying what
+        each had not delivered."""
+        state = State(self.settings.state.path)
+        try:
+            gone = state.retire_targets(self.workers)
+        finally:
+            state.close()
+        for name, waiting in gone.items():
+            log.warning(
+                "%s is no longer configured%s",
+                name,
+                f": its {waiting} undelivered notification(s) are dropped" if waiting else "",
+            )
 
     def _start_socket_mode(self) -> None:
         self.socket_mode = make_socket_mode(self.settings)
         if self.socket_mode is not None:
             self.socket_mode.start()
+
+
+def _notifier_settings(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.console,
+        settings.slack,
+        settings.pagerduty,
+        settings.alertmanager,
+        settings.webhook,
+    )
+
+
+def _retry_max(settings: Settings, target: str) -> float:
+    """The longest wait between two tries: Slack's setting for Slack, a minute for the others
+    (a receiver back from an outage hears within a minute)."""
+    return settings.slack.retry_max if target.startswith("slack") else RETRY_MAX
 
 
 def _parked_retry() -> float:

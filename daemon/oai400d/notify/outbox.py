@@ -1,4 +1,6 @@
-"""The outbox worker: delivers notifications from the state DB in order, retrying with backoff.
+"""The outbox worker: delivers one notifier's notifications from the state DB in order,
+retrying with backoff. Each notifier has its own worker, thread and rows in the outbox (its
+target, state/outbox_table.py), so one whose receiver is down never delays or repeats another.
 
 Per alert, notifications go out in the order they were queued; an alert whose delivery is
 failing waits (with backoff) without holding up the others. The worker owns all the delivery
@@ -12,6 +14,10 @@ do, and the notifications due after it are parked untried behind it, so a broken
 one refused call per round, not one per alert. Parked entries are tried again every
 PARKED_RETRY seconds, and at once after a reload (`retry_parked`). Only a message the receiver
 can never take as it is (MessageRejected: its layout, its length) is given up.
+
+A receiver that forgets what it is not told again (Alertmanager expires an alert after its
+resolve_timeout: `Notifier.resend_interval`) is sent, that often, the latest notification of
+each alert it was told is open; a failed resend waits for the next round.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from oai400d.errors import (
     TransientDeliveryError,
 )
 from oai400d.masking import redact
+from oai400d.model import Route
 from oai400d.notify.base import Attempt, Delivered, MessageRejected, Notifier, episode_key
 from oai400d.notify.deliveries import DeliveryLedger
 from oai400d.state import OutboxEntry, State
@@ -70,7 +77,7 @@ def backoff(attempts: int, retry_after: float | None = None, most: float = BACKO
 
 
 class OutboxWorker:
-    """A thread that drains the outbox through one notifier."""
+    """A thread that drains one notifier's rows of the outbox (`route.target`, its name)."""
 
     def __init__(
         self,
@@ -80,8 +87,14 @@ class OutboxWorker:
         retry_max: float = BACKOFF_MAX,
         observe: Callable[[str, str, int], None] | None = None,
         parked_retry: float = PARKED_RETRY,
+        route: Route | None = None,
     ) -> None:
         self.state_path = state_path
+        # What the notifier receives; registered by the outbox thread before its first drain.
+        self.route = route if route is not None else Route(notifier.name)
+        self._register = threading.Event()
+        self._register.set()
+        self._next_resend = 0.0
         # Told (notifier name, "delivered" | "transient" | "permanent", count) for metrics.
         self.observe = observe
         self.notifier = notifier
@@ -105,7 +118,9 @@ class OutboxWorker:
         self.delivered = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="oai400d-outbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"oai400d-outbox-{self.route.target}", daemon=True
+        )
         self._thread.start()
 
     def poke(self) -> None:
@@ -118,9 +133,14 @@ class OutboxWorker:
         if self._thread is not None:
             self._thread.join(timeout)
 
-    def set_notifier(self, notifier: Notifier) -> None:
-        """A new notifier (a reload): what the old one's receiver refused is tried on it."""
+    def set_notifier(self, notifier: Notifier, route: Route | None = None) -> None:
+        """A new notifier of the same name (a reload), and what it receives: what the old
+        one's receiver refused is tried on it."""
         self.notifier = notifier
+        if route is not None and route != self.route:
+            self.route = route
+            self._register.set()
+        self._next_resend = 0.0  # (a new receiver may not know what is open)
         self.retry_parked()
 
     def retry_parked(self) -> None:
@@ -153,6 +173,15 @@ class OutboxWorker:
                 return UNRECORDED_RETRY
             self._unrecorded = None
             self._reported.discard("unrecorded")  # (said again if it happens again)
+        if self._register.is_set():
+            self._register.clear()
+            try:
+                taken = state.register_target(self.route)
+            except Exception:
+                self._register.set()
+                raise
+            if taken:
+                log.info("%d waiting notification(s) routed to %s", taken, self.route.target)
         if self._retry_parked.is_set():  # before taking the notifier: a reload sets it first
             self._retry_parked.clear()
             try:
@@ -165,7 +194,7 @@ class OutboxWorker:
         now = self.clock()
         blocked: set[str] = set()  # alerts with an earlier notification still undelivered
         next_look = 60.0
-        batch = state.outbox_pending(limit=500)
+        batch = state.outbox_pending(self.route.target, limit=500)
         due = []
         for entry in batch:
             fingerprint = entry.notification.fingerprint
@@ -179,8 +208,13 @@ class OutboxWorker:
         refusal = self._refusal
         if due and refusal is not None and now < refusal.until:
             # The receiver refused one of them a moment ago: these wait untried behind it.
-            state.park_deliveries([e.id for e in due], refusal.reason, refusal.until, tried=False)
+            state.park_deliveries(
+                [e.id for e in due], self.route.target, refusal.reason, refusal.until, tried=False
+            )
             return min(next_look, refusal.until - now)
+        if notifier.resend_interval:
+            # Before the new ones: after a restart, what was open is told first.
+            next_look = min(next_look, self._resend(state, notifier, now))
         if notifier.digest_threshold and len(due) >= notifier.digest_threshold:
             # A storm of distinct problems: one digest message instead of one message each.
             self._pace(notifier)
@@ -229,6 +263,26 @@ class OutboxWorker:
             self._observe(notifier, "delivered")
             self._recovered()
         return 0.0 if len(batch) == 500 and not blocked else next_look
+
+    def _resend(self, state: State, notifier: Notifier, now: float) -> float:
+        """Tell a receiver that forgets again what is open, when due; seconds to the next."""
+        if now >= self._next_resend:
+            self._next_resend = now + notifier.resend_interval
+            firing = state.firing_notifications(self.route.target)
+            if firing:
+                try:
+                    notifier.send_digest(firing, Attempt(f"resend-{int(now)}"))
+                except DeliveryError as exc:
+                    self._observe(notifier, "transient")
+                    self._report_once(
+                        "resend",
+                        logging.WARNING,
+                        f"telling {notifier.describe()} again which alerts are open failed "
+                        f"(tried again in {notifier.resend_interval:.0f}s): {exc}",
+                    )
+                else:
+                    self._reported.discard("resend")
+        return max(0.0, self._next_resend - now)
 
     def _record(
         self,
@@ -281,7 +335,7 @@ class OutboxWorker:
             return None
         retry_after = exc.retry_after if isinstance(exc, TransientDeliveryError) else None
         delay = backoff(entry.attempts, retry_after, self.retry_max)
-        state.delivery_failed(entry.id, str(exc), self.clock() + delay)
+        state.delivery_failed(entry.id, self.route.target, str(exc), self.clock() + delay)
         self._report_once(
             f"transient:{type(exc).__name__}",
             logging.WARNING,
@@ -306,9 +360,12 @@ class OutboxWorker:
             self._say_refusal_again = False
             self._reported.discard(f"refused:{reason}")
         first, rest = entries[0], entries[1:]
-        state.park_deliveries([first.id], reason, self._refusal.until)
+        target = self.route.target
+        state.park_deliveries([first.id], target, reason, self._refusal.until)
         if rest:
-            state.park_deliveries([e.id for e in rest], reason, self._refusal.until, tried=False)
+            state.park_deliveries(
+                [e.id for e in rest], target, reason, self._refusal.until, tried=False
+            )
         self._report_once(
             f"refused:{reason}",
             logging.ERROR,
@@ -322,7 +379,7 @@ class OutboxWorker:
         """A start or a reload: the parked entries are due now, and a refusal is said again."""
         self._refusal = None
         self._say_refusal_again = True
-        parked = state.unpark_deliveries()
+        parked = state.unpark_deliveries(self.route.target)
         if parked:
             log.info("trying the %d parked notification(s) again", parked)
 

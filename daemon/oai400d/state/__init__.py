@@ -28,7 +28,7 @@ from oai400d.state.delivery_table import SLACK_TARGET, DeliveryTable
 from oai400d.state.faults import fault_of
 from oai400d.state.fleet_queue import FleetQueue
 from oai400d.state.mute_tables import MuteTables, SlackPresses
-from oai400d.state.outbox_table import OutboxEntry, OutboxTable
+from oai400d.state.outbox_table import OutboxEntry, OutboxTable, TargetCounts
 from oai400d.state.positions import Positions
 from oai400d.state.probe_table import ProbeRecord, ProbeTable
 from oai400d.state.recovery import Recovery, set_aside
@@ -40,6 +40,7 @@ __all__ = [
     "ProbeRecord",
     "Recovery",
     "State",
+    "TargetCounts",
     "open_checked",
 ]
 
@@ -132,7 +133,7 @@ class State(
         stamp = self._clock() if now is None else now
         with self._connection.transaction() as db:
             self._write_deliveries(db, target, remember, forget)
-            self._mark_delivered(db, entry_ids, stamp)
+            self._mark_delivered(db, entry_ids, target, stamp)
 
     def prune_resolved(self, older_than: float) -> None:
         """Forget resolved alerts and delivered notifications older than a time."""

@@ -39,6 +39,17 @@ CREATE TABLE IF NOT EXISTS outbox (
     delivered REAL, parked TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (delivered, id);
+CREATE TABLE IF NOT EXISTS targets (
+    name TEXT PRIMARY KEY, min_severity TEXT NOT NULL, categories TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox_targets (
+    entry INTEGER NOT NULL, target TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL DEFAULT 0,
+    last_error TEXT, delivered REAL, parked TEXT,
+    PRIMARY KEY (target, entry)
+);
+CREATE INDEX IF NOT EXISTS outbox_targets_pending ON outbox_targets (target, delivered, entry);
+CREATE INDEX IF NOT EXISTS outbox_targets_entry ON outbox_targets (entry);
 CREATE TABLE IF NOT EXISTS deliveries (
     fingerprint TEXT NOT NULL, target TEXT NOT NULL, channel TEXT NOT NULL, ts TEXT NOT NULL,
     PRIMARY KEY (fingerprint, target)
