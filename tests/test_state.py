@@ -163,21 +163,35 @@ def test_pruning_forgets_only_old_resolved_alerts_and_old_delivered_notification
     tmp_path: Path,
 ) -> None:
     """prune_resolved drops resolved alerts last seen, and notifications delivered, before the
-    time; a resolved alert seen since, an open alert however old, and a notification not yet
-    delivered stay."""
+    time; a resolved alert seen since, an open alert however old, a notification not yet
+    delivered, and the latest of an alert not over (what Alertmanager is told again) stay."""
     path = str(tmp_path / "state.db")
     state = State(path)
     state.register_target(Route("slack"))
     old = replace(alert("old"), state="resolved", last_seen=5.0)
     recent = replace(alert("recent"), state="resolved", last_seen=50.0)
-    state.commit(alerts=[old, recent, alert("live")], notifications=[note("a"), note("b")])
-    delivered, waiting = state.outbox_pending("slack")
-    state.delivered(delivered.id, "slack", now=10.0)
+    state.commit(
+        alerts=[old, recent, alert("live")],
+        notifications=[
+            note("a"),
+            note("a", "updated"),
+            note("b"),
+            note("c"),
+            note("c", "resolved"),
+        ],
+    )
+    first_a, last_a, waiting, *c_entries = state.outbox_pending("slack")
+    for entry in (first_a, last_a, *c_entries):
+        state.delivered(entry.id, "slack", now=10.0)
     state.prune_resolved(older_than=20.0)
     kept = state.alerts(("open", "resolved"))
     assert sorted(a.fingerprint for a in kept) == ["live", "recent"]
     assert state.alert("old") is None
-    assert _raw(path, "SELECT id FROM outbox") == [(waiting.id,)]
+    assert _raw(path, "SELECT id FROM outbox ORDER BY id") == [(last_a.id,), (waiting.id,)]
+    assert _raw(path, "SELECT entry FROM outbox_targets ORDER BY entry") == [
+        (last_a.id,),
+        (waiting.id,),
+    ]
 
 
 def test_the_fleet_queue_keeps_a_batch_and_its_number_until_the_store_confirms_it(

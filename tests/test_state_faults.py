@@ -23,8 +23,8 @@ import pytest
 
 from oai400d.config import JournalSettings, LogsSettings, Settings
 from oai400d.errors import StateDamagedError, StateError, StateFullError
-from oai400d.keeper import FULL_LOG_EVERY, StateKeeper, from_end
-from oai400d.model import Alert, FileState, FleetDelta, JournalPosition
+from oai400d.keeper import FULL_LOG_EVERY, KEEP_DONE, PRUNE_EVERY, StateKeeper, from_end
+from oai400d.model import Alert, FileState, FleetDelta, JournalPosition, Route
 from oai400d.state import State, open_checked
 from oai400d.state.faults import fault_of
 from oai400d.state.recovery import CATEGORY
@@ -474,3 +474,28 @@ def test_status_on_a_file_that_is_not_a_database_says_so_and_exits_73(tmp_path: 
     assert result.returncode == 73, err
     assert "is not a SQLite database" in err and "Traceback" not in err
     assert "sudo -u" not in err
+
+
+def test_the_keeper_prunes_what_is_over_and_old_once_an_hour(tmp_path: Path) -> None:
+    """A write prunes resolved alerts and delivered notifications older than KEEP_DONE, at
+    most once per PRUNE_EVERY: the state DB does not grow for ever."""
+    now = [1_800_000_000.0]
+    keeper = StateKeeper(str(tmp_path / "state.db"), "h", lambda: now[0])
+    state = keeper.state
+    state.register_target(Route("console"))
+    old = replace(stored_alert("old"), state="resolved", last_seen=now[0] - KEEP_DONE - 1)
+    state.commit(alerts=[old], notifications=[note("old"), note("old", "resolved")], now=now[0])
+    for entry in state.outbox_pending("console"):
+        state.delivered(entry.id, "console", now=now[0] - KEEP_DONE - 1)
+    reading = FakeReading()
+    assert keeper.write(now[0], reading, None)
+    assert state.alert("old") is None and state.outbox_by_target()["console"].delivered == 0
+    state.commit(alerts=[old], notifications=[note("again", "resolved")], now=now[0])
+    (entry,) = state.outbox_pending("console")
+    state.delivered(entry.id, "console", now=now[0] - KEEP_DONE - 1)
+    now[0] += PRUNE_EVERY - 1
+    assert keeper.write(now[0], reading, None, force=True)
+    assert state.alert("old") is not None  # not an hour yet
+    now[0] += 1
+    assert keeper.write(now[0], reading, None, force=True)
+    assert state.alert("old") is None and state.outbox_by_target()["console"].delivered == 0

@@ -32,6 +32,10 @@ log = logging.getLogger("oai400d")
 POSITION_COMMIT_INTERVAL = 0.5  # positions alone (no new finding) are written this often at most
 FULL_RETRY_FIRST = 1.0  # seconds before the first retry of a batch the disk had no room for
 FULL_RETRY_MAX = 10.0  # and at most this long between two: space returning is seen soon
+# Resolved alerts and delivered notifications are kept this long (for `status` and a person's
+# look into the DB), then forgotten, checked once an hour: without it the DB grows for ever.
+KEEP_DONE = 7 * 86400.0
+PRUNE_EVERY = 3600.0
 FULL_LOG_EVERY = 60.0  # the log says it again this often while it lasts
 
 
@@ -90,6 +94,7 @@ class StateKeeper:
         self._alerts: dict[str, Alert] = {}
         self._notifications: list[Notification] = []
         self._full: _Full | None = None
+        self._next_prune = 0.0
         if self.recovery is not None:
             log.error("%s", _logged(self.recovery, alerts_kept=False))
             self.hold((), [self.recovery.notice(self.host)])
@@ -151,6 +156,8 @@ class StateKeeper:
             self.disk_full(exc, now, len(files))
             return False
         reading.committed()
+        if now >= self._next_prune:
+            self._prune(now)
         if fleet is not None:
             fleet.committed(now)
         notified, self._alerts, self._notifications = bool(self._notifications), {}, []
@@ -167,6 +174,14 @@ class StateKeeper:
             )
             self._changed()
         return True
+
+    def _prune(self, now: float) -> None:
+        """Forget what is over and older than KEEP_DONE (a full disk: at the next hour)."""
+        self._next_prune = now + PRUNE_EVERY
+        try:
+            self.state.prune_resolved(now - KEEP_DONE)
+        except StateFullError as exc:  # (a delete writes too)
+            log.warning("could not prune the state database (%s); trying again in an hour", exc)
 
     def disk_full(self, error: Exception, now: float, files: int = 0) -> None:
         """A write failed for want of space (a commit, or any other write of the loop): back off,

@@ -290,15 +290,15 @@ class OutboxTable(TableGroup):
 
     @staticmethod
     def _prune_delivered(db: sqlite3.Connection, older_than: float) -> None:
-        """Forget notifications delivered before a time, inside a transaction (`db`)."""
-        db.execute(
-            "DELETE FROM outbox_targets WHERE entry IN (SELECT id FROM outbox "
-            "WHERE delivered IS NOT NULL AND delivered < ?)",
-            (older_than,),
+        """Forget notifications delivered before a time, inside a transaction (`db`), but the
+        latest of an alert that it does not say is over: a receiver that forgets
+        (firing_notifications) is told that one again for as long as the alert is open."""
+        old = (
+            "SELECT id FROM outbox WHERE delivered IS NOT NULL AND delivered < ? AND "
+            f"(kind IN {_ENDED!r} OR id NOT IN (SELECT MAX(id) FROM outbox GROUP BY fingerprint))"
         )
-        db.execute(
-            "DELETE FROM outbox WHERE delivered IS NOT NULL AND delivered < ?", (older_than,)
-        )
+        db.execute(f"DELETE FROM outbox_targets WHERE entry IN ({old})", (older_than,))
+        db.execute(f"DELETE FROM outbox WHERE id IN ({old})", (older_than,))
 
 
 def _accepts(route: Route, payload: dict[str, Any]) -> bool:
