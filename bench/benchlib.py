@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,11 +104,14 @@ def run_measured(
     env: dict[str, str] | None = None,
     timeout_s: float = 3600.0,
     keep_stdout: int = 64 << 20,
+    on_lines: Callable[[bytes], None] | None = None,
 ) -> Measured:
     """Run argv with stdout to a pipe that this process drains and counts lines of.
 
     stdout is never /dev/null (GNU grep would stop at the first match). stderr goes to a
-    temporary file, so a chatty child can't block on a full pipe.
+    temporary file, so a chatty child can't block on a full pipe. Only the first keep_stdout
+    bytes are kept; `on_lines` is given all of it as it streams, in pieces of whole lines (an
+    error storm's findings are gigabytes of JSON at 1 GiB: count them, don't keep them).
 
     Peak RSS comes from `/usr/bin/time -f %M` when it exists. The rusage that os.wait4 gives
     for a direct child is not usable for that: Linux carries the RSS high-water mark across
@@ -144,11 +147,21 @@ def run_measured(
         try:
             assert proc.stdout is not None
             fd = proc.stdout.fileno()
+            partial = b""  # an unfinished last line, for on_lines
             while block := os.read(fd, 1 << 20):
                 total += len(block)
                 lines += block.count(b"\n")
                 if len(kept) < keep_stdout:
                     kept += block[: keep_stdout - len(kept)]
+                if on_lines is not None:
+                    cut = block.rfind(b"\n") + 1
+                    if cut:
+                        on_lines(partial + block[:cut])
+                        partial = block[cut:]
+                    else:
+                        partial += block
+            if on_lines is not None and partial:
+                on_lines(partial)
             proc.stdout.close()
             _, status, usage = os.wait4(proc.pid, 0)
         finally:

@@ -17,6 +17,12 @@ Shapes (--shape):
   jsonl         JSON lines only (structlog, pino, zap, winston, python-json-logger, Cloud
                 Logging): per 1000 records 1 whose nested field holds an OpenAI error (error
                 string, err object, escaped body or traceback) and 5 error-level look-alikes.
+  access-heavy  the mixed shape with 20 % of the records the application's own 4xx/5xx request
+                lines (uvicorn, nginx, gunicorn, JSON, structlog, gin, logfmt, pino-http, Rails),
+                none naming OpenAI, that fire the classifier's status prefilter.
+  storm         an error storm: per 1000 records 700 OpenAI error events repeating a few dozen
+                distinct ones (rate limits with varying numbers, 5xx, timeouts, connection
+                errors), 5 look-alikes, the rest ordinary lines.
 
 Each OpenAI error event is written so that it should give exactly one finding. A sidecar
 PATH.meta.json records the counts (by intended category and by format) and the share of lines
@@ -44,7 +50,7 @@ from typing import Any
 
 from benchlib import DEFAULT_WORK_DIR, human_bytes, mb_per_s, parse_size
 
-GENERATOR_VERSION = 2  # 2: --shape (openai-heavy, jsonl); mixed output unchanged since 1
+GENERATOR_VERSION = 3  # 3: access-heavy, storm; 2: openai-heavy, jsonl; earlier bytes unchanged
 DEFAULT_SEED = 400
 RECORDS_PER_CHUNK = 1000
 LOOKALIKES_PER_CHUNK = 5
@@ -1832,6 +1838,168 @@ def heavy_normal(rng: random.Random) -> list[str]:
     return [app_line(rng)]
 
 
+# --------------------------------------------------------------------------- access-heavy extras
+
+# The statuses of the application's own failed requests, weighted as a busy API answers them.
+OWN_STATUSES = [400, 401, 403, 404, 405, 409, 413, 422, 429, 500, 502, 503, 504]
+OWN_STATUS_WEIGHTS = [10, 8, 4, 35, 2, 3, 1, 8, 6, 10, 5, 5, 3]
+OWN_REASON = {
+    **REASON,
+    405: "Method Not Allowed",
+    409: "Conflict",
+    422: "Unprocessable Entity",
+    504: "Gateway Timeout",
+}
+OWN_AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64)",
+    "okhttp/4.12.0",
+    "curl/8.5.0",
+    "Go-http-client/1.1",
+]
+# (form, weight): the access-line forms, most of which fire the prefilter's status forms.
+ACCESS_FORMS = [
+    ("uvicorn", 24),  # `"POST /api/x HTTP/1.1" 404 Not Found`: the reason phrase form
+    ("uvicorn.access", 8),  # the same under Python logging, as gen_log's mixed shape writes it
+    ("nginx", 10),  # combined format: the status after the quoted request line
+    ("gunicorn", 6),
+    ("json", 14),  # `"status": 500`
+    ("structlog", 8),  # `"status_code": 422`
+    ("gin", 6),  # `[GIN] ... | 500 | ...`
+    ("go logfmt", 6),  # `status=503`
+    ("pino-http", 8),  # `"res":{"statusCode":404}`
+    ("rails", 4),  # `Completed 500 Internal Server Error in 12ms`
+    ("app.http", 6),  # the mixed shape's app.http line with a failing status
+]
+
+
+def own_request_line(rng: random.Random) -> tuple[str, str]:
+    """(form, line): one of the application's own 4xx/5xx request lines. Nothing in it names
+    OpenAI or a model: the classifier must drop every one of them."""
+    form = rng.choices(ACCESS_FORMS, weights=[w for _, w in ACCESS_FORMS])[0][0]
+    status = rng.choices(OWN_STATUSES, weights=OWN_STATUS_WEIGHTS)[0]
+    reason = OWN_REASON[status]
+    method = rng.choice(["GET", "GET", "POST", "POST", "PUT", "PATCH", "DELETE"])
+    path = url_path(rng)
+    ms = rng.uniform(0.3, 2500)
+    rid = hexid(rng, 16)
+    if form == "uvicorn":
+        return form, (
+            f"INFO:     {ip(rng)}:{rng.randrange(30000, 65000)} - "
+            f'"{method} {path} HTTP/1.1" {status} {reason}'
+        )
+    if form == "uvicorn.access":
+        return form, (
+            f"{py_head(rng, 'INFO', 'uvicorn.access')} {ip(rng)}:{rng.randrange(30000, 65000)}"
+            f' - "{method} {path} HTTP/1.1" {status} {reason}'
+        )
+    if form == "nginx":
+        return form, (
+            f'{ip(rng)} - - [{CLF_TS}] "{method} {path} HTTP/1.1" {status} '
+            f'{rng.randrange(0, 900)} "-" "{rng.choice(OWN_AGENTS)}"'
+        )
+    if form == "gunicorn":
+        return form, (
+            f'{ip(rng)} - - [{CLF_TS}] "{method} {path} HTTP/1.1" {status} '
+            f'{rng.randrange(0, 900)} "-" "{rng.choice(OWN_AGENTS)}" {int(ms * 1000)}'
+        )
+    if form == "json":
+        rec: dict[str, Any] = {
+            "ts": iso(rng),
+            "level": "error" if status >= 500 else "warning",
+            "logger": rng.choice(["api", "api.checkout", "api.auth"]),
+            "msg": "request failed" if status >= 500 else "request rejected",
+            "method": method,
+            "path": path,
+            "status": as_number(str(status)),
+            "duration_ms": as_number(f"{ms:.1f}"),
+            "request_id": rid,
+        }
+        return form, dumps(rec, compact=False)
+    if form == "structlog":
+        rec = {
+            "event": "http.response",
+            "http_method": method,
+            "path": path,
+            "status_code": as_number(str(status)),
+            "latency_ms": as_number(f"{ms:.1f}"),
+            "level": "warning" if status < 500 else "error",
+            "timestamp": f"{ISO_TS}.{rng.randrange(10**6):06d}Z",
+        }
+        return form, dumps(rec, compact=False)
+    if form == "gin":
+        return form, (
+            f'[GIN] {NGX_TS} | {status} | {ms:>10.4f}ms | {ip(rng):>15} | {method:<7} "{path}"'
+        )
+    if form == "go logfmt":
+        return form, (
+            f"time={ISO_TS}.{rng.randrange(1000):03d}Z level={'ERROR' if status >= 500 else 'WARN'}"
+            f' msg="request" method={method} path={path} status={status} '
+            f"duration={ms:.2f}ms request_id={rid}"
+        )
+    if form == "pino-http":
+        rec = {
+            "level": as_number("50" if status >= 500 else "40"),
+            "time": as_number(f"{EPOCH_TS}{rng.randrange(1000):03d}"),
+            "pid": as_number(str(rng.randrange(7, 90))),
+            "hostname": f"web-{hexid(rng, 5)}",
+            "req": {"id": as_number(str(rng.randrange(1, 999999))), "method": method, "url": path},
+            "res": {"statusCode": as_number(str(status))},
+            "responseTime": as_number(str(int(ms))),
+            "msg": "request errored" if status >= 500 else "request completed",
+        }
+        return form, dumps(rec)
+    if form == "rails":
+        return form, (
+            f"I, [{ISO_TS}.{rng.randrange(10**6):06d} #{rng.randrange(100, 9999)}]  INFO -- : "
+            f"[{uuid4ish(rng)}] Completed {status} {reason} in {int(ms)}ms "
+            f"(ActiveRecord: {ms / 7:.1f}ms | Allocations: {rng.randrange(500, 90000)})"
+        )
+    return form, (
+        f"{py_head(rng, 'WARNING', 'app.http')} {method} {path} {status} {ms:.1f}ms "
+        f"user={rng.randrange(1, 50000)} rid={rid}"
+    )
+
+
+# --------------------------------------------------------------------------- storm extras
+
+
+def fmt_httpx_retried(rng: random.Random, err: ApiError) -> list[str]:
+    """One failed request as openai-python logs it with its retries: httpx's status line, the
+    retry notice, the status line again, the error. One finding: the status lines are the same
+    failure as the error record (oai400d.sameerror)."""
+    return [
+        *fmt_httpx(rng, err.status),
+        retry_info_line(rng),
+        *fmt_httpx(rng, err.status),
+        *fmt_py_v1(rng, err),
+    ]
+
+
+def storm_evidence(rng: random.Random) -> list[Record]:
+    """A few dozen distinct OpenAI error events of an outage: rate limits with varying numbers
+    (each call to api_errors draws new ones), 5xx, timeouts and connection errors, in the
+    formats an openai-python service logs them. The storm repeats them, most of all the first."""
+    formats: list[tuple[str, Callable[[random.Random, ApiError], list[str]]]] = [
+        ("openai-python v1", fmt_py_v1),
+        ("openai-python v1", fmt_py_v1),
+        ("httpx lines, retry, openai-python v1", fmt_httpx_retried),
+        ("openai-python v1 traceback", fmt_py_v1_traceback),
+        ("JSON-lines log", fmt_jsonl),
+        ("LiteLLM", fmt_litellm),
+    ]
+    events: list[Record] = []
+    for _ in range(8):
+        for err in api_errors(rng):
+            if err.category in ("rate_limit", "server.error"):
+                name, fmt = rng.choice(formats)
+                events.append(Record(lines_to_bytes(fmt(rng, err)), err.category, name))
+    for _ in range(2):
+        for name, lines in network_events(rng):
+            events.append(Record(lines_to_bytes(lines), "network", name))
+    rng.shuffle(events)
+    return events
+
+
 # --------------------------------------------------------------------------- shape streams
 
 Subs = tuple[tuple[bytes, bytes], ...]
@@ -1897,6 +2065,66 @@ def jsonl_chunks(seed: int) -> Chunks:
     return shape_chunks(rng, normal, evidence, lookalikes, RECORDS_PER_CHUNK, LOOKALIKES_PER_CHUNK)
 
 
+ACCESS_ERRORS_PER_CHUNK = 200  # 20 % of the records (and about as many of the lines)
+ACCESS_POOL = 8000
+
+
+def access_chunks(seed: int) -> Chunks:
+    """The mixed shape with 200 of each 1000 records replaced by the app's own 4xx/5xx request
+    lines (own_request_line): the status forms fire on each, nothing attributes them."""
+    rng = random.Random(f"access-heavy:{seed}")
+    normal = [
+        Record(lines_to_bytes([normal_record(rng)]), "", "normal") for _ in range(NORMAL_POOL)
+    ]
+    own = []
+    for _ in range(ACCESS_POOL):
+        form, line = own_request_line(rng)
+        own.append(Record(lines_to_bytes([line]), "", f"own 4xx/5xx: {form}"))
+    evidence = evidence_pool(rng)
+    lookalikes = lookalike_pool(rng)
+    categories = sorted(evidence)
+    slots = range(RECORDS_PER_CHUNK)
+    t = START
+    while True:
+        recs = rng.choices(normal, k=RECORDS_PER_CHUNK)
+        where = rng.sample(slots, 1 + LOOKALIKES_PER_CHUNK + ACCESS_ERRORS_PER_CHUNK)
+        recs[where[0]] = rng.choice(evidence[rng.choice(categories)])
+        for i in where[1 : 1 + LOOKALIKES_PER_CHUNK]:
+            recs[i] = rng.choice(lookalikes)
+        for i in where[1 + LOOKALIKES_PER_CHUNK :]:
+            recs[i] = rng.choice(own)
+        yield recs, timestamps_ext(t)
+        t += timedelta(seconds=1)
+
+
+STORM_ERRORS_PER_CHUNK = 700  # of RECORDS_PER_CHUNK: an app in an outage logs little else
+
+
+def storm_chunks(seed: int) -> Chunks:
+    """An error storm: per 1000 records 700 OpenAI error events drawn from a few dozen distinct
+    ones (storm_evidence) with Zipf weights (the first about a quarter of them), 5 look-alikes,
+    the rest the mixed shape's ordinary lines."""
+    rng = random.Random(f"storm:{seed}")
+    normal = [
+        Record(lines_to_bytes([normal_record(rng)]), "", "normal") for _ in range(NORMAL_POOL)
+    ]
+    evidence = storm_evidence(rng)
+    weights = [1 / (rank + 1) for rank in range(len(evidence))]
+    lookalikes = lookalike_pool(rng)
+    slots = range(RECORDS_PER_CHUNK)
+    t = START
+    while True:
+        recs = rng.choices(normal, k=RECORDS_PER_CHUNK)
+        where = rng.sample(slots, STORM_ERRORS_PER_CHUNK + LOOKALIKES_PER_CHUNK)
+        errors = rng.choices(evidence, weights=weights, k=STORM_ERRORS_PER_CHUNK)
+        for i, rec in zip(where, errors, strict=False):
+            recs[i] = rec
+        for i in where[STORM_ERRORS_PER_CHUNK:]:
+            recs[i] = rng.choice(lookalikes)
+        yield recs, timestamps_ext(t)
+        t += timedelta(seconds=1)
+
+
 def line_kind(line: str) -> str:
     """What an ordinary line is, for the line shares in the meta file."""
     if line.startswith("{"):
@@ -1937,6 +2165,8 @@ class Stats:
                 kinds["look-alike event"] += n * text.count("\n")
             elif rec.category:
                 kinds["OpenAI error event"] += n * text.count("\n")
+            elif rec.fmt != "normal":  # a kind of its own (access-heavy's own request lines)
+                kinds[rec.fmt] += n * text.count("\n")
             else:
                 for line in text.splitlines():
                     kinds[line_kind(line)] += n
@@ -1989,6 +2219,8 @@ SHAPES: dict[str, Callable[[int], Chunks]] = {
     "mixed": chunks,
     "openai-heavy": heavy_chunks,
     "jsonl": jsonl_chunks,
+    "access-heavy": access_chunks,
+    "storm": storm_chunks,
 }
 
 
@@ -2057,6 +2289,9 @@ def write_meta(out: Path, st: Stats, size: int, seed: int, seconds: float) -> Pa
         "lookalike_events": st.lookalike_events,
         "evidence_by_category": dict(sorted(st.by_category.items())),
         "evidence_by_format": dict(sorted(st.by_format.items())),
+        "evidence_distinct_records": sum(
+            1 for rec in st.uses if rec.category and rec.category != "not_openai"
+        ),
         "lines_by_kind": dict(kinds.most_common()),
         "lines_by_kind_percent": {k: percent(n, st.lines) for k, n in kinds.most_common()},
         "lines_with_literal_percent": {k: percent(n, st.lines) for k, n in literals.items()},
