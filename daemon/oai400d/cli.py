@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import gzip
 import json
 import logging
 import os
@@ -12,35 +10,30 @@ import stat
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 
 from oai400d import __version__
 from oai400d.classify import Classifier, load_rules
-from oai400d.config import (
-    LoadedConfig,
-    LogsSettings,
-    Settings,
-    format_duration,
-    load_config,
-    parse_duration,
-    public_view,
-)
 from oai400d.errors import ConfigError, DeliveryError, FleetError, StateDamagedError, StateError
 from oai400d.masking import redact, redact_values
-from oai400d.model import PROBE_NAMES, Ack, Finding, ProbeResult, Silence
-from oai400d.notify.outbox import PARKED_RETRY
+from oai400d.model import PROBE_NAMES, Ack, EventLimits, Finding, ProbeResult, Silence
 from oai400d.sameerror import one_per_request
 from oai400d.scan import Scanner, scan_file
-from oai400d.state import State
 from oai400d.timestamps import iso
 
 if TYPE_CHECKING:
+    from oai400d.config import LoadedConfig, Settings
     from oai400d.fleet import FleetStore
+    from oai400d.state import State
 
-# The daemon's and the probes' modules (APScheduler, slack-sdk, httpx) are imported by the
-# commands that use them: `classify` on a big file should not pay for them at start-up.
+# Each command imports what it uses, and only then: `classify` of a small file is mostly
+# start-up, so it imports no config machinery without a config file (pydantic), no state DB,
+# no notifiers; the daemon's and the probes' modules (APScheduler, slack-sdk, httpx) and the
+# fleet's (psycopg) load only with the commands and settings that use them
+# (tests/test_startup.py checks what `classify` and `run` import).
 
 EXIT_OK = 0
 EXIT_WARNING = 1
@@ -159,6 +152,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     loaded = _load(args)
     load_rules(loaded.settings.rules)  # a broken user rule is a config error before anything starts
+    require_fleet_driver(loaded.settings, loaded.source)
+    _build_automata_aside(loaded.settings.rules)
     daemon = Daemon(loaded, config_arg=args.config)
     daemon.install_signal_handlers()
     try:
@@ -166,6 +161,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     except StateError as exc:
         print(f"oai400d: {exc}", file=sys.stderr)
         return EXIT_STATE
+
+
+def _build_automata_aside(rules: Sequence[Mapping[str, Any]]) -> None:
+    """Build the classifier once in a child process first, so that a cold cache is filled
+    there: compiling the automata peaks ~30 MB above the daemon's idle RSS, and a process keeps
+    its high-water mark (and glibc some of that heap) for good, while the daemon then loads
+    them from the cache in a few ms. Without fork, or if the child fails, the daemon builds them
+    itself as before."""
+    if not hasattr(os, "fork"):
+        return
+    child = os.fork()  # (before any thread is started)
+    if child == 0:
+        code = 1
+        try:
+            Classifier(load_rules(rules))
+            code = 0
+        finally:
+            os._exit(code)  # no atexit handlers, no flushing of the parent's buffers
+    os.waitpid(child, 0)
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
@@ -253,6 +267,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_OK if not args.json else _print_json_status(None)
+    from oai400d.state import State
+
     try:
         state = State(path, readonly=True)
         try:
@@ -309,6 +325,8 @@ def _print_parked_status(report: dict[str, Any]) -> None:
     """The notifications the receiver refuses (kept, not lost), why, and what brings them out."""
     if not report["outbox_parked"]:
         return
+    from oai400d.notify.outbox import PARKED_RETRY
+
     every = f"{PARKED_RETRY / 60:.0f} min"
     print(
         f"  {report['outbox_parked']} of them parked: the receiver refuses them; tried again "
@@ -478,12 +496,39 @@ def status_report(state: State) -> dict[str, Any]:
 
 
 def _load(args: argparse.Namespace) -> LoadedConfig:
+    from oai400d.config import load_config
+
     return load_config(args.config)
 
 
+FLEET_INSTALL = "pip install 'oai400d[fleet]'"
+
+
+def require_fleet_driver(settings: Settings, source: str = "") -> None:
+    """With state.fleet, the fleet's modules and their PostgreSQL driver (psycopg and its pool,
+    the `fleet` extra that a single host does without) must import: a ConfigError naming the
+    key and the install command (exit 78) rather than a traceback once the daemon has started."""
+    if settings.state.fleet is None:
+        return
+    try:
+        import oai400d.fleet  # noqa: F401  (imports psycopg and psycopg_pool)
+    except ImportError as exc:
+        missing = f" ({exc.name} is missing)" if exc.name else f" ({exc})"
+        raise ConfigError(
+            [
+                "state.fleet: is set, but the fleet's PostgreSQL driver is not installed"
+                f"{missing}; install it with `{FLEET_INSTALL}`, or remove state.fleet"
+            ],
+            source,
+        ) from None
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from oai400d.config import public_view
+
     loaded = _load(args)
     table = load_rules(loaded.settings.rules)
+    require_fleet_driver(loaded.settings, loaded.source)
     view = public_view(loaded.settings)
     print(f"# configuration from {loaded.source}: valid")
     print(f"# {len(table.rules)} rules ({len(loaded.settings.rules)} from the config)")
@@ -491,9 +536,48 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# Where the config is looked for, as config.config_path does (tests/test_startup.py checks they
+# are config's own): `classify` reads no config module when there is no file to read.
+CONFIG_ENV = "OAI400D_CONFIG"
+DEFAULT_CONFIG_PATH = "/etc/oai400d/config.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanOptions:
+    """What `classify` takes from the settings; the defaults are logs' and rules' built-in ones
+    (tests/test_startup.py checks they are the same as config's)."""
+
+    rules: tuple[Mapping[str, Any], ...] = ()
+    max_line: int = 1024 * 1024
+    limits: EventLimits = field(default_factory=EventLimits)
+    wrapper: str = "auto"
+    wrappers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, settings: Settings) -> ScanOptions:
+        logs = settings.logs
+        return cls(
+            tuple(settings.rules), logs.max_line, logs.event_limits, logs.wrapper, logs.wrappers
+        )
+
+
+def scan_options(args: argparse.Namespace) -> ScanOptions:
+    """The config's, or the built-in defaults when no config file is named and none is at the
+    default path: then no config machinery is imported (the config's pydantic models take
+    ~100 ms to import, most of a small file's run) and no secret is read (classify sends
+    nothing)."""
+    if (
+        not args.config
+        and not os.environ.get(CONFIG_ENV)
+        and not os.path.exists(DEFAULT_CONFIG_PATH)
+    ):
+        return ScanOptions()
+    return ScanOptions.of(_load(args).settings)
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
-    loaded = _load(args)
-    classifier = Classifier(load_rules(loaded.settings.rules))
+    options = scan_options(args)
+    classifier = Classifier(load_rules(options.rules))
     out = sys.stdout
     counts: Counter[str] = Counter()
     first_fix: dict[str, str] = {}
@@ -506,9 +590,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
             with _open_input(path) as (stream, size):
                 scanner = Scanner(
                     classifier,
-                    max_line=loaded.settings.logs.max_line,
-                    limits=loaded.settings.logs.event_limits,
-                    wrapper=_wrapper_for(loaded.settings.logs, path),
+                    max_line=options.max_line,
+                    limits=options.limits,
+                    wrapper=_wrapper_for(options, path),
                 )
                 with _progress(path, size) as progress:
                     scanner.progress = progress
@@ -540,14 +624,14 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_USAGE if unreadable else EXIT_OK
 
 
-def _wrapper_for(logs: LogsSettings, path: str) -> str:
+def _wrapper_for(options: ScanOptions, path: str) -> str:
     """logs.wrappers' kind for the first glob matching the path, else logs.wrapper."""
-    if path == "-" or not logs.wrappers:
-        return logs.wrapper
+    if path == "-" or not options.wrappers:
+        return options.wrapper
     from oai400d.sources import globs  # (watchdog comes with sources: only when needed)
 
-    table = [(globs.normalize(pattern), kind) for pattern, kind in logs.wrappers.items()]
-    return globs.choose(table, logs.wrapper, os.path.abspath(path))
+    table = [(globs.normalize(pattern), kind) for pattern, kind in options.wrappers.items()]
+    return globs.choose(table, options.wrapper, os.path.abspath(path))
 
 
 @contextmanager
@@ -563,6 +647,8 @@ def _open_input(path: str) -> Iterator[tuple[BinaryIO, int | None]]:
         size = info.st_size if stat.S_ISREG(info.st_mode) else None
         if raw.read(2) == b"\x1f\x8b":
             raw.seek(0)
+            import gzip  # (only for a .gz input)
+
             with gzip.open(raw, "rb") as unzipped:
                 yield unzipped, None  # type: ignore[misc]
                 return
@@ -689,6 +775,8 @@ def _add_mute_commands(command: Callable[[str, str], argparse.ArgumentParser]) -
 def whoami() -> str:
     """The OS user running the command: who a silence or an acknowledgement is recorded as."""
     try:
+        import getpass  # (termios with it: only for the commands that record a user)
+
         return getpass.getuser()
     except (OSError, KeyError):  # no login name and no passwd entry (some containers)
         return f"uid {os.getuid()}"
@@ -728,6 +816,7 @@ def _fleet_store(settings: Settings) -> FleetStore | None:
     state.fleet. Imported here only: psycopg and the daemon's modules only where needed."""
     if settings.state.fleet is None:
         return None
+    require_fleet_driver(settings)
     from oai400d.wiring import make_fleet_store
 
     return make_fleet_store(settings)
@@ -761,6 +850,8 @@ def _writable_state(path: str) -> Iterator[State | None]:
         )
         yield None
         return
+    from oai400d.state import State
+
     state = State(path)
     try:
         yield state
@@ -804,6 +895,7 @@ def silence_json(silence: Silence, now: float) -> dict[str, Any]:
 
 def cmd_silence(args: argparse.Namespace) -> int:
     from oai400d.classify.rules import CATEGORIES
+    from oai400d.config import format_duration, parse_duration
 
     if (args.fingerprint is None) == (args.category is None):
         print("oai400d silence: give a FINGERPRINT or --category C (one of them)", file=sys.stderr)
@@ -866,6 +958,8 @@ def cmd_silences(args: argparse.Namespace) -> int:
         except FleetError as exc:
             return _state_failed(exc)
     elif os.path.exists(path):
+        from oai400d.state import State
+
         state = State(path, readonly=True)
         try:
             found = state.silences(after=None if args.all else now)

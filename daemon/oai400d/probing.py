@@ -16,14 +16,15 @@ import queue
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-
-from apscheduler.schedulers.background import BackgroundScheduler
+from typing import TYPE_CHECKING
 
 from oai400d.config import Settings
 from oai400d.metrics import PROBE_SUCCESS_META
 from oai400d.model import ProbeResult
-from oai400d.probes import run_probes
 from oai400d.state import ProbeRecord, State
+
+if TYPE_CHECKING:  # APScheduler and the probes (httpx): ~8 MB, imported only with probes.enabled
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("oai400d")
 
@@ -42,6 +43,8 @@ class ProbeSchedule:
         p = self.settings.probes
         if not p.enabled:
             return
+        from apscheduler.schedulers.background import BackgroundScheduler
+
         scheduler = BackgroundScheduler(
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone="UTC",
@@ -69,6 +72,8 @@ class ProbeSchedule:
             self._scheduler = None
 
     def _run(self, names: list[str]) -> None:
+        from oai400d.probes import run_probes
+
         try:
             for result in run_probes(self.settings, names):
                 self.results.put(result)

@@ -14,17 +14,15 @@ from typing import TYPE_CHECKING, Any
 from oai400d.config import Settings
 from oai400d.model import Notification, Route
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
-from oai400d.notify.alertmanager import AlertmanagerNotifier
 from oai400d.notify.outbox import PARKED_RETRY
-from oai400d.notify.pagerduty import PagerDutyNotifier
-from oai400d.notify.slack import SlackWebhookNotifier, SlackWebNotifier
-from oai400d.notify.socket_mode import SlackSocketMode
-from oai400d.notify.webhook import WebhookNotifier
 from oai400d.state import State
 from oai400d.timestamps import iso
 
-if TYPE_CHECKING:  # the fleet's modules (and psycopg) are loaded only with state.fleet
+if TYPE_CHECKING:
+    # Each notifier's module is imported when that notifier is configured (slack-sdk is ~8 MB
+    # of the daemon's memory, httpx ~3 MB); the fleet's modules (and psycopg) with state.fleet.
     from oai400d.fleet import FleetStore
+    from oai400d.notify.socket_mode import SlackSocketMode
 
 log = logging.getLogger("oai400d")
 
@@ -44,10 +42,14 @@ def make_notifiers(settings: Settings) -> list[tuple[Notifier, Route]]:
         made.append((slack, _route(slack.name, settings.slack)))
     pd = settings.pagerduty
     if pd.routing_key is not None:
+        from oai400d.notify.pagerduty import PagerDutyNotifier
+
         pager = PagerDutyNotifier(pd.routing_key.get_secret_value(), pd.events_url, pd.timeout)
         made.append((pager, _route(pager.name, pd)))
     am = settings.alertmanager
     if am.url:
+        from oai400d.notify.alertmanager import AlertmanagerNotifier
+
         manager = AlertmanagerNotifier(
             am.url,
             am.timeout,
@@ -60,6 +62,8 @@ def make_notifiers(settings: Settings) -> list[tuple[Notifier, Route]]:
         )
         made.append((manager, _route(manager.name, am)))
     for hook in settings.webhook:
+        from oai400d.notify.webhook import WebhookNotifier
+
         webhook = WebhookNotifier(
             hook.name,
             hook.url,
@@ -77,6 +81,8 @@ def _make_slack(settings: Settings) -> Notifier | None:
     slack = settings.slack
     interval = 1.0 / slack.max_messages_per_second
     if slack.bot_token is not None:
+        from oai400d.notify.slack import SlackWebNotifier
+
         return SlackWebNotifier(
             slack.bot_token.get_secret_value(),
             slack.channel,
@@ -86,6 +92,8 @@ def _make_slack(settings: Settings) -> Notifier | None:
             buttons=slack.app_token is not None,
         )
     if slack.webhook_url is not None:
+        from oai400d.notify.slack import SlackWebhookNotifier
+
         return SlackWebhookNotifier(slack.webhook_url.get_secret_value(), interval, slack.timeout)
     return None
 
@@ -124,6 +132,8 @@ def make_socket_mode(settings: Settings) -> SlackSocketMode | None:
             "posted with a bot token (SLACK_BOT_TOKEN); Slack Socket Mode stays off"
         )
         return None
+    from oai400d.notify.socket_mode import SlackSocketMode
+
     return SlackSocketMode.create(
         slack.app_token.get_secret_value(),
         slack.bot_token.get_secret_value(),

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
+import os
 import re
-import tomllib
+import sys
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from importlib import resources
+from dataclasses import dataclass, field
 from typing import Any
 
 from oai400d.classify.literals import required_literals
+from oai400d.classify.prefilter import CACHE_DAYS, _cache_dir
 from oai400d.errors import ConfigError
 from oai400d.model import CATEGORIES as CATEGORIES  # re-exported: cli, probes.verdicts
 
@@ -41,15 +46,30 @@ def any_in(literals: Iterable[str], lowered: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Pattern:
-    """A compiled regex and the literals one of which must be in the text for it to match."""
+    """A regex and the literals one of which must be in the text for it to match.
 
-    regex: re.Pattern[str]
+    The regex is compiled when first needed: of the table's ~500 regexes a run tries only those
+    whose literals occur, and compiling them all took ~45 ms of every start (`classify` of a
+    small file). `source` was checked to compile when the table was loaded."""
+
+    source: str
     literals: frozenset[str] | None
+    _regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def regex(self) -> re.Pattern[str]:
+        regex = self._regex
+        if regex is None:
+            regex = re.compile(self.source)
+            # (two threads may both compile it: the same regex either way)
+            object.__setattr__(self, "_regex", regex)
+        return regex
 
     def search(self, text: str, lowered: str) -> bool:
         if self.literals is not None and not any_in(self.literals, lowered):
             return False
-        return self.regex.search(text) is not None
+        regex = self._regex  # (the property's call only the first time: this is the hot path)
+        return (regex or self.regex).search(text) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +152,121 @@ class RuleTable:
 
 def builtin_document() -> dict[str, Any]:
     """The parsed `rules.toml` that ships in the package."""
-    text = resources.files("oai400d.classify").joinpath("rules.toml").read_text(encoding="utf-8")
-    return tomllib.loads(text)
+    return _builtin()[0]
+
+
+# What a regex of the built-in table yields when it is analysed: its literals (None: unknown).
+Analysis = dict[str, frozenset[str] | None]
+_ANALYSIS_FORMAT = 1  # bump when what the cache file holds changes
+
+
+def _builtin() -> tuple[dict[str, Any], Analysis]:
+    """The parsed `rules.toml`, and the literals of each of its regexes (each checked to compile).
+
+    Parsing the 130 KB table and analysing its ~460 regexes takes ~90 ms, most of what `classify`
+    of a small file costs; the result is kept as JSON in the automata's cache directory under a
+    digest of everything it depends on (the table, the analysis' code, the Python that parsed
+    them), so a stale one is never read. Anything wrong with the cache means analysing afresh."""
+    # (read beside this module, as setuptools installs it: importlib.resources and pathlib
+    # would cost `classify` ~10 ms of imports; tomllib is needed only without a cache)
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "rules.toml"), "rb") as handle:
+        table = handle.read()
+    cached = _cache_file(table, os.path.join(here, "literals.py"))
+    if cached is not None:
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            return _read_analysis(cached)
+    import tomllib
+
+    document = tomllib.loads(table.decode("utf-8"))
+    analysis = _analyse(document)
+    if cached is not None and analysis is not None:
+        _write_analysis(cached, document, analysis)
+    return document, analysis or {}
+
+
+def _cache_file(table: bytes, analyser_path: str) -> str | None:
+    """Where the analysis of this table by this analyser's code and this Python is kept; None
+    without a cache directory, or without the analyser's source to tell its version by."""
+    folder = _cache_dir()
+    if folder is None:
+        return None
+    try:
+        with open(analyser_path, "rb") as handle:
+            analyser = handle.read()
+    except OSError:
+        return None
+    digest = hashlib.sha256()
+    for part in (table, analyser, sys.version.encode("utf-8"), bytes([_ANALYSIS_FORMAT])):
+        digest.update(hashlib.sha256(part).digest())
+    return os.path.join(folder, f"rules-{digest.hexdigest()[:32]}.json")
+
+
+def _analyse(document: Mapping[str, Any]) -> Analysis | None:
+    """The literals of every regex of the built-in table; None when one does not compile (the
+    table is then refused as a user rule would be, by load_rules, and nothing is cached)."""
+    sources: list[str] = []
+    for raw in document["rule"]:
+        for key in ("messages", "patterns", "not_patterns"):
+            sources.extend(raw.get(key, []))
+    sources.extend(document["unclassified"].get("patterns", []))
+    for key in ("openai", "other_providers"):
+        sources.extend(document["attribution"].get(key, []))
+    analysis: Analysis = {}
+    for source in sources:
+        try:
+            re.compile(source)
+        except (re.error, TypeError):
+            return None
+        analysis[source] = required_literals(source)
+    re.purge()  # (the compiled forms are not kept: Pattern compiles its own when first used)
+    return analysis
+
+
+def _read_analysis(path: str) -> tuple[dict[str, Any], Analysis]:
+    with open(path, encoding="utf-8") as handle:
+        stored = json.load(handle)
+    document = stored["document"]
+    literals = stored["literals"]
+    if not isinstance(document, dict) or not isinstance(literals, dict):
+        raise ValueError(f"{path}: not an analysis of the rule table")
+    analysis: Analysis = {
+        source: None if found is None else frozenset(str(literal) for literal in found)
+        for source, found in literals.items()
+    }
+    return document, analysis
+
+
+def _write_analysis(path: str, document: Mapping[str, Any], analysis: Analysis) -> None:
+    stored = {
+        "document": document,
+        "literals": {
+            source: None if found is None else sorted(found) for source, found in analysis.items()
+        },
+    }
+    with contextlib.suppress(OSError, TypeError, ValueError):
+        temporary = f"{path}.{os.getpid()}.tmp"
+        with open(temporary, "w", encoding="utf-8") as handle:
+            json.dump(stored, handle, ensure_ascii=False)
+        os.replace(temporary, path)
+        _forget_old_analyses(os.path.dirname(path), keep=path)
+
+
+def _forget_old_analyses(folder: str, keep: str) -> None:
+    """Delete the analyses last written CACHE_DAYS ago or more (tables no longer in use)."""
+    cutoff = time.time() - CACHE_DAYS * 86400
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith("rules-") and entry.path != keep:
+                with contextlib.suppress(OSError):
+                    if entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
 
 
 def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     """Built-in rules with the user's merged in: a known id overrides that rule in place (keys
     not given are kept), a new id is evaluated before every built-in rule."""
-    document = builtin_document()
+    document, analysed = _builtin()
     builtin = [dict(raw) for raw in document["rule"]]
     by_id = {raw["id"]: index for index, raw in enumerate(builtin)}
     added: list[dict[str, Any]] = []
@@ -158,7 +285,7 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     compiled: list[Rule] = []
     for raw in [*added, *builtin]:
         try:
-            compiled.append(compile_rule(raw))
+            compiled.append(compile_rule(raw, analysed))
         except ValueError as exc:
             problems.append(f"rules: rule {raw.get('id')!r}: {exc}")
     if problems:
@@ -168,9 +295,9 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     class_status = dict(document["exception_status"])
     unknown = dict(document["unclassified"])
     error_types = frozenset(unknown.pop("types"))
-    error_signs = _compile_all(unknown.pop("patterns"), "unclassified.patterns")
+    error_signs = _compile_all(unknown.pop("patterns"), "unclassified.patterns", analysed)
     status_names = frozenset(unknown.pop("status_names"))
-    unclassified = compile_rule({**unknown, "category": "unclassified"})
+    unclassified = compile_rule({**unknown, "category": "unclassified"}, analysed)
     # What can show an unknown error: its sign patterns, and the error types that cannot be
     # ordinary words ("requests" and "tokens" come with a status form or a code anyway).
     extra = {name for name in error_types if "_" in name}
@@ -179,9 +306,9 @@ def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
     return RuleTable(
         rules=tuple(compiled),
         prefilter=prefilter_literals(compiled, class_status, extra),
-        openai=_compile_all(attribution["openai"], "openai"),
+        openai=_compile_all(attribution["openai"], "openai", analysed),
         signatures=signatures,
-        other_providers=_compile_all(attribution["other_providers"], "other_providers"),
+        other_providers=_compile_all(attribution["other_providers"], "other_providers", analysed),
         class_status=class_status,
         unclassified=unclassified,
         error_types=error_types,
@@ -212,8 +339,9 @@ def prefilter_literals(
     return tuple(kept)
 
 
-def compile_rule(raw: Mapping[str, Any]) -> Rule:
-    """Validate one rule table; raise ValueError saying which key is wrong and why."""
+def compile_rule(raw: Mapping[str, Any], analysed: Analysis | None = None) -> Rule:
+    """Validate one rule table; raise ValueError saying which key is wrong and why. `analysed`:
+    regexes already checked (the built-in table's), with their literals."""
     unknown = set(raw) - _RULE_KEYS
     if unknown:
         raise ValueError(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_RULE_KEYS)}")
@@ -230,19 +358,19 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
     fixes = _list_of(raw, "fixes", str)
     if not fixes:
         raise ValueError("`fixes` must list at least one fix")
-    messages = _compile_all(_list_of(raw, "messages", str), "messages")
+    messages = _compile_all(_list_of(raw, "messages", str), "messages", analysed)
     for pattern in messages:
         if pattern.literals is None:
             raise ValueError(
-                f"`messages` entry {pattern.regex.pattern!r} has no literal text of 3 or more "
+                f"`messages` entry {pattern.source!r} has no literal text of 3 or more "
                 "characters that every match contains (the prefilter looks for it): spell out "
                 "a fixed part of the message"
             )
-    patterns = messages + _compile_all(_list_of(raw, "patterns", str), "patterns")
+    patterns = messages + _compile_all(_list_of(raw, "patterns", str), "patterns", analysed)
     for pattern in patterns[len(messages) :]:
         if pattern.literals is None:
             raise ValueError(
-                f"`patterns` entry {pattern.regex.pattern!r} has no literal text of 3 or more "
+                f"`patterns` entry {pattern.source!r} has no literal text of 3 or more "
                 "characters that every match contains (the prefilter looks for it): spell out "
                 "a fixed part, e.g. `Rate limit (reached|exceeded)` rather than `Rate.*limit`"
             )
@@ -261,7 +389,7 @@ def compile_rule(raw: Mapping[str, Any]) -> Rule:
         types=frozenset(_list_of(raw, "types", str)),
         codes=frozenset(_list_of(raw, "codes", str)),
         patterns=patterns,
-        not_patterns=_compile_all(_list_of(raw, "not_patterns", str), "not_patterns"),
+        not_patterns=_compile_all(_list_of(raw, "not_patterns", str), "not_patterns", analysed),
         fixes=tuple(fixes),
         docs=tuple(_list_of(raw, "docs", str)),
         messages=messages,
@@ -278,11 +406,19 @@ def _list_of(raw: Mapping[str, Any], key: str, kind: type) -> list[Any]:
     return value
 
 
-def _compile_all(patterns: Iterable[str], key: str) -> tuple[Pattern, ...]:
+def _compile_all(
+    patterns: Iterable[str], key: str, analysed: Analysis | None = None
+) -> tuple[Pattern, ...]:
+    """Patterns of the given regexes: those `analysed` are compiled when first used, any other
+    (a user's) now, so that a broken one is a config error before anything starts."""
     compiled = []
     for pattern in patterns:
+        if analysed is not None and pattern in analysed:
+            compiled.append(Pattern(pattern, analysed[pattern]))
+            continue
         try:
-            compiled.append(Pattern(re.compile(pattern), required_literals(pattern)))
+            regex = re.compile(pattern)
         except re.error as exc:
             raise ValueError(f"`{key}` entry {pattern!r} is not a valid regex: {exc}") from None
+        compiled.append(Pattern(pattern, required_literals(pattern), regex))
     return tuple(compiled)
