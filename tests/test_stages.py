@@ -13,6 +13,7 @@ import pytest
 
 from oai400d.alerts import AlertBook
 from oai400d.backlog import BacklogWindow
+from oai400d.classify import Classifier
 from oai400d.config import AlertsSettings, parse_settings
 from oai400d.fleetlink import FleetLink
 from oai400d.hold import SECONDARY_HOLD, SecondaryHold
@@ -171,7 +172,9 @@ class NothingSaved:
         return []
 
 
-def make_ingest(tmp_path: Path, read_counts: list[tuple[str, int]]) -> Ingest:
+def make_ingest(
+    tmp_path: Path, read_counts: list[tuple[str, int]], classifier: Classifier | None = None
+) -> Ingest:
     settings = parse_settings(
         {
             "logs": {
@@ -189,6 +192,7 @@ def make_ingest(tmp_path: Path, read_counts: list[tuple[str, int]]) -> Ingest:
         wake=lambda: None,
         on_read=lambda path, lines, size: read_counts.append((path, lines)),
         on_error=lambda path: None,
+        prefilter=classifier.prefilter if classifier is not None else None,
     )
 
 
@@ -226,6 +230,34 @@ def test_ingest_reads_files_into_events_caught_up_then_live(tmp_path: Path) -> N
         assert position.offset == log.stat().st_size
         ingest.committed()
         assert not ingest.dirty and ingest.forgotten() == []
+    finally:
+        ingest.stop()
+
+
+def test_ingest_with_the_prefilter_hands_out_only_the_events_around_hits(tmp_path: Path) -> None:
+    """The daemon's fast path: lines without a prefilter hit are counted, not assembled; a
+    traceback with a hit is one event from its header; the position saved while its record
+    may still go on is that record's start, then the end once the timeout completed it."""
+    log = tmp_path / "app.log"
+    head = "first line\nERROR call failed\nTraceback (most recent call last):\n"
+    log.write_text(
+        head + '  File "x", line 1\nopenai.RateLimitError: Error code: 429\nnext record\n'
+    )
+    counts: list[tuple[str, int]] = []
+    ingest = make_ingest(tmp_path, counts, Classifier())
+    ingest.start()
+    try:
+        got = read_until(ingest, 100.0, lambda g: len(g) >= 1)
+        assert [(i.event.first_line, i.event.last_line, i.caught_up) for i in got] == [(2, 5, True)]
+        assert counts == [(str(log), 6)]
+        read_until(ingest, 100.0, lambda g: not ingest.catching_up, deadline=5.0)
+        assert ingest.caught_up_pending()  # "next record" may still go on
+        (position,) = ingest.file_positions()
+        assert (position.offset, position.line_no) == (log.stat().st_size - 12, 5)
+        assert ingest.read(102.0) == []  # the timeout ends it: no hit, no event
+        assert ingest.deadlines() == []
+        (position,) = ingest.file_positions()
+        assert (position.offset, position.line_no) == (log.stat().st_size, 6)
     finally:
         ingest.stop()
 

@@ -12,28 +12,9 @@ from __future__ import annotations
 import re
 
 from oai400d.levels import error_level_end
-from oai400d.model import WRAPPED_PIECE, Event, EventLimits, Line
+from oai400d.model import RECORD_START, WRAPPED_PIECE, Event, EventLimits, Line
 
-# A new log record: a timestamp (ISO, Go's log, syslog, a bare time, epoch seconds, glog), a level
-# prefix (`ERROR:`, `[WARN]`, `INFO `, `level=`, `time=`), or a whole JSON object on one line.
-_RECORD_START = re.compile(
-    r"""
-    (?:\[[\w.:-]{1,32}\]\s?|[\w.-]{1,32}\s+\|\s)?        # [bot] / web_1  | (a source tag first)
-    (?:
-    \[?\d{4}[-/]\d\d[-/]\d\d[T\s_]\d\d:\d\d          # 2024-05-01 12:00 / [2024/05/01 12:00
-    | \[?\d{4}-\d\d-\d\d\]                           # [2024-05-01]
-    | \[?\d\d:\d\d:\d\d(?:[.,]\d+)?\b                  # 12:00:01.123
-    | \[?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s[\s\d]\d\s\d\d:\d\d  # syslog
-    | \[?\d{10}(?:\.\d+)?\b                           # epoch seconds
-    | [IWEF]\d{4}\s\d\d:\d\d:\d\d                       # glog
-    | \[?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL|PANIC)
-      (?:\]|:|\s|\||$)                                # a level prefix
-    | (?:level|lvl|time|ts|timestamp|severity)=         # logfmt
-    | \{"[^"\n]{1,40}":.*\}\s*$                          # a JSON-lines record
-    )
-    """,
-    re.VERBOSE,
-)
+_RECORD_START = re.compile(RECORD_START, re.VERBOSE)  # (model.py: the prefilter reads it too)
 
 
 _WRAPPED = re.compile(WRAPPED_PIECE)

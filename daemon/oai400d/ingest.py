@@ -7,6 +7,10 @@ each file's safe position (the start of an event still being gathered), each jou
 and the files that are gone. `read(now)` returns the events completed since the last call, each
 marked with whether it was read while catching up on what was written before the daemon
 started; the multi-line timeout is applied on the time passed in.
+
+Given the classifier's prefilter, a plain file's new bytes take the fast path (scan/live.py):
+only the events around a prefilter hit are decoded and assembled, since an event without one
+can give no finding. A wrapped file's lines (unwrap.py) and the journals are assembled whole.
 """
 
 from __future__ import annotations
@@ -17,8 +21,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from oai400d.assemble import Assembler, StreamAssemblers
+from oai400d.classify.prefilter import Prefilter
 from oai400d.config import Settings
-from oai400d.model import Event, FileState, JournalPosition
+from oai400d.model import Event, FileState, JournalPosition, Read
+from oai400d.scan.live import LiveFile, Position
+from oai400d.scan.stream import HitEvents
 from oai400d.sources import Sources
 from oai400d.sources.descriptors import raise_open_files_limit
 from oai400d.sources.journal import Journals, where
@@ -42,6 +49,17 @@ class _Followed:
     position: FileState
     last_line_at: float = 0.0
     caught_up: bool = False  # the lines being gathered were read while catching up
+    live: LiveFile | None = None  # the fast path, for a plain file read raw
+
+    @property
+    def pending(self) -> bool:
+        return self.assembler.pending or (self.live is not None and self.live.pending)
+
+    def flush(self) -> list[Event]:
+        events = self.assembler.flush()
+        if self.live is not None:
+            events.extend(self.live.flush())
+        return events
 
 
 @dataclass
@@ -52,12 +70,18 @@ class _JournalFollowed:
     last_line_at: float = 0.0
     caught_up: bool = False
 
+    @property
+    def pending(self) -> bool:
+        return self.assembler.pending
+
 
 class Ingest:
     """Files and journals in, events out; `catching_up` until every source reached its end.
 
     `on_read(source_path, lines, bytes)` and `on_error(path)` are told what was read and which
     file could not be (for metrics); `report` gets the problems a person should read.
+    `prefilter`: the classifier's; with it, plain files take the fast path (only the events
+    around a hit come out: the others could give no finding).
     """
 
     def __init__(
@@ -69,8 +93,11 @@ class Ingest:
         wake: Callable[[], None],
         on_read: Callable[[str, int, int], None],
         on_error: Callable[[str], None],
+        prefilter: Prefilter | None = None,
     ) -> None:
         self.settings = settings
+        self._prefilter = prefilter
+        self._hits = self._make_hits(settings)
         self._report = report
         self._wake = wake
         self._on_read = on_read
@@ -117,8 +144,23 @@ class Ingest:
         committed every position before)."""
         self.sources.stop()
         self.settings = settings
+        self._hits = self._make_hits(settings)
+        # What was being gathered is read again from the committed positions: started afresh,
+        # so that no event takes those lines twice.
+        self._followed = {}
+        self._gathering = {}
         self.sources = self._make_sources(settings, self._saved.files())
         self.sources.start()
+
+    def use_prefilter(self, prefilter: Prefilter) -> None:
+        """The rules were reloaded: search the bytes read from now on with their prefilter."""
+        self._prefilter = prefilter
+        self._hits = hits = HitEvents(
+            prefilter, self.settings.logs.max_line, self.settings.logs.event_limits
+        )
+        for followed in self._followed.values():
+            if followed.live is not None:
+                followed.live.hits = hits
 
     def replace_journals(self, settings: Settings) -> None:
         """New journal settings: their pending lines are read again from the saved cursors (the
@@ -159,27 +201,46 @@ class Ingest:
             for line in read.lines:
                 events.extend(Ingested(e, backlog) for e in followed.assembler.feed(line, now))
             if read.lines:
+                size = max(0, read.file.offset - read.lines[0].offset)
+                self._on_read(read.file.path, len(read.lines), size)
+            if read.raw:
+                events.extend(Ingested(e, backlog) for e in self._read_raw(followed, read))
+            if read.lines or read.raw:
                 self._gathering[key] = followed
                 followed.last_line_at = now
                 followed.caught_up = backlog
-                size = max(0, read.file.offset - read.lines[0].offset)
-                self._on_read(read.file.path, len(read.lines), size)
             followed.position = read.file
             self.dirty = True
             if read.finished:
-                events.extend(Ingested(e, backlog) for e in followed.assembler.flush())
+                events.extend(Ingested(e, backlog) for e in followed.flush())
                 self._forget.append(read.file)
                 del self._followed[key]
                 self._gathering.pop(key, None)
         timeout = self.settings.logs.multiline_timeout
         for key, followed in list(self._gathering.items()):
-            if followed.assembler.pending and now - followed.last_line_at >= timeout:
-                events.extend(Ingested(e, followed.caught_up) for e in followed.assembler.flush())
+            if followed.pending and now - followed.last_line_at >= timeout:
+                events.extend(Ingested(e, followed.caught_up) for e in followed.flush())
             elif followed.assembler.pending:  # a stream that went quiet while another goes on
                 idle = followed.assembler.flush_idle(now, timeout)
                 events.extend(Ingested(e, followed.caught_up) for e in idle)
-            if not followed.assembler.pending:
+            if not followed.pending:
                 del self._gathering[key]
+        return events
+
+    def _read_raw(self, followed: _Followed, read: Read) -> list[Event]:
+        """A plain file's new lines, undecoded: the events around their prefilter hits."""
+        assert self._hits is not None  # (Sources hands out raw lines only with a prefilter)
+        first = read.raw[0]
+        if followed.live is None:
+            start = Position(first.offset, first.line_no)
+            followed.live = LiveFile(read.file.path, self._hits, start)
+        live = followed.live
+        before = live.lines_read
+        events: list[Event] = []
+        for raw in read.raw:
+            events.extend(live.feed(raw))
+        size = max(0, read.file.offset - first.offset)
+        self._on_read(read.file.path, live.lines_read - before, size)
         return events
 
     def _read_journals(self, now: float) -> list[Ingested]:
@@ -213,12 +274,12 @@ class Ingest:
 
     def caught_up_pending(self) -> bool:
         """Whether an event read while catching up is still being gathered."""
-        return any(f.caught_up and f.assembler.pending for f in self._all_followed())
+        return any(f.caught_up and f.pending for f in self._all_followed())
 
     def deadlines(self) -> list[float]:
         """When the multi-line timeout completes an event still being gathered."""
         timeout = self.settings.logs.multiline_timeout
-        return [f.last_line_at + timeout for f in self._all_followed() if f.assembler.pending]
+        return [f.last_line_at + timeout for f in self._all_followed() if f.pending]
 
     def describe(self) -> str:
         """`3 file(s)` or `3 file(s), 1 journal(s)`: what is followed (systemd's status)."""
@@ -256,6 +317,12 @@ class Ingest:
         """Those that may hold an event being gathered (an idle file holds none)."""
         return [*self._gathering.values(), *self._journal_followed.values()]
 
+    def _make_hits(self, settings: Settings) -> HitEvents | None:
+        if self._prefilter is None:
+            return None
+        logs = settings.logs
+        return HitEvents(self._prefilter, logs.max_line, logs.event_limits)
+
     def _make_sources(self, settings: Settings, saved: list[FileState]) -> Sources:
         logs = settings.logs
         return Sources(
@@ -267,6 +334,7 @@ class Ingest:
             on_error=self._on_error,
             wrapper=logs.wrapper,
             wrappers=list(logs.wrappers.items()),
+            raw=self._prefilter is not None,
         )
 
     def _make_journals(self, settings: Settings, positions: list[JournalPosition]) -> Journals:
@@ -293,6 +361,12 @@ def _cursors(saved: SavedPositions) -> list[JournalPosition]:
 
 
 def _safe_position(followed: _Followed) -> FileState:
+    if followed.live is not None:
+        p = followed.position
+        at = followed.live.safe_position()
+        if at.offset >= p.offset:
+            return p
+        return FileState(p.path, p.dev, p.ino, p.head, p.head_len, at.offset, at.line_no)
     first = followed.assembler.first_pending
     if first is None or first.offset >= followed.position.offset:
         return followed.position

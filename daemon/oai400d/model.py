@@ -27,6 +27,26 @@ class Line:
 # look at every such line, since the joined text can hold what no single line does.
 WRAPPED_PIECE = r"(\[?\d{4}[-/]\d\d[-/]\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?)( {8,})(?=\S)"
 
+# A new log record: a timestamp (ISO, Go's log, syslog, a bare time, epoch seconds, glog), a level
+# prefix (`ERROR:`, `[WARN]`, `INFO `, `level=`, `time=`), or a whole JSON object on one line.
+# (Verbose syntax. The Assembler ends a pending event there; the prefilter's weak-hit rule,
+# classify/attribution.py, reads the same starts in the raw bytes.)
+RECORD_START = r"""
+    (?:\[[\w.:-]{1,32}\]\s?|[\w.-]{1,32}\s+\|\s)?        # [bot] / web_1  | (a source tag first)
+    (?:
+    \[?\d{4}[-/]\d\d[-/]\d\d[T\s_]\d\d:\d\d          # 2024-05-01 12:00 / [2024/05/01 12:00
+    | \[?\d{4}-\d\d-\d\d\]                           # [2024-05-01]
+    | \[?\d\d:\d\d:\d\d(?:[.,]\d+)?\b                  # 12:00:01.123
+    | \[?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s[\s\d]\d\s\d\d:\d\d  # syslog
+    | \[?\d{10}(?:\.\d+)?\b                           # epoch seconds
+    | [IWEF]\d{4}\s\d\d:\d\d:\d\d                       # glog
+    | \[?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL|PANIC)
+      (?:\]|:|\s|\||$)                                # a level prefix
+    | (?:level|lvl|time|ts|timestamp|severity)=         # logfmt
+    | \{"[^"\n]{1,40}":.*\}\s*$                          # a JSON-lines record
+    )
+    """
+
 
 @dataclass(frozen=True, slots=True)
 class EventLimits:
@@ -151,12 +171,25 @@ ALL_LINES = -1  # JournalPosition.skip: the whole entry was handed on
 
 
 @dataclass(frozen=True, slots=True)
+class RawLines:
+    """Complete lines of a plain file as read, undecoded (the daemon's fast path, ingest.py):
+    `data` starts at file offset `offset` after `line_no` lines. A line cut at max_line holds
+    fewer bytes than the file: `anchors` are (position in data, file offset) after each one."""
+
+    data: bytes
+    offset: int
+    line_no: int
+    anchors: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Read:
     """What one poll of one file produced."""
 
     file: FileState  # identity, and the position after these lines
     lines: tuple[Line, ...]
     finished: bool = False  # rotated away or deleted, and read to its end: forget this file
+    raw: tuple[RawLines, ...] = ()  # instead of `lines`, for a plain file read raw
 
 
 @dataclass(frozen=True, slots=True)

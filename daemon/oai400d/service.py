@@ -111,6 +111,7 @@ class Daemon:
             wake=self._wake_loop,
             on_read=lambda path, lines, size: self.tally.read(self.labels.of(path), lines, size),
             on_error=lambda path: self.tally.read_error(self.labels.of(path)),
+            prefilter=self.classifier.prefilter,
         )
         self.backlog = BacklogWindow(
             s.alerts, float(last_stop) if last_stop else None, self.ingest.entry_time
@@ -246,6 +247,7 @@ class Daemon:
             self._commit(self.clock(), force=True)
             self.ingest.replace_journals(new)
         self.classifier = classifier
+        self.ingest.use_prefilter(classifier.prefilter)
         self.book.reconfigure(new.alerts)
         self.backlog.settings = new.alerts
         if self.delivery.reconfigure(new):

@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import re
 
+from oai400d.classify.attribution import UnattributedLoneLines
 from oai400d.classify.evidence import (
     STATUS_TRIGGERS,
     add_details,
     read_key,
     without_reasons,
 )
-from oai400d.classify.prefilter import PatternSet, Prefilter
+from oai400d.classify.prefilter import LineMatcher, PatternSet, Prefilter
 from oai400d.classify.rules import Rule, RuleTable, load_rules
 from oai400d.levels import below_error
 from oai400d.masking import redact
@@ -87,10 +88,15 @@ class Classifier:
         """`engine`: "auto" (Hyperscan where installed), or "re" (what other platforms get)."""
         self.table = table if table is not None else load_rules()
         triggers = (*STATUS_TRIGGERS, WRAPPED_TRIGGER)
-        self.prefilter = Prefilter(self.table.prefilter, triggers, engine=engine)
         # Who sent the error, in one pass: OpenAI (its attribution patterns or its own message
         # texts) and the other providers and services whose errors look like OpenAI's.
         said_openai = [p.regex for p in (*self.table.openai, *self.table.signatures)]
+        # A hit line that is its own event and says nothing of OpenAI can make no finding (the
+        # weak-hit rule: an app's own `HTTP/1.1 404` lines): dropped in the raw bytes.
+        weak_hits = UnattributedLoneLines(LineMatcher(said_openai, engine=engine))
+        self.prefilter = Prefilter(
+            self.table.prefilter, triggers, engine=engine, hit_filter=weak_hits
+        )
         other = [p.regex for p in self.table.other_providers]
         self._attribution = PatternSet([*said_openai, *other], engine=engine)
         self._openai_ids = frozenset(range(len(said_openai)))

@@ -21,8 +21,11 @@ import platform
 import re
 import stat
 import time
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
+
+from oai400d.classify.literals import required_literals
 
 try:  # the fast engine; optional, because not every platform has a wheel
     import hyperscan
@@ -126,10 +129,25 @@ def _escape(literal: str) -> str:
     )
 
 
-class Prefilter:
-    """Finds the lines that contain a literal (any case) or match a pattern of the given set."""
+class HitFilter(Protocol):
+    """Drops hit lines that can yield no finding, given each line's start and end (its newline,
+    or `end`) in data; returns the starts of the lines kept, in order."""
 
-    def __init__(self, literals: Iterable[str], patterns: Iterable[str] = (), engine: str = "auto"):
+    def keep(self, data: bytes, starts: list[int], stops: list[int], end: int) -> list[int]: ...
+
+
+class Prefilter:
+    """Finds the lines that contain a literal (any case) or match a pattern of the given set;
+    `hit_filter` (optional) then drops those that cannot be part of an event of interest."""
+
+    def __init__(
+        self,
+        literals: Iterable[str],
+        patterns: Iterable[str] = (),
+        engine: str = "auto",
+        hit_filter: HitFilter | None = None,
+    ):
+        self.hit_filter = hit_filter
         self.literals = tuple(sorted({literal.lower() for literal in literals if literal}))
         self.patterns = tuple(patterns)
         expressions = [_escape(literal) for literal in self.literals] + list(self.patterns)
@@ -152,37 +170,44 @@ class Prefilter:
     def hit_lines(self, data: bytes, start: int = 0, end: int | None = None) -> list[int]:
         """The start offset of every line of data[start:end] that holds a hit, in order."""
         end = len(data) if end is None else end
+        starts: list[int] = []
+        stops: list[int] = []  # where each line ends: its newline, or `end`
         if self.engine != "hyperscan":
-            return self._hit_lines_re(data, start, end)
-        starts: list[int] = []
-        line_end = -1  # the offset of the newline that ends the last line reported
+            self._hit_lines_re(data, start, end, starts, stops)
+        else:
+            line_end = -1  # the offset of the newline that ends the last line reported
 
-        def on_match(_id: int, _from: int, to: int, _flags: int, _context: object) -> None:
-            nonlocal line_end
-            at = start + to - 1  # the last byte of the match
-            if at < line_end:
-                return  # a second hit in a line already reported
-            starts.append(max(data.rfind(b"\n", start, at) + 1, start))
-            newline = data.find(b"\n", at, end)
-            line_end = end if newline < 0 else newline
+            def on_match(_id: int, _from: int, to: int, _flags: int, _context: object) -> None:
+                nonlocal line_end
+                at = start + to - 1  # the last byte of the match
+                if at < line_end:
+                    return  # a second hit in a line already reported
+                starts.append(max(data.rfind(b"\n", start, at) + 1, start))
+                newline = data.find(b"\n", at, end)
+                line_end = end if newline < 0 else newline
+                stops.append(line_end)
 
-        chunk = data[start:end] if start or end != len(data) else data
-        self._database.scan(chunk, match_event_handler=on_match, scratch=self._scratch)
-        return starts
+            chunk = data[start:end] if start or end != len(data) else data
+            self._database.scan(chunk, match_event_handler=on_match, scratch=self._scratch)
+        if self.hit_filter is None or not starts:
+            return starts
+        return self.hit_filter.keep(data, starts, stops, end)
 
-    def _hit_lines_re(self, data: bytes, start: int, end: int) -> list[int]:
-        starts: list[int] = []
+    def _hit_lines_re(
+        self, data: bytes, start: int, end: int, starts: list[int], stops: list[int]
+    ) -> None:
         position = start
         search = self._regex.search
         while True:
             match = search(data, position, end)
             if match is None:
-                return starts
+                return
             at = match.start()
             starts.append(max(data.rfind(b"\n", start, at) + 1, start))
             newline = data.find(b"\n", match.end() - 1 if match.end() > at else at, end)
+            stops.append(end if newline < 0 else newline)
             if newline < 0:
-                return starts
+                return
             position = newline + 1
 
     def any_in(self, text: str) -> bool:
@@ -238,6 +263,80 @@ class PatternSet:
         return found
 
 
+class LineMatcher:
+    """Which of some lines of a stream match at least one of several regexes, each line read on
+    its own as `re` would read it as a whole text: one Hyperscan pass over those lines, joined
+    (`^` and `$` at each line's ends). Never a false "no": a line counts as matching where the
+    answer is not certain (a non-ASCII line, whose `\\b` and `\\w` `re` reads as Unicode; a
+    pattern Hyperscan cannot run, which counts through its required literals, or matches every
+    line when it has none; no Hyperscan at all)."""
+
+    def __init__(self, patterns: Sequence[re.Pattern[str]], engine: str = "auto") -> None:
+        self._database: Any = None
+        if _engine(engine) != "hyperscan":
+            return
+        database, slow = _compile_set(patterns, per_line=True)
+        stand_ins: list[str] = []
+        for index in slow:
+            literals = required_literals(patterns[index].pattern)
+            if literals is None:
+                return  # a pattern that may match any line: every line counts as matching
+            stand_ins.extend(sorted(literals))
+        if stand_ins:  # Hyperscan refused some patterns: their literals, in a database of their own
+            self._stand_ins: Any = _compiled(
+                [
+                    (i, _escape(literal).encode("utf-8"), hyperscan.HS_FLAG_CASELESS)
+                    for i, literal in enumerate(stand_ins)
+                ]
+            )
+        else:
+            self._stand_ins = None
+        if database is None and self._stand_ins is None:
+            return
+        self._database = database
+        self._scratch = None if database is None else hyperscan.Scratch(database)
+        if self._stand_ins is not None:
+            self._stand_in_scratch = hyperscan.Scratch(self._stand_ins)
+        _release_freed_memory()
+
+    @property
+    def exact(self) -> bool:
+        """False when every line counts as matching (no Hyperscan, or a pattern it cannot bound)."""
+        return self._database is not None or getattr(self, "_stand_ins", None) is not None
+
+    def matching(self, data: bytes, starts: Sequence[int], stops: Sequence[int]) -> list[bool]:
+        """For each line data[starts[i]:stops[i]] (without its newline), whether it may match."""
+        if not self.exact:
+            return [True] * len(starts)
+        lines = [  # (each without the CR that decoding drops)
+            data[a : b - 1 if b > a and data[b - 1] == 13 else b]
+            for a, b in zip(starts, stops, strict=True)
+        ]
+        joined = b"\n".join(lines)
+        offsets: list[int] = []  # where each line starts in `joined`
+        position = 0
+        for line in lines:
+            offsets.append(position)
+            position += len(line) + 1
+        found = [False] * len(lines)
+
+        def on_match(_id: int, _from: int, to: int, _flags: int, _context: object) -> None:
+            # (a match ending in a line marks it; one that crosses a joint says "maybe": safe)
+            found[bisect_right(offsets, max(to - 1, 0)) - 1] = True
+
+        if self._database is not None:
+            self._database.scan(joined, match_event_handler=on_match, scratch=self._scratch)
+        if self._stand_ins is not None:
+            self._stand_ins.scan(
+                joined, match_event_handler=on_match, scratch=self._stand_in_scratch
+            )
+        if not joined.isascii():
+            for index, line in enumerate(lines):
+                if not line.isascii():
+                    found[index] = True
+        return found
+
+
 def _flags(pattern: re.Pattern[str]) -> int:
     """Hyperscan flags that make it read the pattern as `re` does (on ASCII text, see matching)."""
     flags = 0
@@ -258,28 +357,37 @@ _INLINE_FLAGS = re.compile(r"^\(\?[aiLmsux]+\)")
 _UNSUPPORTED = re.compile(r"\(\?<?[=!]|\\[1-9]")
 
 
-def _compile_set(patterns: Sequence[re.Pattern[str]]) -> tuple[Any, list[int]]:
+def _compile_set(
+    patterns: Sequence[re.Pattern[str]], per_line: bool = False
+) -> tuple[Any, list[int]]:
     """One database of the patterns Hyperscan accepts (inline flags moved to flags), and the
-    indexes of those it does not (lookarounds, back-references, …), to be searched with `re`."""
+    indexes of those it does not (lookarounds, back-references, …), to be searched with `re`.
+    `per_line`: every match reported, `^` and `$` at line ends (LineMatcher), instead of which
+    patterns match at all."""
     candidates = [
         (i, _INLINE_FLAGS.sub("", p.pattern).encode("utf-8"))
         for i, p in enumerate(patterns)
         if not _UNSUPPORTED.search(p.pattern)
     ]
-    database = _database(candidates, patterns)
+    database = _database(candidates, patterns, per_line)
     if database is None:  # something else it refuses: find it, one pattern at a time
-        candidates = [item for item in candidates if _database([item], patterns) is not None]
-        database = _database(candidates, patterns)
+        candidates = [
+            item for item in candidates if _database([item], patterns, per_line) is not None
+        ]
+        database = _database(candidates, patterns, per_line)
     taken = {index for index, _ in candidates}
     return database, [index for index in range(len(patterns)) if index not in taken]
 
 
-def _database(expressions: list[tuple[int, bytes]], patterns: Sequence[re.Pattern[str]]) -> Any:
+def _database(
+    expressions: list[tuple[int, bytes]], patterns: Sequence[re.Pattern[str]], per_line: bool
+) -> Any:
     """The compiled database, or None if Hyperscan refuses one of the expressions."""
     if not expressions:
         return None
-    single = hyperscan.HS_FLAG_SINGLEMATCH  # which patterns match is all that is asked
+    # Which patterns match is all that PatternSet asks; LineMatcher needs every line's matches.
+    extra = hyperscan.HS_FLAG_MULTILINE if per_line else hyperscan.HS_FLAG_SINGLEMATCH
     try:
-        return _compiled([(i, e, _flags(patterns[i]) | single) for i, e in expressions])
+        return _compiled([(i, e, _flags(patterns[i]) | extra) for i, e in expressions])
     except hyperscan.error:
         return None

@@ -22,6 +22,7 @@ from oai400d.assemble import (
     wrapped_piece,
 )
 from oai400d.classify import Classifier
+from oai400d.classify.prefilter import Prefilter
 from oai400d.model import Event, EventLimits, Finding, Line
 
 LOOKBACK_BYTES = 64 * 1024  # how far back a traceback or body may start before its marker
@@ -100,7 +101,7 @@ class StreamScan:
         self.max_line = max_line
         self.limits = limits
         self.stats = stats
-        self._prefilter = classifier.prefilter
+        self.hits = HitEvents(classifier.prefilter, max_line, limits)
 
     def push(self, feed: Feed, data: bytes, eof: bool, path: str) -> Generator[Finding, None, None]:
         """Scan the next bytes of one stream (eof: there are no more)."""
@@ -120,7 +121,7 @@ class StreamScan:
             end = len(window.buf)
             feed.skipping = True
             self.stats.cut_lines += 1
-        deferred = yield from self._scan_window(window, end, eof, path)
+        deferred = yield from self._classify(self.hits.events(window, end, eof, path))
         if deferred is not None:
             window.drop(deferred[0])
             window.searched = deferred[1] - deferred[0]
@@ -128,37 +129,69 @@ class StreamScan:
             window.searched = end
             window.drop(window.line_start(max(0, end - LOOKBACK_BYTES)))
 
-    def _scan_window(
-        self, window: Window, end: int, eof: bool, path: str
+    def _classify(
+        self, events: Generator[Event, None, tuple[int, int] | None]
     ) -> Generator[Finding, None, tuple[int, int] | None]:
-        """Classify the events around each marker in buf[searched:end]. Returns (region start,
-        hit line start) when an event runs past `end` and must wait for more data."""
+        """The findings of the events; returns what the events' generator returns."""
+        classify = self.classifier.classify
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                deferred: tuple[int, int] | None = stop.value
+                return deferred
+            self.stats.events += 1
+            finding = classify(event)
+            if finding is not None:
+                yield finding
+
+
+class HitEvents:
+    """The events around each prefilter hit in a Window: the walk back from a hit to where its
+    event may start, and the Assembler from there. Used by `classify` (StreamScan) and by the
+    daemon (scan/live.py), so that both find the same events."""
+
+    def __init__(self, prefilter: Prefilter, max_line: int, limits: EventLimits) -> None:
+        self.max_line = max_line
+        self.limits = limits
+        self.prefilter = prefilter
+
+    def events(
+        self, window: Window, end: int, eof: bool, path: str
+    ) -> Generator[Event, None, tuple[int, int] | None]:
+        """The events around each marker in buf[searched:end], each at most once (the window
+        remembers what it handed out). Returns (region start, hit line start) when an event
+        runs past `end` and must wait for more data."""
         start = window.searched
         if start >= end:
             return None
-        for hit in self._prefilter.hit_lines(window.buf, start, end):
+        return (
+            yield from self.events_at(
+                window, self.prefilter.hit_lines(window.buf, start, end), end, eof, path
+            )
+        )
+
+    def events_at(
+        self, window: Window, hits: list[int], end: int, eof: bool, path: str
+    ) -> Generator[Event, None, tuple[int, int] | None]:
+        """`events` for hits already found (line starts in buf[searched:end], in order)."""
+        for hit in hits:
             if hit < window.emitted_end:
                 continue
             lone = self._lone_record(window, hit, end, path)
             if lone is not None:  # most hits: one record line between two others
-                self.stats.events += 1
-                finding = self.classifier.classify(lone)
-                if finding is not None:
-                    yield finding
+                yield lone
                 window.emitted_through = lone.last_line
                 window.emitted_end = window.buf.find(b"\n", hit, end) + 1
                 continue
-            region = self._walk_back(window, hit)
+            region = self.walk_back(window, hit)
             events, complete = self._assemble(window, region, end, eof, window.line_no(hit), path)
             if not complete:
                 return region, hit
             for event in events:
                 if event.last_line <= window.emitted_through:
                     continue
-                self.stats.events += 1
-                finding = self.classifier.classify(event)
-                if finding is not None:
-                    yield finding
+                yield event
                 window.emitted_through = event.last_line
             window.emitted_end = self._offset_after(window, region, events[-1].last_line)
         return None
@@ -188,7 +221,7 @@ class StreamScan:
         stop = len(window.buf) if newline < 0 else newline
         return decode_line(window.buf[start : min(stop, start + self.max_line)], self.max_line)
 
-    def _walk_back(self, window: Window, hit: int) -> int:
+    def walk_back(self, window: Window, hit: int) -> int:
         """Where the event holding the line at `hit` may start: the start of its traceback,
         dump or body, found by walking back over frames, continuation lines and chain markers."""
         floor = max(window.emitted_end, hit - LOOKBACK_BYTES, 0)

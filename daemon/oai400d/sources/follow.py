@@ -75,9 +75,11 @@ class Sources:
         wrapper: str = "none",
         wrappers: Sequence[tuple[str, str]] = (),
         max_open: int | None = None,
+        raw: bool = False,
     ) -> None:
         """`max_open`: how many followed files may be open at once (default: what the open
-        files limit leaves, descriptors.budget())."""
+        files limit leaves, descriptors.budget()); `raw`: plain files' lines go out undecoded,
+        as Read.raw (Tail.raw)."""
         if read_from not in ("end", "beginning"):
             raise ValueError(f"read_from must be 'end' or 'beginning', not {read_from!r}")
         if max_line < 1:
@@ -100,6 +102,7 @@ class Sources:
             self._matches,
             wrapper,
             wrappers,
+            raw,
         )
         self._stopped = False
         self._next_full = clock() + FULL_RECHECK_INTERVAL

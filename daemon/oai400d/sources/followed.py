@@ -217,10 +217,12 @@ class FollowedFiles:
                 self._due.pop(tail, None)
 
     def _hand_out(self, tail: Tail, finished: bool = False) -> None:
+        tail.end_block()
         state = tail.state()
-        if tail.out or finished or state != tail.emitted:
-            self._out.append(Read(state, tuple(tail.out), finished))
+        if tail.out or tail.raw_out or finished or state != tail.emitted:
+            self._out.append(Read(state, tuple(tail.out), finished, tuple(tail.raw_out)))
             tail.out = []
+            tail.raw_out = []
             tail.emitted = state
 
     def _settle(self, reads: list[Read]) -> list[Read]:

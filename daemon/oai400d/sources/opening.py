@@ -35,6 +35,7 @@ class FileOpener:
         matches: Callable[[str], bool],
         wrapper: str = "none",
         wrappers: Sequence[tuple[str, str]] = (),
+        raw: bool = False,
     ) -> None:
         self._followed = followed
         self._max_line = max_line
@@ -44,6 +45,7 @@ class FileOpener:
         self._matches = matches  # whether the globs match a path
         self._wrapper = wrapper
         self._wrappers = [(globs.normalize(pattern), kind) for pattern, kind in wrappers]
+        self._raw = raw  # plain files' lines go out undecoded (Tail.raw)
         self._broken: dict[str, bool] = {}  # unreadable path → read it from its start once readable
         self._waiting: dict[str, FileState] = {}  # saved files that exist but cannot be read now
 
@@ -79,6 +81,7 @@ class FileOpener:
             self._max_line,
             self._clock(),
             self._wrapper_for(path),
+            self._raw,
         )
         tail.target = target(path)
         saved = self._waiting.pop(path, None)
@@ -110,7 +113,16 @@ class FileOpener:
             if opened is None:
                 continue
             fd, info = opened
-            tail = Tail(path, fd, info, b"", self._max_line, self._clock(), self._wrapper_for(path))
+            tail = Tail(
+                path,
+                fd,
+                info,
+                b"",
+                self._max_line,
+                self._clock(),
+                self._wrapper_for(path),
+                self._raw,
+            )
             tail.target = target(path)
             tail.head, tail.head_len = state.head, state.head_len
             if info.st_size >= state.offset:

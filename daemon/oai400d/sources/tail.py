@@ -13,7 +13,7 @@ import os
 import stat
 
 from oai400d.errors import InputError
-from oai400d.model import FileState, Line
+from oai400d.model import FileState, Line, RawLines
 from oai400d.unwrap import DETECT_BYTES, WRAPPER_OVERHEAD, WRAPPERS, Unwrapped, Unwrapper, detect
 
 HEAD_BYTES = 1024  # the identity digest covers at most this many first bytes
@@ -80,6 +80,12 @@ def find_line_end(fd: int, size: int) -> tuple[int, int]:
     return after_last, count
 
 
+def _first_line_length(data: bytes) -> int:
+    """The bytes before the first newline (all of them, if there is none)."""
+    newline = data.find(b"\n")
+    return len(data) if newline < 0 else newline
+
+
 class Tail:
     """Reads one open file forward in bounded memory and turns its bytes into Lines.
 
@@ -91,6 +97,10 @@ class Tail:
     `wrapper`: "none", "auto" (detected from the file's first lines when its first line is
     read) or one of unwrap.WRAPPERS. While the Unwrapper holds the first pieces of a line that
     the runtime split, state() stays at the first of them, so a restart reads them again.
+
+    `raw`: a plain file's complete lines go out undecoded, as RawLines in `raw_out` (the
+    daemon's fast path decodes only the lines around a prefilter hit); a wrapped file's are
+    Lines in `out` either way.
     """
 
     def __init__(
@@ -102,6 +112,7 @@ class Tail:
         max_line: int,
         now: float,
         wrapper: str = "none",
+        raw: bool = False,
     ) -> None:
         self.path = path
         self.fd = fd
@@ -118,6 +129,11 @@ class Tail:
         self.pending = bytearray()
         self.skipping = False
         self.out: list[Line] = []  # lines made but not yet returned by a poll
+        self.raw = raw
+        self.raw_out: list[RawLines] = []  # raw blocks made but not yet returned by a poll
+        self._block = bytearray()  # the raw block being made: complete lines, cut at max_line
+        self._block_at = (0, 0)  # (file offset, lines before) of the block's first byte
+        self._anchors: list[tuple[int, int]] = []  # after each cut line: (block pos, offset)
         self.dirty = True  # may have changed: check it and read it at the next poll
         self.backlog = False  # the last read stopped at the budget, not at the end
         self.rotated = False  # no longer at a path the globs match: finish it when idle
@@ -157,6 +173,7 @@ class Tail:
         (and tell its wrapper again from its new first lines)."""
         self._flush_partial()
         self._flush_unwrapper()
+        self.end_block()  # what follows starts again at offset 0: a block of its own
         self.unwrapper = None
         self.decided = self.wrapper == "none"
         self.seek(0, 0)
@@ -218,8 +235,40 @@ class Tail:
             piece.time,
         )
 
+    def end_block(self) -> None:
+        """Move the raw block being made to `raw_out`."""
+        if self._block:
+            offset, line_no = self._block_at
+            self.raw_out.append(RawLines(bytes(self._block), offset, line_no, tuple(self._anchors)))
+            self._block.clear()
+            self._anchors.clear()
+
     def _consume(self, data: bytes) -> None:
         base = self.pos  # file offset of data[0]
+        if (
+            self.raw
+            and self.decided
+            and self.unwrapper is None
+            and not self.skipping
+            and len(data) <= self.line_max
+            and len(self.pending) + _first_line_length(data) <= self.line_max
+        ):
+            # No line here is over-long (the first, with what is held, is not; the others are
+            # shorter than the data): the complete lines go out as they are, at once.
+            self.pos += len(data)
+            last = data.rfind(b"\n")
+            if last < 0:
+                self.pending += data
+                return
+            if not self._block:
+                self._block_at = (self.offset, self.line_no)
+            self._block += self.pending
+            self._block += data[: last + 1] if last + 1 < len(data) else data
+            self.line_no += data.count(b"\n", 0, last + 1)
+            self.offset = base + last + 1
+            self.pending.clear()
+            self.pending += data[last + 1 :]
+            return
         self.pos += len(data)
         start = 0
         if self.skipping:
@@ -241,10 +290,22 @@ class Tail:
     def _emit(self, raw: bytes, end: int) -> None:
         """One line, from the current offset up to `end` (just past its newline, if any)."""
         self.line_no += 1
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
         if not self.decided:
             self._decide()
+        if self.raw and self.unwrapper is None:
+            # As read, CR and all (the fast path's decode_line drops it, as _line does).
+            if not self._block:
+                self._block_at = (self.offset, self.line_no - 1)
+            self._block += raw
+            self._block += b"\n"
+            if self.offset + len(raw) + 1 != end:  # cut, or the unfinished last line
+                self._anchors.append((len(self._block), end))
+            self.offset = end
+            self.pending.clear()
+            self.skipping = False
+            return
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
         if self.unwrapper is None:
             text = raw[: self.max_line] if len(raw) > self.max_line else raw
             line = Line(self.path, self.line_no, self.offset, text.decode("utf-8", "replace"))

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable
 
 from watchdog.events import (
@@ -56,6 +57,10 @@ NETWORK_FILE_SYSTEMS = frozenset(
     | {"fuse.glusterfs", "fuse.sshfs", "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse", "virtiofs"}
 )
 STOP_TIMEOUT = 2.0  # the daemon must stop within 5 s of SIGTERM, all threads included
+# A write wakes the reader this long after the first event, so that the events of a burst over
+# many files (each its own inotify event) are read in one pass, not one pass each. Bounded: the
+# detection latency is this plus logs.multiline_timeout (bench/daemon_latency.py: p99 < 250 ms).
+COALESCE_SECONDS = 0.04
 
 
 class _QuietStopRace(logging.Filter):
@@ -81,10 +86,13 @@ class Inbox(FileSystemEventHandler):
         # at the same path got the same inode number back (as ext4 often gives it).
         self._gone: set[str] = set()
         self._woken = False  # no lock: wake() may run in a signal handler
+        self._first_marked: float | None = None  # when the first path was marked since a take
+        self._urgent = threading.Event()  # wake() during the coalescing delay
 
     def wake(self) -> None:
         """Make the current or the next wait() return at once."""
         self._woken = True
+        self._urgent.set()
         self.event.set()
 
     def dispatch(self, event: FileSystemEvent) -> None:
@@ -100,6 +108,8 @@ class Inbox(FileSystemEventHandler):
             self._lost = self._lost or isinstance(event, EventsLostEvent)
             if isinstance(event, DirDeletedEvent | DirMovedEvent):
                 self._gone.add(os.fsdecode(event.src_path))
+            if self._first_marked is None:
+                self._first_marked = time.monotonic()
         self.event.set()
 
     def take(self) -> tuple[set[str], bool, bool]:
@@ -108,6 +118,7 @@ class Inbox(FileSystemEventHandler):
         with self._lock:
             dirty, rewatch, lost = self._dirty, self._rewatch, self._lost
             self._dirty, self._rewatch, self._lost = set(), False, False
+            self._first_marked = None
             # What woke us is taken now; a later event sets it again.
             self.event.clear()
         return dirty, rewatch, lost
@@ -119,12 +130,22 @@ class Inbox(FileSystemEventHandler):
         return gone
 
     def wait(self, timeout: float) -> None:
-        """Block until something is marked, wake() is called, or `timeout` passes."""
+        """Block until something is marked (and COALESCE_SECONDS after the first mark, for the
+        rest of its burst), wake() is called, or `timeout` passes."""
+        timeout = min(max(0.0, timeout), threading.TIMEOUT_MAX)
+        deadline = time.monotonic() + timeout
         with self._lock:
-            if self._dirty or self._rewatch or self._lost:
-                return
-        if not self._woken:
-            self.event.wait(min(max(0.0, timeout), threading.TIMEOUT_MAX))
+            marked = bool(self._dirty or self._rewatch or self._lost)
+        if not (marked or self._woken):
+            self.event.wait(timeout)
+        with self._lock:
+            # (a directory that came or went, or lost events, are looked at at once)
+            first = None if self._rewatch or self._lost else self._first_marked
+        if first is not None and not self._woken:
+            delay = min(first + COALESCE_SECONDS, deadline) - time.monotonic()
+            if delay > 0:
+                self._urgent.wait(delay)
+        self._urgent.clear()
         # A wake() during a poll (whose take() clears the event) still ends the next wait.
         self._woken = False
         # Clearing after waking is safe: the dirty set, not the event, is what poll reads.
