@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from oai400d.assemble import Assembler
 from oai400d.classify import Classifier
 from oai400d.model import Event, EventLimits
-from oai400d.scan.live import LiveFile, Position
+from oai400d.scan.live import SAFE_TAIL_BYTES, LiveFile, Position
 from oai400d.scan.stream import HitEvents
 from oai400d.sources.tail import Tail
 
@@ -64,6 +64,7 @@ class Reader:
     max_line: int
     start: Position = field(default_factory=lambda: Position(0, 0))
     events: list[Event] = field(default_factory=list)
+    tail_bytes: int = SAFE_TAIL_BYTES
 
     def __post_init__(self) -> None:
         fd = os.open(self.path, os.O_RDONLY)
@@ -72,7 +73,7 @@ class Reader:
         self.tail.seek(self.start.offset, self.start.line_no)
         self.assembler = Assembler(str(self.path), LIMITS)
         hits = HitEvents(CLASSIFIER.prefilter, self.max_line, LIMITS)
-        self.live = LiveFile(str(self.path), hits, self.start)
+        self.live = LiveFile(str(self.path), hits, self.start, self.tail_bytes)
 
     def read(self) -> None:
         self.tail.read(1 << 30)
@@ -126,12 +127,16 @@ def test_the_fast_path_finds_what_feeding_every_line_finds(
     """Random mixes of corpus cases and ordinary lines, written in random pieces, with and
     without the multi-line timeout between them: the same findings and the same events with a
     hit either way; after each read the saved position is a line start with its true line
-    number, and a restart there (the pending state lost) repeats and loses nothing."""
+    number, and a restart there (the pending state lost) repeats and loses nothing. The saved
+    position is the same whether the walk back to it starts over the last few lines kept
+    (tail_bytes) or over all of them."""
     data, sizes, timeouts = log
     path = tmp_path / f"app-{os.urandom(4).hex()}.log"
     path.write_bytes(b"")
     every_line = Reader(path, raw=False, max_line=max_line)
     fast = Reader(path, raw=True, max_line=max_line)
+    small_tail = Reader(path, raw=True, max_line=max_line, tail_bytes=300)
+    whole = Reader(path, raw=True, max_line=max_line, tail_bytes=1 << 62)
     before_restart: list[tuple[int, int, str, str]] | None = None
     restarted: Reader | None = None
     written = 0
@@ -139,12 +144,13 @@ def test_the_fast_path_finds_what_feeding_every_line_finds(
         with path.open("ab") as handle:
             handle.write(data[written : written + size])
         written += size
-        for reader in (every_line, fast, restarted):
+        for reader in (every_line, fast, restarted, small_tail, whole):
             if reader is not None:
                 reader.read()
                 if timeout:
                     reader.timeout()
         at = fast.live.safe_position()
+        assert small_tail.live.safe_position() == at == whole.live.safe_position()
         assert at.offset == 0 or data[at.offset - 1 : at.offset] == b"\n"
         assert at.line_no == data.count(b"\n", 0, at.offset)
         if index == restart:  # a crash: what was pending is lost, reading resumes at `at`
@@ -162,3 +168,44 @@ def test_the_fast_path_finds_what_feeding_every_line_finds(
     assert [e for e in fast_events if e not in hit_events] == []
     if restarted is not None and before_restart is not None:
         assert before_restart + restarted.findings() == expected
+
+
+@st.composite
+def long_writes(draw: st.DrawFn) -> tuple[bytes, list[int]]:
+    """A longer log of the same pieces, written in pieces of a few lines (so that many blocks
+    are kept), for the saved position's walk back over the last of them."""
+    pieces = draw(st.lists(st.sampled_from(PIECES), min_size=20, max_size=200))
+    data = "".join(line + "\n" for piece in pieces for line in piece).encode()
+    sizes: list[int] = []
+    while sum(sizes) < len(data):
+        sizes.append(draw(st.integers(1, 600)))
+    return data, sizes
+
+
+@given(long_writes(), st.sampled_from([300, 800, 2000]), st.sampled_from([1024 * 1024, 120]))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_the_saved_position_from_the_last_lines_is_the_one_from_all_kept(
+    tmp_path: Path, log: tuple[bytes, list[int]], tail_bytes: int, max_line: int
+) -> None:
+    """After every read, the position a commit saves is the same whether its walk back starts
+    over the last lines kept (as few as `tail_bytes`) or over the whole lookback."""
+    data, sizes = log
+    path = tmp_path / f"app-{os.urandom(4).hex()}.log"
+    path.write_bytes(b"")
+    tail = Reader(path, raw=True, max_line=max_line, tail_bytes=tail_bytes)
+    whole = Reader(path, raw=True, max_line=max_line, tail_bytes=1 << 62)
+    written = 0
+    for size in sizes:
+        with path.open("ab") as handle:
+            handle.write(data[written : written + size])
+        written += size
+        for reader in (tail, whole):
+            reader.read()
+        assert tail.live.safe_position() == whole.live.safe_position()
+    tail.finish()
+    whole.finish()
+    assert tail.events == whole.events

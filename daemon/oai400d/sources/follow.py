@@ -196,7 +196,9 @@ class Sources:
         if lost:
             # The kernel dropped events: any file may have changed, appeared or gone.
             self.reconcile(full=True)
-        candidates = {path for path in dirty if self._matches(path)}
+        # A path already followed is the common case (a write): no glob to try on it.
+        active = self._followed.active_at
+        candidates = {path for path in dirty if active(path) is None and self._matches(path)}
         if rewatch and self._watcher.rewatch():
             # A directory watched from now on may already hold matching files, some at the
             # paths of files followed before it went (created before the watch: no event).
