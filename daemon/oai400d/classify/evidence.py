@@ -167,7 +167,7 @@ def read_key(
     status = _status(text, lowered)
     if status is not None and status < 400:
         return Evidence(status=status), None  # a success or redirect: nothing more to read
-    body = _find_error_body(text) if "{" in text else None
+    body = find_error_body(text) if "{" in text else None
     if status is None and body is not None:
         status = _int_or_none(body.get("status")) or _int_or_none(body.get("code"))
     if status is None and class_status:
@@ -306,7 +306,7 @@ def _field(body: Mapping[str, Any] | None, name: str) -> str | None:
     return None if text.lower() in _NONE_WORDS else text
 
 
-def _find_error_body(text: str) -> dict[str, Any] | None:
+def find_error_body(text: str) -> dict[str, Any] | None:
     """The innermost dict that looks like an API error (message plus type or code)."""
     for candidate in _parsed_objects(text, depth=0):
         body = _error_dict(candidate)
@@ -375,9 +375,31 @@ def _strings_in(obj: Any) -> Iterator[str]:
             yield from _strings_in(value)
 
 
+# The last bodies parsed, by their text: an error storm repeats the same few bodies, and parsing
+# one (json, else ast.literal_eval) is most of what reading an event costs. What is kept here is
+# shared between events and never changed (nothing here or in the classifier writes to it).
+_PARSED: dict[str, Any] = {}
+_PARSED_MAX = 256  # bodies kept …
+_PARSED_MAX_CHARS = 8 * 1024  # … each at most this long: at most 2 MiB
+
+
 def _parse_literal(snippet: str) -> Any:
     if len(snippet) > _MAX_BODY:
         return None
+    if len(snippet) > _PARSED_MAX_CHARS:
+        return _parse_afresh(snippet)
+    try:
+        return _PARSED[snippet]
+    except KeyError:
+        pass
+    parsed = _parse_afresh(snippet)
+    if len(_PARSED) >= _PARSED_MAX:
+        _PARSED.pop(next(iter(_PARSED), snippet), None)  # the oldest
+    _PARSED[snippet] = parsed
+    return parsed
+
+
+def _parse_afresh(snippet: str) -> Any:
     try:
         return json.loads(snippet)
     except ValueError:

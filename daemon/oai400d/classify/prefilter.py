@@ -263,6 +263,44 @@ class PatternSet:
         return found
 
 
+class LiteralSet:
+    """Which of some lower-case literals occur in a text, any case: `literal in text.lower()`
+    for each, answered by one Hyperscan pass where the text is ASCII (where its caseless
+    matching is exactly that), else by `in` one literal at a time."""
+
+    def __init__(self, literals: Iterable[str], engine: str = "auto") -> None:
+        self.literals = tuple(sorted(set(literals)))
+        self._database: Any = None
+        if self.literals and _engine(engine) == "hyperscan":
+            self._database = _compiled(
+                [
+                    (
+                        i,
+                        _escape(literal).encode("utf-8"),
+                        hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH,
+                    )
+                    for i, literal in enumerate(self.literals)
+                ]
+            )
+            self._scratch = hyperscan.Scratch(self._database)
+            _release_freed_memory()
+
+    def present(self, text: str, lowered: str) -> set[str]:
+        """The literals in `lowered` (text.lower())."""
+        if self._database is None or not text.isascii():
+            return {literal for literal in self.literals if literal in lowered}
+        found: set[str] = set()
+        literals = self.literals
+
+        def on_match(index: int, _from: int, _to: int, _flags: int, _context: object) -> None:
+            found.add(literals[index])
+
+        self._database.scan(
+            text.encode("ascii"), match_event_handler=on_match, scratch=self._scratch
+        )
+        return found
+
+
 class LineMatcher:
     """Which of some lines of a stream match at least one of several regexes, each line read on
     its own as `re` would read it as a whole text: one Hyperscan pass over those lines, joined
