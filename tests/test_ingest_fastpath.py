@@ -5,6 +5,7 @@ daemon did before; and the positions it saves let a restart repeat and lose noth
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +14,8 @@ from hypothesis import strategies as st
 
 from oai400d.assemble import Assembler
 from oai400d.classify import Classifier
-from oai400d.model import Event, EventLimits
-from oai400d.scan.live import SAFE_TAIL_BYTES, LiveFile, Position
+from oai400d.model import Event, EventLimits, RawLines
+from oai400d.scan.live import KEEP_BYTES, SAFE_TAIL_BYTES, LiveFile, Position
 from oai400d.scan.stream import HitEvents
 from oai400d.sources.tail import Tail
 
@@ -65,6 +66,9 @@ class Reader:
     start: Position = field(default_factory=lambda: Position(0, 0))
     events: list[Event] = field(default_factory=list)
     tail_bytes: int = SAFE_TAIL_BYTES
+    # The lines kept in memory, the earlier ones read again from the file when a walk back
+    # reaches their start; None: the whole lookback kept in memory, nothing read again.
+    keep_bytes: int | None = KEEP_BYTES
 
     def __post_init__(self) -> None:
         fd = os.open(self.path, os.O_RDONLY)
@@ -73,7 +77,17 @@ class Reader:
         self.tail.seek(self.start.offset, self.start.line_no)
         self.assembler = Assembler(str(self.path), LIMITS)
         hits = HitEvents(CLASSIFIER.prefilter, self.max_line, LIMITS)
-        self.live = LiveFile(str(self.path), hits, self.start, self.tail_bytes)
+        if self.keep_bytes is None:
+            self.live = LiveFile(str(self.path), hits, self.start, self.tail_bytes)
+        else:
+            self.live = LiveFile(
+                str(self.path),
+                hits,
+                self.start,
+                self.tail_bytes,
+                reread=self.tail.read_at,
+                keep_bytes=self.keep_bytes,
+            )
 
     def read(self) -> None:
         self.tail.read(1 << 30)
@@ -115,21 +129,27 @@ def writes(draw: st.DrawFn) -> tuple[bytes, list[int], list[bool]]:
     return data, sizes, timeouts
 
 
-@given(writes(), st.sampled_from([1024 * 1024, 120]), st.integers(0, 40))
+@given(writes(), st.sampled_from([1024 * 1024, 120]), st.integers(0, 40), st.sampled_from([1, 200]))
 @settings(
     max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_the_fast_path_finds_what_feeding_every_line_finds(
-    tmp_path: Path, log: tuple[bytes, list[int], list[bool]], max_line: int, restart: int
+    tmp_path: Path,
+    log: tuple[bytes, list[int], list[bool]],
+    max_line: int,
+    restart: int,
+    tiny_keep: int,
 ) -> None:
     """Random mixes of corpus cases and ordinary lines, written in random pieces, with and
     without the multi-line timeout between them: the same findings and the same events with a
     hit either way; after each read the saved position is a line start with its true line
     number, and a restart there (the pending state lost) repeats and loses nothing. The saved
     position is the same whether the walk back to it starts over the last few lines kept
-    (tail_bytes) or over all of them."""
+    (tail_bytes) or over all of them. And it is the same, as are the events, when only a tiny
+    tail of lines is kept in memory (tracebacks and bodies run past it: the walk back reads
+    the earlier bytes again from the file) as when the whole lookback is."""
     data, sizes, timeouts = log
     path = tmp_path / f"app-{os.urandom(4).hex()}.log"
     path.write_bytes(b"")
@@ -137,6 +157,8 @@ def test_the_fast_path_finds_what_feeding_every_line_finds(
     fast = Reader(path, raw=True, max_line=max_line)
     small_tail = Reader(path, raw=True, max_line=max_line, tail_bytes=300)
     whole = Reader(path, raw=True, max_line=max_line, tail_bytes=1 << 62)
+    in_memory = Reader(path, raw=True, max_line=max_line, keep_bytes=None)
+    tiny = Reader(path, raw=True, max_line=max_line, keep_bytes=tiny_keep)
     before_restart: list[tuple[int, int, str, str]] | None = None
     restarted: Reader | None = None
     written = 0
@@ -144,23 +166,25 @@ def test_the_fast_path_finds_what_feeding_every_line_finds(
         with path.open("ab") as handle:
             handle.write(data[written : written + size])
         written += size
-        for reader in (every_line, fast, restarted, small_tail, whole):
+        for reader in (every_line, fast, restarted, small_tail, whole, in_memory, tiny):
             if reader is not None:
                 reader.read()
                 if timeout:
                     reader.timeout()
         at = fast.live.safe_position()
         assert small_tail.live.safe_position() == at == whole.live.safe_position()
+        assert in_memory.live.safe_position() == at == tiny.live.safe_position()
         assert at.offset == 0 or data[at.offset - 1 : at.offset] == b"\n"
         assert at.line_no == data.count(b"\n", 0, at.offset)
         if index == restart:  # a crash: what was pending is lost, reading resumes at `at`
             before_restart = fast.findings()
             restarted = Reader(path, raw=True, max_line=max_line, start=at)
-    for reader in (every_line, fast, restarted):
+    for reader in (every_line, fast, restarted, in_memory, tiny):
         if reader is not None:
             reader.finish()
     expected = every_line.findings()
     assert fast.findings() == expected
+    assert tiny.events == in_memory.events == fast.events
     # Each event the fast path makes is one the line-by-line path makes too; it may make fewer
     # (a lone line that nothing attributes to OpenAI is dropped in the raw bytes: no finding).
     hit_events = [e for e in every_line.events if CLASSIFIER.prefilter.any_in(e.text)]
@@ -197,15 +221,45 @@ def test_the_saved_position_from_the_last_lines_is_the_one_from_all_kept(
     path = tmp_path / f"app-{os.urandom(4).hex()}.log"
     path.write_bytes(b"")
     tail = Reader(path, raw=True, max_line=max_line, tail_bytes=tail_bytes)
-    whole = Reader(path, raw=True, max_line=max_line, tail_bytes=1 << 62)
+    whole = Reader(path, raw=True, max_line=max_line, tail_bytes=1 << 62, keep_bytes=None)
+    tiny = Reader(path, raw=True, max_line=max_line, keep_bytes=tail_bytes // 4)
     written = 0
     for size in sizes:
         with path.open("ab") as handle:
             handle.write(data[written : written + size])
         written += size
-        for reader in (tail, whole):
+        for reader in (tail, whole, tiny):
             reader.read()
-        assert tail.live.safe_position() == whole.live.safe_position()
-    tail.finish()
-    whole.finish()
-    assert tail.events == whole.events
+        at = whole.live.safe_position()
+        assert tail.live.safe_position() == at == tiny.live.safe_position()
+    for reader in (tail, whole, tiny):
+        reader.finish()
+    assert tail.events == whole.events == tiny.events
+
+
+def test_a_file_rewritten_since_is_walked_back_over_what_is_kept_only() -> None:
+    """The earlier bytes read again must end with the first bytes kept: when the file was
+    truncated (fewer bytes) or rewritten (other bytes) since, the walk back goes over what is
+    kept, as if nothing could be read again: the same events and positions as with no file."""
+    frames = "".join(f'  File "/app/x{i}.py", line {i}, in f\n' for i in range(40))
+    log = (
+        "2024-05-01 12:00:00,000 ERROR app: call failed\nTraceback (most recent call last):\n"
+        + frames
+        + "openai.RateLimitError: Error code: 429 - {'error': {'code': 'rate_limit_exceeded'}}\n"
+        + "2024-05-01 12:00:01,000 INFO app: next\n"
+    ).encode()
+    head, tail = log[: log.index(b"openai.")], log[log.index(b"openai.") :]
+    hits = HitEvents(CLASSIFIER.prefilter, 1024 * 1024, LIMITS)
+
+    def run(reread: Callable[[int, int], bytes]) -> tuple[list[Event], Position]:
+        live = LiveFile("app.log", hits, Position(0, 0), reread=reread, keep_bytes=100)
+        events = live.feed(RawLines(head, 0, 0, ()))
+        events += live.feed(RawLines(tail, len(head), head.count(b"\n"), ()))
+        return events + live.flush(), live.safe_position()
+
+    nothing = run(lambda offset, size: b"")
+    assert nothing == run(lambda offset, size: log[offset : offset + size][: size // 2])
+    assert nothing == run(lambda offset, size: b"x" * size)
+    assert nothing[0][-1].first_line > 1  # (what was not kept could not be walked back over)
+    ((whole,), end) = run(lambda offset, size: log[offset : offset + size])
+    assert (whole.first_line, whole.last_line) == (1, 43) and end == Position(len(log), 44)

@@ -262,6 +262,43 @@ def test_ingest_with_the_prefilter_hands_out_only_the_events_around_hits(tmp_pat
         ingest.stop()
 
 
+def test_a_commit_gets_only_the_positions_that_moved_since_the_last(tmp_path: Path) -> None:
+    """file_positions() after a commit: only the files read since (none when nothing was);
+    the same again when that commit failed (committed() not called); every file when asked
+    for everything (a fresh DB)."""
+    one, two = tmp_path / "one.log", tmp_path / "two.log"
+    one.write_text("a line\n")
+    two.write_text("another line\n")
+    ingest = make_ingest(tmp_path, [], Classifier())
+    ingest.start()
+    try:
+        read_until(ingest, 100.0, lambda g: not ingest.catching_up, deadline=5.0)
+        ingest.read(103.0)  # (the timeout: nothing is pending any more)
+        assert sorted(p.path for p in ingest.file_positions()) == [str(one), str(two)]
+        ingest.committed()
+        ingest.read(104.0)
+        assert ingest.file_positions() == []
+        with one.open("a") as handle:
+            handle.write("more\n")
+        deadline = time.monotonic() + 5.0
+        while ingest.file_positions() == [] and time.monotonic() < deadline:
+            ingest.read(105.0)
+            ingest.wait(0.05)
+        ingest.read(108.0)  # the timeout: "more" is complete, its end is safe
+        (moved,) = ingest.file_positions()  # the commit failed: asked again, the same
+        assert (moved.path, moved.offset) == (str(one), one.stat().st_size)
+        assert ingest.file_positions() == [moved]
+        ingest.committed()
+        assert ingest.file_positions() == []
+        everything = ingest.file_positions(everything=True)
+        assert sorted((p.path, p.offset) for p in everything) == [
+            (str(one), one.stat().st_size),
+            (str(two), two.stat().st_size),
+        ]
+    finally:
+        ingest.stop()
+
+
 # --- probe intake --------------------------------------------------------------------------------
 
 

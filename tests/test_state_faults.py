@@ -172,8 +172,10 @@ class FakeReading:
         self.dirty = True
         self.position = FileState("/l/a.log", 1, 2, "h", 1, 100, 1)
         self.commits = 0
+        self.asked: list[bool] = []  # `everything` of each file_positions()
 
-    def file_positions(self) -> list[FileState]:
+    def file_positions(self, everything: bool = False) -> list[FileState]:
+        self.asked.append(everything)
         return [self.position]
 
     def journal_positions(self) -> list[JournalPosition]:
@@ -307,6 +309,10 @@ def test_a_db_damaged_while_running_is_replaced_and_given_what_memory_holds(
     assert notice.category == CATEGORY and "open alerts: none" in notice.message
     assert "queued notifications: 1" in notice.message  # note("a"), undelivered in the old file
     assert state.files() == [reading.position]
+    # The fresh DB holds no position: that write asked for every one, not only those moved.
+    assert reading.asked == [False, True]
+    assert keeper.write(3.0, reading, None, force=True)
+    assert reading.asked == [False, True, False]
     keeper.close()
 
 

@@ -108,6 +108,12 @@ class Ingest:
         self._gathering: dict[tuple[str, int, int], _Followed] = {}
         self._journal_followed: dict[str, _JournalFollowed] = {}
         self._forget: list[FileState] = []
+        # A commit writes only the positions that moved: those of the files read or flushed
+        # since the last one (`_moved`) that differ from what it wrote (`_written`); with 500
+        # files, all 500 rows at each commit were most of its cost.
+        self._moved: dict[tuple[str, int, int], None] = {}
+        self._written: dict[tuple[str, int, int], FileState] = {}
+        self._writing: list[tuple[tuple[str, int, int], FileState]] = []  # until committed()
         self.dirty = False  # positions moved since the last commit
         self.catching_up = True
         self._saved = saved
@@ -149,6 +155,7 @@ class Ingest:
         # so that no event takes those lines twice.
         self._followed = {}
         self._gathering = {}
+        self._moved, self._written = {}, {}  # (the next commit writes every position again)
         self.sources = self._make_sources(settings, self._saved.files())
         self.sources.start()
 
@@ -211,13 +218,17 @@ class Ingest:
                 followed.caught_up = backlog
             followed.position = read.file
             self.dirty = True
+            self._moved[key] = None
             if read.finished:
                 events.extend(Ingested(e, backlog) for e in followed.flush())
                 self._forget.append(read.file)
                 del self._followed[key]
                 self._gathering.pop(key, None)
+                self._moved.pop(key, None)
+                self._written.pop(key, None)
         timeout = self.settings.logs.multiline_timeout
         for key, followed in list(self._gathering.items()):
+            self._moved[key] = None  # (a flush moves its safe position)
             if followed.pending and now - followed.last_line_at >= timeout:
                 events.extend(Ingested(e, followed.caught_up) for e in followed.flush())
             elif followed.assembler.pending:  # a stream that went quiet while another goes on
@@ -233,7 +244,12 @@ class Ingest:
         first = read.raw[0]
         if followed.live is None:
             start = Position(first.offset, first.line_no)
-            followed.live = LiveFile(read.file.path, self._hits, start)
+            dev, ino = read.file.dev, read.file.ino
+
+            def reread(offset: int, size: int) -> bytes:
+                return self.sources.read_at(dev, ino, offset, size)
+
+            followed.live = LiveFile(read.file.path, self._hits, start, reread=reread)
         live = followed.live
         before = live.lines_read
         events: list[Event] = []
@@ -292,10 +308,21 @@ class Ingest:
 
     # --- what a commit saves ------------------------------------------------------------------
 
-    def file_positions(self) -> list[FileState]:
+    def file_positions(self, everything: bool = False) -> list[FileState]:
         """Where to resume each file after a crash: the start of an event still being
-        gathered (or of the pieces of a split line its unwrapper holds, if they began before)."""
-        return [_safe_position(f) for f in self._followed.values()]
+        gathered (or of the pieces of a split line its unwrapper holds, if they began before).
+        Only those that moved since the last commit (the DB holds the others), unless
+        `everything` (a fresh DB)."""
+        self._writing = []
+        keys = self._followed if everything else self._moved
+        for key in keys:
+            followed = self._followed.get(key)
+            if followed is None:
+                continue
+            position = _safe_position(followed)
+            if everything or self._written.get(key) != position:
+                self._writing.append((key, position))
+        return [position for _, position in self._writing]
 
     def journal_positions(self) -> list[JournalPosition]:
         return self.journals.positions(
@@ -308,6 +335,9 @@ class Ingest:
 
     def committed(self) -> None:
         """The positions, cursors and forgotten files were saved."""
+        self._written.update(self._writing)
+        self._writing = []
+        self._moved = {}
         self._forget = []
         self.dirty = False
 

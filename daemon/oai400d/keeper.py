@@ -45,7 +45,7 @@ class Reading(Protocol):
     @property
     def dirty(self) -> bool: ...  # positions moved since the last commit
 
-    def file_positions(self) -> list[FileState]: ...
+    def file_positions(self, everything: bool = False) -> list[FileState]: ...
 
     def journal_positions(self) -> list[JournalPosition]: ...
 
@@ -95,6 +95,9 @@ class StateKeeper:
         self._notifications: list[Notification] = []
         self._full: _Full | None = None
         self._next_prune = 0.0
+        # A fresh DB replaced a damaged one while running: the next commit writes every
+        # position, not only those that moved since the last (the old rows are gone).
+        self._all_positions = False
         if self.recovery is not None:
             log.error("%s", _logged(self.recovery, alerts_kept=False))
             self.hold((), [self.recovery.notice(self.host)])
@@ -141,7 +144,7 @@ class StateKeeper:
         if full is not None and now < full.retry_at and not force:
             return False
         self._last_write = now  # (after a failure too: positions wait for the next interval)
-        files = reading.file_positions()
+        files = reading.file_positions(everything=self._all_positions)
         try:
             self.state.commit(
                 files=files,
@@ -156,6 +159,7 @@ class StateKeeper:
             self.disk_full(exc, now, len(files))
             return False
         reading.committed()
+        self._all_positions = False
         if now >= self._next_prune:
             self._prune(now)
         if fleet is not None:
@@ -242,6 +246,7 @@ class StateKeeper:
         recovery = self.state.start_afresh(error)
         log.error("%s", _logged(recovery, alerts_kept=True))
         self._full = None
+        self._all_positions = True
         self.hold(alerts, [recovery.notice(self.host, alerts_kept=True)])
         return recovery
 

@@ -162,6 +162,10 @@ class Sources:
         """The current position of every followed file."""
         return self._followed.files()
 
+    def read_at(self, dev: int, ino: int, offset: int, size: int) -> bytes:
+        """Bytes of a followed file read again (the fast path's walk back): Tail.read_at."""
+        return self._followed.read_at(dev, ino, offset, size)
+
     def reconcile(self, full: bool = False) -> None:
         """Re-watch directories that came back, retry unreadable files, and re-list and
         re-check what inotify does not cover (or everything: `full`, or when one is due).

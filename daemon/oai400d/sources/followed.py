@@ -92,6 +92,11 @@ class FollowedFiles:
         """The Tail of the file with this device and inode, if it is followed."""
         return self._index.of(dev, ino)
 
+    def read_at(self, dev: int, ino: int, offset: int, size: int) -> bytes:
+        """Bytes of a followed file read again (Tail.read_at); none when it is not followed."""
+        tail = self._index.of(dev, ino)
+        return tail.read_at(offset, size) if tail is not None else b""
+
     def active_at(self, path: str) -> Tail | None:
         """The file being followed at `path` now (not a rotated file that left it)."""
         found = None

@@ -190,6 +190,17 @@ class Tail:
                 return used, True
         return used, os.fstat(self.fd).st_size <= self.pos
 
+    def read_at(self, offset: int, size: int) -> bytes:
+        """Bytes already read, read again (the fast path's walk back past the lines it keeps):
+        fewer when the file is shorter now, none when its descriptor is closed (the budget) or
+        the read fails."""
+        if self.fd < 0:
+            return b""
+        try:
+            return os.pread(self.fd, size, offset)
+        except OSError:
+            return b""
+
     def finish(self) -> None:
         """The file will not grow any more: hand out its partial last line too."""
         self._flush_partial()
