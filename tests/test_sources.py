@@ -1051,3 +1051,62 @@ def test_a_file_at_the_same_path_in_a_re_created_directory_is_read(tmp_path: Pat
             logs.mkdir()
             append(logs / "app.log", f"error {trial:02d}\n")  # the same size each time
             run.until(lambda t=trial: f"error {t:02d}" in run.texts(), f"trial {trial}")
+
+
+def test_a_tree_made_and_renamed_under_a_double_star_root_is_followed_through_inotify(
+    tmp_path: Path,
+) -> None:
+    """`mkdir -p` under a recursive root and a file written at once (before the new
+    directories' watches exist, so no event names it), then the tree renamed: both files are
+    read under their real paths, by inotify alone (no reconcile)."""
+    with running(tmp_path, "**/*.log") as run:
+        assert run.poll() == []
+        deep = tmp_path / "a" / "b" / "c"
+        deep.mkdir(parents=True)
+        append(deep / "early.log", "early line\n")
+        run.until(lambda: "early line" in run.texts(), "the file made with its directories")
+        (tmp_path / "a").rename(tmp_path / "z")
+        renamed = tmp_path / "z" / "b" / "c"
+        append(renamed / "late.log", "late line\n")
+        run.until(lambda: "late line" in run.texts(), "a file in the renamed tree")
+        assert [line.path for line in run.lines if line.text == "late line"] == [
+            str(renamed / "late.log")
+        ]
+
+
+def test_no_thread_is_started_and_wake_ends_a_wait_from_another_thread(tmp_path: Path) -> None:
+    """The inotify descriptor is read by the thread that waits: starting adds no thread, and a
+    wake() from another thread (or before the wait) ends a long wait at once."""
+    before = threading.active_count()
+    with running(tmp_path) as run:
+        assert threading.active_count() == before
+        run.drain()
+        waker = threading.Thread(target=run.sources.wake)
+        started = time.monotonic()
+        waker.start()
+        run.sources.wait(30.0)
+        assert time.monotonic() - started < DEADLINE
+        waker.join()
+
+
+def test_an_overflowed_inotify_queue_re_checks_every_file(tmp_path: Path) -> None:
+    """IN_Q_OVERFLOW (the kernel dropped events) is told as lost events, ending a wait at once;
+    Sources.poll then re-checks every file."""
+    import struct
+
+    from watchdog.observers.inotify_c import InotifyConstants
+
+    from oai400d.sources.watch import Watcher
+
+    watcher = Watcher([(str(tmp_path), False)], [].append)
+    watcher.start()
+    try:
+        # What the kernel queues on overflow: wd -1, no name.
+        watcher.inbox._mark(struct.pack("iIII", -1, InotifyConstants.IN_Q_OVERFLOW, 0, 0))
+        started = time.monotonic()
+        watcher.inbox.wait(30.0)
+        assert time.monotonic() - started < DEADLINE
+        assert watcher.inbox.take() == (set(), False, True)
+        assert watcher.inbox.take() == (set(), False, False)
+    finally:
+        watcher.stop()

@@ -1,9 +1,10 @@
 """Sources: follows every file the globs match, through rotation, truncation and restarts.
 
 A file is known by device + inode + a digest of its first bytes (see tail.py). Each poll
-first checks the files marked dirty (by watchdog, or by reconcile; see Rescans): a file no
-longer at its path was rotated (renamed or deleted); it keeps its open descriptor, is looked
-for by inode in its directory to learn its new name, is read to its end and finished once
+first checks the files marked dirty (by watch.py's inotify watches, or by reconcile; see
+Rescans): a file no longer at its path was rotated (renamed or deleted); it keeps its open
+descriptor, is looked for by inode in its directory to learn its new name, is read to its end
+and finished once
 deleted or idle for `rotated_grace` seconds. Whatever is at the path now is a new file, read
 from its beginning.
 

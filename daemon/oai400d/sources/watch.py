@@ -1,83 +1,118 @@
-"""Watchdog on the directories of the globs: it only marks paths dirty and wakes the reader.
+"""inotify on the directories of the globs, read in the reader's own thread: it only marks
+paths dirty and wakes the reader.
 
 Each glob's directory is watched, and so is its parent (for directories only), so that a log
 directory removed and created again is watched again at once, and a directory that does not
 exist yet is noticed through its nearest existing ancestor. A directory on a network file
 system is watched too, but counted among the `unwatched` ones: other hosts' writes there send
 no event, so reconcile re-lists it.
+
+The inotify descriptor is read by Inbox.wait and Inbox.take, in the thread that polls, not by
+watchdog's observer threads: at 10,000 lines/s into 500 files the chain of four threads and two
+queues each event went through cost a quarter of a core, and at 50,000 lines/s the daemon's
+memory grew with it (BENCHMARKS.md, issue 18). Events wait in the kernel's queue meanwhile,
+which is bounded: when it overflows, IN_Q_OVERFLOW has every file re-checked.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import ctypes
+import errno
+import math
 import os
 import re
+import select
+import struct
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from watchdog.events import (
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirMovedEvent,
-    EventsLostEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
+from watchdog.observers.inotify_c import (
+    InotifyConstants as IN,
 )
-from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver, ObservedWatch
+from watchdog.observers.inotify_c import (
+    WatchDescriptor,
+    inotify_add_watch,
+    inotify_init,
+    inotify_rm_watch,
+)
 
 # Opened/closed-without-write and access events are left out: our own reading would wake us.
-# DirModifiedEvent is left out too: it accompanies every create, move, delete and
-# close-after-write of a child, each of which comes with its own event naming the file.
-EVENTS: list[type[FileSystemEvent]] = [
-    FileCreatedEvent,
-    FileModifiedEvent,
-    FileClosedEvent,  # the last write before a writer closes the file
-    FileAttribEvent,  # chmod: an unreadable file may have become readable
-    FileMovedEvent,
-    FileDeletedEvent,
-    DirMovedEvent,
-    DirDeletedEvent,
-    DirCreatedEvent,  # a log directory that did not exist yet may be this one
-    EventsLostEvent,  # the kernel's queue overflowed: every file must be re-checked
-]
-# On a parent or an ancestor of a log directory: only that directory's coming and going.
-DIRECTORY_EVENTS: list[type[FileSystemEvent]] = [DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
+# A directory's own modification is left out too: it accompanies every create, move, delete
+# and close-after-write of a child, each of which comes with its own event naming the file.
+FILE_MASK = (
+    IN.IN_CREATE
+    | IN.IN_MODIFY
+    | IN.IN_CLOSE_WRITE  # the last write before a writer closes the file
+    | IN.IN_ATTRIB  # chmod: an unreadable file may have become readable
+    | IN.IN_MOVED_FROM
+    | IN.IN_MOVED_TO
+    | IN.IN_DELETE
+    | IN.IN_DELETE_SELF
+    | IN.IN_MOVE_SELF
+)
+# On a parent or an ancestor of a log directory: only that directory's coming and going (the
+# kernel still sends a file's creation there; it is dropped).
+DIRECTORY_MASK = (
+    IN.IN_CREATE
+    | IN.IN_MOVED_FROM
+    | IN.IN_MOVED_TO
+    | IN.IN_DELETE
+    | IN.IN_DELETE_SELF
+    | IN.IN_MOVE_SELF
+)
+# The watched directory itself went away or its watch ended: it must be watched again.
+SELF_GONE = IN.IN_DELETE_SELF | IN.IN_MOVE_SELF | IN.IN_IGNORED | IN.IN_UNMOUNT
+# A child directory came or went (with IN_ISDIR).
+CHILD_DIRECTORY = IN.IN_CREATE | IN.IN_MOVED_FROM | IN.IN_MOVED_TO | IN.IN_DELETE
+CHILD_DIRECTORY_GONE = IN.IN_MOVED_FROM | IN.IN_DELETE
+EVENT_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (name follows)
+READ_SIZE = 65536  # bytes per read() of the inotify descriptor (about 2000 events)
 # File systems where a change made by another host sends no inotify event (/proc/mounts names).
 NETWORK_FILE_SYSTEMS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "glusterfs", "lustre", "gpfs", "afs", "9p"}
     | {"fuse.glusterfs", "fuse.sshfs", "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse", "virtiofs"}
 )
-STOP_TIMEOUT = 2.0  # the daemon must stop within 5 s of SIGTERM, all threads included
 # A write wakes the reader this long after the first event, so that the events of a burst over
 # many files (each its own inotify event) are read in one pass, not one pass each. Bounded: the
 # detection latency is this plus logs.multiline_timeout (bench/daemon_latency.py: p99 < 250 ms).
 COALESCE_SECONDS = 0.04
 
 
-class _QuietStopRace(logging.Filter):
-    """Drops watchdog's ERROR for an event that raced its own shutdown: nothing is wrong."""
+@dataclass(frozen=True)
+class Owner:
+    """Why a directory is watched: for a root (or a symlink target's directory), which owns
+    the watches of its subdirectories too when it is recursive, or for an ancestor (only its
+    subdirectories' coming and going)."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        return "called when the thread is inactive" not in record.getMessage()
+    key: str  # the root, or the ancestor's path
+    files: bool  # its files' changes matter (not only its subdirectories' coming and going)
+    recursive: bool  # new subdirectories are watched too
 
 
-logging.getLogger("watchdog.observers.inotify").addFilter(_QuietStopRace())
+@dataclass
+class _Watch:
+    """One inotify watch (one inode, one wd): whoever asked for it, each with the path it
+    names the directory by (a root may also be a symlink target's directory, by another name).
+    """
+
+    owners: dict[Owner, str] = field(default_factory=dict)
+    paths: tuple[str, ...] = ()  # the distinct paths of `owners`
+    files: bool = False  # any owner's files' changes matter
+
+    def changed(self) -> None:
+        """Recompute what is derived from `owners` (read on every event)."""
+        self.paths = tuple(sorted(set(self.owners.values())))
+        self.files = any(owner.files for owner in self.owners)
 
 
-class Inbox(FileSystemEventHandler):
-    """What the watchdog thread tells the reader: which paths changed, and a wake-up."""
+class Inbox:
+    """The inotify descriptor and what it told: which paths changed, and a wake-up."""
 
     def __init__(self) -> None:
-        self.event = threading.Event()
+        self.event = _WakeEvent(self)  # set(): the next wait returns at once
         self._lock = threading.Lock()
         self._dirty: set[str] = set()
         self._rewatch = False
@@ -86,41 +121,107 @@ class Inbox(FileSystemEventHandler):
         # at the same path got the same inode number back (as ext4 often gives it).
         self._gone: set[str] = set()
         self._woken = False  # no lock: wake() may run in a signal handler
+        self._set = False  # event.set(): the next wait returns at once, unless a take comes first
         self._first_marked: float | None = None  # when the first path was marked since a take
-        self._urgent = threading.Event()  # wake() during the coalescing delay
+        # wake() writes a byte here, so that a wait blocked in poll() returns at once.
+        self._wake_read, self._wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._fd = -1  # the inotify descriptor, once open()ed
+        # poll(), not select(): the daemon may hold more than 1024 descriptors (its files).
+        self._woken_up = select.poll()  # the wake pipe
+        self._woken_up.register(self._wake_read, select.POLLIN)
+        self._readable = select.poll()  # the wake pipe and the inotify descriptor
+        self._readable.register(self._wake_read, select.POLLIN)
+        self._watches: dict[int, _Watch] = {}
+
+    # -- the descriptor and its watches (Watcher's side) --
+
+    def open(self) -> None:
+        """Create the inotify descriptor (non-blocking: it is only read when poll() says so)."""
+        if self._fd >= 0:
+            return
+        fd = inotify_init()
+        if fd < 0:
+            code = ctypes.get_errno()
+            if code == errno.EMFILE:
+                raise OSError(code, "inotify instance limit reached")
+            raise OSError(code, os.strerror(code))
+        os.set_blocking(fd, False)
+        os.set_inheritable(fd, False)
+        self._readable.register(fd, select.POLLIN)
+        self._fd = fd
+
+    def close(self) -> None:
+        """Close the inotify descriptor (every watch ends with it) and wake a waiting reader."""
+        fd, self._fd = self._fd, -1
+        self._watches.clear()
+        if fd >= 0:
+            self._readable.unregister(fd)
+            os.close(fd)
+        self.wake()
+
+    def add(self, path: str, owner: Owner, follow: bool) -> int:
+        """Watch the directory `path` for `owner`; its watch descriptor. OSError when the
+        kernel refuses (the watch or instance limit, a directory gone)."""
+        if self._fd < 0:
+            self.open()  # it failed at start (max_user_instances): try again
+        mask = (FILE_MASK if owner.files else DIRECTORY_MASK) | IN.IN_ONLYDIR | IN.IN_MASK_ADD
+        if not follow:
+            mask |= IN.IN_DONT_FOLLOW
+        wd = inotify_add_watch(self._fd, os.fsencode(path), mask)
+        if wd < 0:
+            code = ctypes.get_errno()
+            if code == errno.ENOSPC:
+                raise OSError(code, "inotify watch limit reached")
+            raise OSError(code, os.strerror(code))
+        with self._lock:
+            watch = self._watches.setdefault(wd, _Watch())
+            watch.owners[owner] = path
+            watch.changed()
+        return wd
+
+    def remove(self, wd: int, owner: Owner) -> None:
+        """`owner` no longer needs watch `wd`; the watch ends when nobody does."""
+        with self._lock:
+            watch = self._watches.get(wd)
+            if watch is None:
+                return
+            watch.owners.pop(owner, None)
+            watch.changed()
+            if watch.owners:
+                return
+            del self._watches[wd]
+        if self._fd >= 0:
+            inotify_rm_watch(self._fd, WatchDescriptor(wd))  # EINVAL: it ended already
+
+    def watched_under(self, owner: Owner) -> list[int]:
+        """The watch descriptors `owner` holds."""
+        with self._lock:
+            return [wd for wd, watch in self._watches.items() if owner in watch.owners]
+
+    # -- the reader's side --
 
     def wake(self) -> None:
         """Make the current or the next wait() return at once."""
         self._woken = True
-        self._urgent.set()
-        self.event.set()
+        with contextlib.suppress(OSError):  # full: a wake-up is pending already
+            os.write(self._wake_write, b"\0")
 
-    def dispatch(self, event: FileSystemEvent) -> None:
-        """Mark the event's paths dirty and wake the reader; nothing slower runs here."""
-        paths = [os.fsdecode(path) for path in (event.src_path, event.dest_path) if path]
-        with self._lock:
-            self._dirty.update(paths)
-            # A watched directory that goes away ends its inotify watch: watch it again.
-            # A directory that appears may be a missing log directory (or on its way to one).
-            self._rewatch = self._rewatch or isinstance(
-                event, DirDeletedEvent | DirMovedEvent | DirCreatedEvent
-            )
-            self._lost = self._lost or isinstance(event, EventsLostEvent)
-            if isinstance(event, DirDeletedEvent | DirMovedEvent):
-                self._gone.add(os.fsdecode(event.src_path))
-            if self._first_marked is None:
-                self._first_marked = time.monotonic()
-        self.event.set()
+    def set_event(self) -> None:
+        """Make the next wait() return at once, unless a take() comes first (Inbox.event.set)."""
+        self._set = True
+        with contextlib.suppress(OSError):  # full: a wake-up is pending already
+            os.write(self._wake_write, b"\0")
 
     def take(self) -> tuple[set[str], bool, bool]:
         """The paths marked since the last take, whether a directory came or went, and whether
         events were lost."""
+        self._read_events()
         with self._lock:
             dirty, rewatch, lost = self._dirty, self._rewatch, self._lost
             self._dirty, self._rewatch, self._lost = set(), False, False
             self._first_marked = None
-            # What woke us is taken now; a later event sets it again.
-            self.event.clear()
+            # What woke us is taken now (as Inbox.event was cleared); a wake() is not.
+            self._set = False
         return dirty, rewatch, lost
 
     def take_gone(self) -> set[str]:
@@ -132,38 +233,176 @@ class Inbox(FileSystemEventHandler):
     def wait(self, timeout: float) -> None:
         """Block until something is marked (and COALESCE_SECONDS after the first mark, for the
         rest of its burst), wake() is called, or `timeout` passes."""
-        timeout = min(max(0.0, timeout), threading.TIMEOUT_MAX)
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            marked = bool(self._dirty or self._rewatch or self._lost)
-        if not (marked or self._woken):
-            self.event.wait(timeout)
+        deadline = time.monotonic() + max(0.0, timeout)
+        self._read_events()
+        while not (self._marked() or self._woken or self._set):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            self._readable.poll(_milliseconds(remaining))
+            # (a byte left by an event.set() that a take cleared since wakes nobody)
+            self._drain_wake()
+            self._read_events()
         with self._lock:
             # (a directory that came or went, or lost events, are looked at at once)
             first = None if self._rewatch or self._lost else self._first_marked
+        self._drain_wake()
         if first is not None and not self._woken:
             delay = min(first + COALESCE_SECONDS, deadline) - time.monotonic()
             if delay > 0:
-                self._urgent.wait(delay)
-        self._urgent.clear()
-        # A wake() during a poll (whose take() clears the event) still ends the next wait.
+                # Only a wake() cuts the delay short: the burst's events wait in the kernel.
+                self._woken_up.poll(_milliseconds(delay))
+        # A wake() during a poll still ends the next wait: it is cleared only here.
         self._woken = False
-        # Clearing after waking is safe: the dirty set, not the event, is what poll reads.
-        self.event.clear()
+        self._set = False
+        self._drain_wake()
+
+    def _drain_wake(self) -> None:
+        with contextlib.suppress(OSError):
+            while os.read(self._wake_read, 512):
+                pass
+
+    def _marked(self) -> bool:
+        with self._lock:
+            return bool(self._dirty or self._rewatch or self._lost)
+
+    def _read_events(self) -> None:
+        """Read every event waiting on the descriptor and mark what it names."""
+        while self._fd >= 0:
+            try:
+                buffer = os.read(self._fd, READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # closed by stop() meanwhile
+            if not buffer:
+                return
+            self._mark(buffer)
+            if len(buffer) < READ_SIZE // 2:
+                return  # the queue is drained (a full read may have left more)
+
+    def _mark(self, buffer: bytes) -> None:
+        # Writes are nearly all of the events: the same (wd, name) is only joined once.
+        files: dict[tuple[int, bytes], _Watch] = {}
+        # Subdirectories of recursive roots that came (True) or went (False), in order.
+        moves: list[tuple[str, Owner, bool]] = []
+        unpack = EVENT_HEADER.unpack_from
+        end = len(buffer)
+        offset = 0
+        with self._lock:
+            watches = self._watches
+            while offset + 16 <= end:
+                wd, mask, _cookie, length = unpack(buffer, offset)
+                name = buffer[offset + 16 : offset + 16 + length].rstrip(b"\0")
+                offset += 16 + length
+                if mask & IN.IN_Q_OVERFLOW:
+                    self._lost = True
+                    continue
+                watch = watches.get(wd)
+                if watch is None:
+                    continue  # a watch we ended; its last events are of no use
+                if not name:
+                    if mask & SELF_GONE:
+                        # The directory itself was deleted, moved or unmounted: watch it again.
+                        self._gone.update(watch.paths)
+                        self._dirty.update(watch.paths)
+                        self._rewatch = True
+                        if mask & IN.IN_IGNORED:
+                            del watches[wd]
+                    continue
+                if mask & IN.IN_ISDIR:
+                    if not mask & CHILD_DIRECTORY:
+                        continue
+                    decoded = os.fsdecode(name)
+                    paths = [os.path.join(directory, decoded) for directory in watch.paths]
+                    self._dirty.update(paths)
+                    # A directory that appears may be a missing log directory (or on its way
+                    # to one); one that goes away ends its watch.
+                    self._rewatch = True
+                    came = not mask & CHILD_DIRECTORY_GONE
+                    if not came:
+                        self._gone.update(paths)
+                    moves.extend(
+                        (os.path.join(directory, decoded), owner, came)
+                        for owner, directory in watch.owners.items()
+                        if owner.recursive
+                    )
+                elif watch.files:
+                    files[wd, name] = watch
+            for (_, name), watch in files.items():
+                decoded = os.fsdecode(name)
+                self._dirty.update(os.path.join(directory, decoded) for directory in watch.paths)
+            if self._first_marked is None and (files or self._rewatch or self._lost):
+                self._first_marked = time.monotonic()
+        for path, owner, came in moves:
+            if came:
+                self._watch_new_directory(path, owner)
+            else:
+                self._unwatch_tree(path, owner)
+
+    def _unwatch_tree(self, top: str, owner: Owner) -> None:
+        """A directory left a recursive root (deleted or moved away): end `owner`'s watches on
+        it and below, which would name its files by their old paths."""
+        prefix = top.rstrip(os.sep) + os.sep
+        with self._lock:
+            below = [
+                wd
+                for wd, watch in self._watches.items()
+                if (path := watch.owners.get(owner)) is not None
+                and (path == top or path.startswith(prefix))
+            ]
+        for wd in below:
+            self.remove(wd, owner)
+
+    def _watch_new_directory(self, top: str, owner: Owner) -> None:
+        """A directory appeared under a recursive root: watch it and what is below it, and mark
+        what it holds already (created before its watch: no event tells it)."""
+        for directory, subdirectories, names in os.walk(top):
+            try:
+                self.add(directory, owner, follow=False)
+            except OSError:
+                subdirectories.clear()  # gone already, or the limit: reconcile covers it
+                continue
+            # Symlinked subdirectories are not followed (a loop would walk forever).
+            subdirectories[:] = [
+                name for name in subdirectories if not os.path.islink(os.path.join(directory, name))
+            ]
+            with self._lock:
+                self._dirty.update(os.path.join(directory, name) for name in names)
+                self._dirty.update(os.path.join(directory, name) for name in subdirectories)
+
+    def __del__(self) -> None:
+        for fd in (self._wake_read, self._wake_write, self._fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+
+
+class _WakeEvent:
+    """Inbox.event, as it was when a thread delivered the events: set() makes the next wait
+    return at once (Sources.reconcile and stop use it)."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self._inbox = inbox
+
+    def set(self) -> None:
+        self._inbox.set_event()
 
 
 class Watcher:
-    """The watchdog observer and one watch per directory; problems go to `report`, once."""
+    """One inotify watch per directory, read by the Inbox; problems go to `report`, once."""
 
     def __init__(self, roots: list[tuple[str, bool]], report: Callable[[str], None]) -> None:
         self.inbox = Inbox()
         self._roots = roots
         self._report = report
-        self._observer: BaseObserver | None = None
-        self._watches: dict[str, tuple[ObservedWatch, tuple[int, int]]] = {}
+        self._started = False
+        # Each watched root: who owns its watches (the root's and its subdirectories'), and the
+        # directory's identity when it was watched.
+        self._watches: dict[str, tuple[Owner, tuple[int, int]]] = {}
         # For a log directory that does not exist yet: a watch on its nearest existing
         # ancestor, so that its creation is noticed at once rather than at the next reconcile.
-        self._ancestors: dict[str, ObservedWatch] = {}
+        self._ancestors: dict[str, Owner] = {}
         # Directories of symlinked files' targets (watch_extra): watched like a root, not
         # recursively, and nothing reported when one is missing (the link is dangling then).
         self._extra: set[str] = set()
@@ -171,20 +410,18 @@ class Watcher:
         self._reported: set[str] = set()
 
     def start(self) -> None:
-        """Start the observer thread and watch every directory that exists."""
-        self._observer = Observer()
-        self._observer.start()
+        """Open the inotify descriptor and watch every directory that exists."""
+        with contextlib.suppress(OSError):  # each watch tries again, and reports the failure
+            self.inbox.open()
+        self._started = True
         self.rewatch()
 
     def stop(self) -> None:
-        """Stop the observer thread."""
-        observer, self._observer = self._observer, None
-        if observer is not None:
-            observer.stop()
-            observer.join(STOP_TIMEOUT)
+        """Close the inotify descriptor: every watch ends."""
+        self._started = False
         self._watches.clear()
         self._ancestors.clear()
-        self.inbox.event.set()
+        self.inbox.close()
 
     def watch_extra(self, directories: set[str]) -> None:
         """Also watch these directories (not recursively), unless a root covers them already;
@@ -193,12 +430,12 @@ class Watcher:
         if wanted == self._extra:
             return
         self._extra = wanted
-        if self._observer is None:
+        if not self._started:
             return
         roots = {root for root, _ in self._roots}
         for directory in list(self._watches):
             if directory not in roots and directory not in wanted:
-                self._unwatch(directory, self._watches[directory][0])
+                self._unwatch(directory)
         self.rewatch()
 
     def _covered(self, directory: str) -> bool:
@@ -219,7 +456,7 @@ class Watcher:
     def rewatch(self) -> bool:
         """Watch directories that appeared or were replaced since they were last watched;
         True when a directory is newly watched (files may already be in it)."""
-        if self._observer is None:
+        if not self._started:
             return False
         newly = False
         gone = self.inbox.take_gone()
@@ -255,7 +492,7 @@ class Watcher:
             if current is not None and current[1] == identity and root not in gone:
                 continue
             if current is not None:
-                self._unwatch(root, current[0])
+                self._unwatch(root)
             if identity is None and (root, recursive) in extra:
                 continue  # a dangling link's directory: reconcile looks again
             if identity is None:
@@ -270,27 +507,22 @@ class Watcher:
             gone.discard(root)
             newly = newly or root in self._watches
         for path in gone & set(self._ancestors):
-            assert self._observer is not None
-            with contextlib.suppress(KeyError, OSError):
-                self._observer.unschedule(self._ancestors.pop(path))
+            self._unwatch_owner(self._ancestors.pop(path))
         self._watch_ancestors(parents | set(waiting.values()))
         return newly, waiting
 
     def _watch_ancestors(self, wanted: set[str]) -> None:
-        assert self._observer is not None
         for path in set(self._ancestors) - wanted:
-            with contextlib.suppress(KeyError, OSError):
-                self._observer.unschedule(self._ancestors.pop(path))
+            self._unwatch_owner(self._ancestors.pop(path))
         for path in wanted - set(self._ancestors):
             if self._covered(path) or not os.path.isdir(path):
                 continue  # a root's own watch tells its subdirectories' coming and going
+            owner = Owner(path, files=False, recursive=False)
             with contextlib.suppress(OSError):
-                self._ancestors[path] = self._observer.schedule(
-                    self.inbox, path, recursive=False, event_filter=DIRECTORY_EVENTS
-                )
+                self.inbox.add(path, owner, follow=True)
+                self._ancestors[path] = owner
 
     def _watch(self, root: str, recursive: bool, identity: tuple[int, int]) -> None:
-        assert self._observer is not None
         if not os.access(root, os.R_OK | os.X_OK):
             # inotify silently refuses a directory we cannot read; glob sees nothing in it.
             self._report_once(
@@ -299,17 +531,15 @@ class Watcher:
                 "search (x) access to it",
             )
             return
+        owner = Owner(root, files=True, recursive=recursive)
         try:
-            watch = self._observer.schedule(
-                self.inbox,
-                root,
-                recursive=recursive,
-                event_filter=EVENTS,
-                # Following the root itself lets a symlinked log directory work; below a
-                # recursive root a symlink loop would make watchdog walk forever.
-                follow_symlink=not recursive or os.path.islink(root),
-            )
+            # Following the root itself lets a symlinked log directory work; below a recursive
+            # root symlinks are not followed (a symlink loop would walk forever).
+            self.inbox.add(root, owner, follow=True)
+            if recursive:
+                self._watch_below(root, owner)
         except OSError as error:
+            self._unwatch_owner(owner)
             self._report_once(
                 root,
                 f"cannot watch {root}: {error.strerror or error}; new lines there are only "
@@ -317,7 +547,7 @@ class Watcher:
                 "max_user_instances if the limit was reached)",
             )
             return
-        self._watches[root] = (watch, identity)
+        self._watches[root] = (owner, identity)
         if _on_network_file_system(root):
             self._remote.add(root)
         else:
@@ -326,17 +556,37 @@ class Watcher:
             self._reported.discard(root)
             self._report(f"watching {root} again")
 
-    def _unwatch(self, root: str, watch: ObservedWatch) -> None:
-        assert self._observer is not None
-        del self._watches[root]
-        # Its emitter may have stopped already, when the directory went away.
-        with contextlib.suppress(KeyError, OSError):
-            self._observer.unschedule(watch)
+    def _watch_below(self, root: str, owner: Owner) -> None:
+        """Watch every directory below a recursive root (symlinks not followed); OSError only
+        for the watch limit (a directory gone meanwhile is skipped)."""
+        for directory, subdirectories, _ in os.walk(root):
+            subdirectories[:] = [
+                name for name in subdirectories if not os.path.islink(os.path.join(directory, name))
+            ]
+            for name in subdirectories:
+                try:
+                    self.inbox.add(os.path.join(directory, name), owner, follow=False)
+                except OSError as error:
+                    if error.errno == errno.ENOSPC:
+                        raise
+
+    def _unwatch(self, root: str) -> None:
+        owner, _ = self._watches.pop(root)
+        self._unwatch_owner(owner)
+
+    def _unwatch_owner(self, owner: Owner) -> None:
+        for wd in self.inbox.watched_under(owner):
+            self.inbox.remove(wd, owner)
 
     def _report_once(self, root: str, message: str) -> None:
         if root not in self._reported:
             self._reported.add(root)
             self._report(message)
+
+
+def _milliseconds(seconds: float) -> int:
+    """A poll() timeout: rounded up (not to wake just before the deadline), at most a day."""
+    return math.ceil(min(seconds, 86400.0) * 1000)
 
 
 def _nearest_existing(path: str) -> str:
