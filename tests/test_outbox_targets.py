@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from oai400d.config import Settings
 from oai400d.errors import PermanentDeliveryError, TransientDeliveryError
 from oai400d.metrics import state_families
 from oai400d.model import Notification, Route
 from oai400d.notify import Attempt, Delivered, OutboxWorker
 from oai400d.state import State, TargetCounts
+from oai400d.wiring import Delivery
 
 from .samples import note
 
@@ -219,3 +221,31 @@ def test_what_is_open_is_told_again_to_a_receiver_that_forgets(state: State) -> 
     clock.now += 60.0
     w.drain(state)
     assert len(manager.resent) == 2
+
+
+def test_every_configured_notifier_is_registered_before_the_first_commit(tmp_path: Path) -> None:
+    """Delivery.start() registers every notifier before it returns (not only in each worker's
+    first drain): a notification committed at once is routed to all of them, so none can be
+    done for the early ones before a late one registers, and missed by it."""
+    settings = Settings.model_validate(
+        {
+            "state": {"path": str(tmp_path / "state.db")},
+            "pagerduty": {
+                "routing_key": "R0UT1NGKEYFAKEPAGERDUTY000000001",
+                "events_url": "http://127.0.0.1:9/v2/enqueue",
+            },
+            "alertmanager": {"url": "http://127.0.0.1:9"},
+        }
+    )
+    delivery = Delivery(settings, lambda *args: None)
+    delivery.start()
+    try:
+        state = State(settings.state.path)
+        state.commit(notifications=[severe("a", "critical")])
+        assert set(state.outbox_by_target()) == {"pagerduty", "alertmanager"}
+        assert {t: c.queued + c.delivered for t, c in state.outbox_by_target().items()} == {
+            "pagerduty": 1,
+            "alertmanager": 1,
+        }
+    finally:
+        delivery.stop()

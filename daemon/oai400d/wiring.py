@@ -203,7 +203,7 @@ class Delivery:
         return "; ".join(w.notifier.describe() for w in self.workers.values())
 
     def start(self) -> None:
-        self._retire()
+        self._sync_targets()
         for worker in self.workers.values():
             worker.start()
         self._start_socket_mode()
@@ -231,7 +231,7 @@ class Delivery:
             else:
                 self.workers[name] = self._worker(notifier, route)
                 self.workers[name].start()
-        self._retire()
+        self._sync_targets()
         if (new.slack, new.console) != (old.slack, old.console):
             if self.socket_mode is not None:
                 self.socket_mode.stop()
@@ -244,12 +244,18 @@ class Delivery:
         for worker in self.workers.values():
             worker.stop()
 
-    def _retire(self) -> None:
-        """Forget the notifiers of the state DB that are no longer configured, saying what
-        each had not delivered."""
+    def _sync_targets(self) -> None:
+        """Make the state DB's notifiers these, before the main loop commits anything more:
+        forget those no longer configured (saying what each had not delivered) and register
+        every configured one with its route. Registering here, not only in each worker's
+        thread, closes a race: a notification committed before a worker's first drain would
+        be routed only to the notifiers registered by then, and once they had it, it would be
+        done and never reach the late one."""
         state = State(self.settings.state.path)
         try:
             gone = state.retire_targets(self.workers)
+            for worker in self.workers.values():
+                state.register_target(worker.route)
         finally:
             state.close()
         for name, waiting in gone.items():
