@@ -11,7 +11,13 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from oai400d.config import Settings
+from oai400d.config import (
+    AlertmanagerSettings,
+    PagerDutySettings,
+    Settings,
+    SlackSettings,
+    WebhookSettings,
+)
 from oai400d.model import Notification, Route
 from oai400d.notify import ConsoleNotifier, Notifier, OutboxWorker
 from oai400d.notify.outbox import PARKED_RETRY
@@ -98,13 +104,12 @@ def _make_slack(settings: Settings) -> Notifier | None:
     return None
 
 
-def _route(target: str, section: Any) -> Route:
+def _route(
+    target: str,
+    section: SlackSettings | PagerDutySettings | AlertmanagerSettings | WebhookSettings,
+) -> Route:
     """What a notifier receives, from its section's min_severity and categories."""
-    return Route(
-        target,
-        getattr(section, "min_severity", "info"),
-        tuple(getattr(section, "categories", ())),
-    )
+    return Route(target, section.min_severity, tuple(section.categories))
 
 
 def make_fleet_store(settings: Settings) -> FleetStore | None:

@@ -72,21 +72,22 @@ def _compiled(expressions: Sequence[tuple[int, bytes, int]]) -> Any:
             with open(temporary, "wb") as handle:
                 handle.write(hyperscan.dumpb(database))
             os.replace(temporary, cached)
-            _forget_old(folder, keep=cached)
+            forget_old(folder, keep=cached, prefix="hs-")
     return database
 
 
 CACHE_DAYS = 14  # a database not rebuilt for this long belongs to rules no longer in use
 
 
-def _forget_old(folder: str | None, keep: str) -> None:
-    """Delete the cache's databases that were last written CACHE_DAYS ago or more."""
+def forget_old(folder: str | None, keep: str, prefix: str) -> None:
+    """Delete the cache's files named `prefix`… (databases, rule analyses) that were last
+    written CACHE_DAYS ago or more, but `keep`."""
     if folder is None:
         return
     cutoff = time.time() - CACHE_DAYS * 86400
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
-            if entry.name.startswith("hs-") and entry.path != keep:
+            if entry.name.startswith(prefix) and entry.path != keep:
                 with contextlib.suppress(OSError):
                     if entry.stat().st_mtime < cutoff:
                         os.unlink(entry.path)

@@ -8,13 +8,12 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from oai400d.classify.literals import required_literals
-from oai400d.classify.prefilter import CACHE_DAYS, _cache_dir
+from oai400d.classify.prefilter import _cache_dir, forget_old
 from oai400d.errors import ConfigError
 from oai400d.model import CATEGORIES as CATEGORIES  # re-exported: cli, probes.verdicts
 
@@ -316,18 +315,7 @@ def _write_analysis(path: str, document: Mapping[str, Any], analysis: Analysis) 
         with open(temporary, "w", encoding="utf-8") as handle:
             json.dump(stored, handle, ensure_ascii=False)
         os.replace(temporary, path)
-        _forget_old_analyses(os.path.dirname(path), keep=path)
-
-
-def _forget_old_analyses(folder: str, keep: str) -> None:
-    """Delete the analyses last written CACHE_DAYS ago or more (tables no longer in use)."""
-    cutoff = time.time() - CACHE_DAYS * 86400
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(folder):
-            if entry.name.startswith("rules-") and entry.path != keep:
-                with contextlib.suppress(OSError):
-                    if entry.stat().st_mtime < cutoff:
-                        os.unlink(entry.path)
+        forget_old(os.path.dirname(path), keep=path, prefix="rules-")
 
 
 def load_rules(user_rules: Sequence[Mapping[str, Any]] = ()) -> RuleTable:
