@@ -201,10 +201,45 @@ def add_details(
         error_type=evidence.error_type,
         error_code=evidence.error_code,
         param=param,
-        model=_first(_MODEL_PATTERNS, text, None),
-        request_id=_first(_REQUEST_ID_PATTERNS, text, None),
+        model=_first(_MODEL_PATTERNS if "odel " in text else _MODEL_PATTERNS[1:], text, None),
+        request_id=_request_id(text, lowered),
         message=_field(body, "message") or _first_message(text) or _exception_message(text),
     )
+
+
+# The patterns above that start with no literal for `re` to skip to (`[Mm]odel`, the
+# case-insensitive request-id alternation) try every position of the text: 4-30 us an event,
+# most of a finding's detail reading. `[Mm]odel` is searched only where `odel ` is; the request
+# id alternation only where `request` starts it or sits 2 or 5 characters in (`x-`, `apim-`),
+# found in the lower-cased text (positions the same where the text is ASCII; elsewhere, where
+# (?i) also reads `ſ` as `s`, searched as before). The first match that counts is the same.
+_REQUEST_ID_SHIFTS = (5, 2, 0)  # where `request` sits in apim-request-id, x-request-id, request…
+
+
+def _request_id(text: str, lowered: str) -> str | None:
+    found = _first(_REQUEST_ID_PATTERNS[:1], text, None)
+    if found is not None:
+        return found
+    if not text.isascii():
+        return _first(_REQUEST_ID_PATTERNS[1:], text, None)
+    starts: set[int] = set()
+    at = lowered.find("request")
+    while at >= 0:
+        starts.update(at - shift for shift in _REQUEST_ID_SHIFTS if at >= shift)
+        at = lowered.find("request", at + 1)
+    pattern = _REQUEST_ID_PATTERNS[1]
+    resume = 0  # as finditer: the next match starts at or after the end of the last one
+    for start in sorted(starts):
+        if start < resume:
+            continue
+        match = pattern.match(text, start)
+        if match is None:
+            continue
+        resume = match.end()
+        value = next((g for g in match.groups() if g is not None), "").strip()
+        if value.lower() not in _NONE_WORDS:
+            return value
+    return None
 
 
 def _looks_like_type(value: str) -> bool:
@@ -242,6 +277,8 @@ def _first(patterns: tuple[re.Pattern[str], ...], text: str, accept: Any) -> str
 
 
 def _first_message(text: str) -> str | None:
+    if "message" not in text:
+        return None  # (every one of the patterns holds it)
     for pattern in _MESSAGE_PATTERNS:
         match = pattern.search(text)
         if match:

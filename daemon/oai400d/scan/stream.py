@@ -226,27 +226,30 @@ class HitEvents:
         dump or body, found by walking back over frames, continuation lines and chain markers."""
         floor = max(window.emitted_end, hit - LOOKBACK_BYTES, 0)
         current = hit
+        text: str | None = None  # the line at `current`, when the step before decoded it
         for _ in range(self.limits.lines):
             if current <= floor:
                 return max(current, floor)
-            text = self._line_text(window, current)
+            if text is None:
+                text = self._line_text(window, current)
             previous = window.line_start(current - 1)
             before = self._line_text(window, previous)
             if opens_content(before):
-                current = previous  # a .NET response body belongs to its exception
+                current, text = previous, before  # a .NET response body belongs to its exception
                 continue
             if starts_record(text) and wrapped_piece(before, text) is None:
                 return current  # nothing before a new record can belong to its event
             if is_traceback_start(text):
                 marker_at = self._chain_marker_before(window, previous, floor)
                 if marker_at is not None:
-                    current = marker_at
+                    current, text = marker_at, None
                     continue
                 if before.strip() and not is_indented(before):
-                    current = previous  # a header line (logger.exception), or what it continues
+                    # a header line (logger.exception), or what it continues
+                    current, text = previous, before
                     continue
                 return current
-            current = previous  # any other line may continue an event begun above it
+            current, text = previous, before  # any other line may continue an event above it
         return current
 
     def _chain_marker_before(self, window: Window, offset: int, floor: int) -> int | None:
