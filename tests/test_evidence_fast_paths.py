@@ -1,5 +1,5 @@
 """The shortcuts that skip a slow regex where it cannot match give the answers the regex gives:
-the request-id and model readers (evidence.py) and the `re`-searched attribution patterns
+the request-id, model and status readers (evidence.py) and the `re`-searched attribution patterns
 (PatternSet)."""
 
 from __future__ import annotations
@@ -13,9 +13,14 @@ from oai400d.classify import load_rules
 from oai400d.classify.evidence import (
     _MESSAGE_PATTERNS,
     _MODEL_PATTERNS,
+    _REASON_ONLY,
+    _REASON_STATUS,
     _REQUEST_ID_PATTERNS,
+    _STATUS_FORMS,
+    _STATUS_SHORTCUTS,
     _first,
     _first_message,
+    _status,
     add_details,
 )
 from oai400d.classify.prefilter import PatternSet
@@ -81,3 +86,54 @@ PATTERN_SET = PatternSet(PATTERNS)
 def test_pattern_set_finds_what_each_pattern_finds(text: str) -> None:
     found = PATTERN_SET.matching(text)
     assert found == {i for i, pattern in enumerate(PATTERNS) if pattern.search(text)}
+
+
+# Pieces that make the status forms read through a shortcut appear, overlap and fail to.
+STATUS_PIECES = [
+    "Error: ", "Exception: ", "RateLimit", "Error", "Exception", "error: ", "429", "404", "042",
+    "999", "12", "status", "Status", "_code", "Code", "http_", "http", "_", "\\", '"', "'", ":",
+    "=", " ", "  ", "\n", ",", "(", "x", "Bad Request", "bad request", "BAD ", "Request",
+    "Unauthorized", "Not Found", "Page ", "Gateway Time-out", "Gateway Timeout", "Too Large",
+    "Too Many Requests", "ſervice Unavailable", "Service Unavailable", "é", "K",
+    "[AI_APICallError]: ",
+]  # fmt: skip
+status_texts = st.lists(st.sampled_from(STATUS_PIECES), max_size=16).map("".join)
+
+
+def _status_everywhere(text: str, lowered: str) -> int | None:
+    """The status reader without its shortcuts: each form's pattern searched in turn."""
+    for literal, pattern in _STATUS_FORMS:
+        if literal in lowered:
+            for match in pattern.finditer(text):
+                if 100 <= int(match.group(1)) <= 599:
+                    return int(match.group(1))
+    if "ai_apicallerror]: " in lowered:
+        for match in _REASON_ONLY.finditer(text):
+            if match.group(1) in _REASON_STATUS:
+                return _REASON_STATUS[match.group(1)]
+    return None
+
+
+@given(status_texts)
+@settings(max_examples=800)
+def test_status_shortcuts_read_what_their_forms_read(text: str) -> None:
+    lowered = text.lower()
+    for pattern, shortcut in _STATUS_SHORTCUTS.items():
+        expected = [match.group(1) for match in pattern.finditer(text)]
+        assert [match.group(1) for match in shortcut(text, lowered)] == expected, pattern.pattern
+    assert _status(text, lowered) == _status_everywhere(text, lowered)
+
+
+def test_status_shortcuts_on_known_forms() -> None:
+    for text, status in [
+        ("openai.RateLimitError: Error: 429 too many", 429),
+        ('{"http_status": "503"} and status=404', 503),
+        ('\\"statusCode\\": 401', 401),
+        ("upstream said 502 Bad Gateway", 502),
+        ("upstream said 503 Service Unavailable", 503),
+        ("upstream said 504 gateway time-out", 504),
+        ("statusstatus 1 status: 404", 404),
+        ("upstream said 503 ſervice unavailable", 503),
+        ("status 600, then status: 404", 404),
+    ]:
+        assert _status(text, text.lower()) == status, text

@@ -27,8 +27,9 @@ class Line:
 # look at every such line, since the joined text can hold what no single line does.
 WRAPPED_PIECE = r"(\[?\d{4}[-/]\d\d[-/]\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?\]?)( {8,})(?=\S)"
 
-# A new log record: a timestamp (ISO, Go's log, syslog, a bare time, epoch seconds, glog), a level
-# prefix (`ERROR:`, `[WARN]`, `INFO `, `level=`, `time=`), or a whole JSON object on one line.
+# A new log record: a timestamp (ISO, Go's log, syslog, a bare time, epoch seconds, glog, Ruby's
+# Logger, an nginx/Apache access log's `host ident user [date`), a level prefix (`ERROR:`,
+# `[WARN]`, `INFO `, `level=`, `time=`), or a whole JSON object on one line.
 # (Verbose syntax. The Assembler ends a pending event there; the prefilter's weak-hit rule,
 # classify/attribution.py, reads the same starts in the raw bytes.)
 RECORD_START = r"""
@@ -40,6 +41,9 @@ RECORD_START = r"""
     | \[?(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)\s[\s\d]\d\s\d\d:\d\d  # syslog
     | \[?\d{10}(?:\.\d+)?\b                           # epoch seconds
     | [IWEF]\d{4}\s\d\d:\d\d:\d\d                       # glog
+    | [DIWEFAU],\s\[\d{4}-\d\d-\d\dT\d\d:\d\d            # Ruby's Logger: I, [2024-05-01T12:00
+    | [\w.:-]{1,64}\s\S{1,64}\s\S{1,64}\s            # access log: 10.1.2.3 - - [01/May/2024:12:00
+      \[\d\d/(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)/\d{4}:\d\d:\d\d
     | \[?(?:TRACE|DEBUG|INFO|NOTICE|WARN|WARNING|ERROR|ERR|CRITICAL|CRIT|FATAL|PANIC)
       (?:\]|:|\s|\||$)                                # a level prefix
     | (?:level|lvl|time|ts|timestamp|severity)=         # logfmt

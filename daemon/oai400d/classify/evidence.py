@@ -10,12 +10,25 @@ from __future__ import annotations
 import ast
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from oai400d.model import Evidence
 
 _MAX_BODY = 64 * 1024  # a body longer than this is not parsed as a whole (its fields still are)
+
+# Three forms that _status reads through a shortcut (below it).
+_STATUS_FIELD_FORM = re.compile(
+    r"""\\?["']?\b(?:status|status_code|statusCode|http_status)\\?["']?\s*[:=]\s*\\?["']?(\d{3})\b"""
+)
+_ERROR_COLON_FORM = re.compile(r"(?:\b[A-Z][A-Za-z]*)?(?:Error|Exception): (?:Error: )?(\d{3})\b")
+_REASON_FORM = re.compile(
+    r"\b(\d{3}),? [\"(]?(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict"
+    r"|Page Not Found"
+    r"|Request Entity Too Large|Payload Too Large|Unprocessable Entity|Too Many Requests"
+    r"|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b",
+    re.IGNORECASE,
+)
 
 # Each form of a status, in order of preference (most explicit first), with a lower-cased
 # literal that the text must contain for the form to apply (a cheap test before the regex).
@@ -35,23 +48,9 @@ _STATUS_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("status: ", re.compile(r"(?:\b|\\n)Status: (\d{3}) \(")),  # .NET: `Status: 401 (Unauthorized)`
     (", message=", re.compile(r"\b(\d{3}), message=['\"]")),  # aiohttp ClientResponseError
     ("http_status=", re.compile(r"\bhttp_status=(\d{3})\b")),
-    (
-        "status",
-        re.compile(
-            r"""\\?["']?\b(?:status|status_code|statusCode|http_status)\\?["']?\s*[:=]\s*\\?["']?(\d{3})\b"""
-        ),
-    ),
-    (": ", re.compile(r"(?:\b[A-Z][A-Za-z]*)?(?:Error|Exception): (?:Error: )?(\d{3})\b")),
-    (
-        "",
-        re.compile(
-            r"\b(\d{3}),? [\"(]?(?:Bad Request|Unauthorized|Forbidden|Not Found|Conflict"
-            r"|Page Not Found"
-            r"|Request Entity Too Large|Payload Too Large|Unprocessable Entity|Too Many Requests"
-            r"|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out)\b",
-            re.IGNORECASE,
-        ),
-    ),
+    ("status", _STATUS_FIELD_FORM),
+    (": ", _ERROR_COLON_FORM),
+    ("", _REASON_FORM),
     ("code", re.compile(r"""["']code["']\s*:\s*["']?([45]\d\d)["']?\s*[,}]""")),
     # `Error 404: That model does not exist`; openai-node's `401 {"error": …}`, `429 You exceeded`
     ("error ", re.compile(r"\bError ([45]\d\d): ")),
@@ -306,7 +305,8 @@ def _status(text: str, lowered: str) -> int | None:
     for literal, pattern in _STATUS_FORMS:
         if literal not in lowered:
             continue
-        for match in pattern.finditer(text):
+        shortcut = _STATUS_SHORTCUTS.get(pattern)
+        for match in pattern.finditer(text) if shortcut is None else shortcut(text, lowered):
             value = int(match.group(1))
             if 100 <= value <= 599:
                 return value
@@ -315,6 +315,56 @@ def _status(text: str, lowered: str) -> int | None:
             if match.group(1) in _REASON_STATUS:
                 return _REASON_STATUS[match.group(1)]
     return None
+
+
+# Three status forms start with no literal for `re` to skip to, so each tries every position of
+# the text: 10-36 us an event, the most of the status reading. Each is read where it can match,
+# and what comes out is what its `finditer` gives (the statuses, in order; only group 1 is read):
+# - `…Error: ddd`: only where `Error: ` or `Exception: ` is, and without the optional class name
+#   before it (it ends where `Error`/`Exception` starts, the same statuses, match after match);
+# - the `status` field: only at each `status` (or the `http_` before it), as finditer would;
+# - the reason phrase (case-insensitive): in ASCII text, only where one of the phrases' words is
+#   in the lower-cased text (elsewhere, where (?i) also reads `ſ` as `s`, searched as before).
+# tests/test_evidence_fast_paths.py checks the readings against the plain forms.
+_ERROR_COLON = re.compile(_ERROR_COLON_FORM.pattern.removeprefix(r"(?:\b[A-Z][A-Za-z]*)?"))
+_STATUS_FIELD = re.compile(_STATUS_FIELD_FORM.pattern.removeprefix(r"""\\?["']?"""))
+_REASON_WORDS = (
+    "bad request", "unauthorized", "forbidden", "not found", "conflict", "too large",
+    "unprocessable entity", "too many requests", "internal server error", "bad gateway",
+    "service unavailable", "gateway time",
+)  # fmt: skip
+
+
+def _error_colon_statuses(text: str, lowered: str) -> Iterator[re.Match[str]]:
+    if "Error: " in text or "Exception: " in text:
+        yield from _ERROR_COLON.finditer(text)
+
+
+def _status_field_statuses(text: str, lowered: str) -> Iterator[re.Match[str]]:
+    resume = 0  # as finditer: the next match starts at or after the end of the last one
+    at = text.find("status")
+    while at >= 0:
+        # `http_status` starts 5 before its `status`; the others at it.
+        for start in (at - 5, at) if at >= 5 and text.startswith("http_", at - 5) else (at,):
+            if start < resume:
+                continue
+            match = _STATUS_FIELD.match(text, start)
+            if match is not None:
+                resume = match.end()
+                yield match
+        at = text.find("status", max(at + 1, resume))
+
+
+def _reason_statuses(text: str, lowered: str) -> Iterator[re.Match[str]]:
+    if not text.isascii() or any(word in lowered for word in _REASON_WORDS):
+        yield from _REASON_FORM.finditer(text)
+
+
+_STATUS_SHORTCUTS: dict[re.Pattern[str], Callable[[str, str], Iterator[re.Match[str]]]] = {
+    _ERROR_COLON_FORM: _error_colon_statuses,
+    _STATUS_FIELD_FORM: _status_field_statuses,
+    _REASON_FORM: _reason_statuses,
+}
 
 
 def _int_or_none(value: object) -> int | None:
