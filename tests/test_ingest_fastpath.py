@@ -5,6 +5,7 @@ daemon did before; and the positions it saves let a restart repeat and lose noth
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 
 from oai400d.assemble import Assembler
 from oai400d.classify import Classifier
-from oai400d.model import Event, EventLimits, RawLines
+from oai400d.config import parse_settings
+from oai400d.ingest import POSITIONS_EVERY, Ingest, Ingested
+from oai400d.model import Event, EventLimits, FileState, JournalPosition, RawLines
 from oai400d.scan.live import KEEP_BYTES, SAFE_TAIL_BYTES, LiveFile, Position
 from oai400d.scan.stream import HitEvents
 from oai400d.sources.tail import Tail
@@ -23,6 +26,11 @@ from .support import load_corpus
 
 CLASSIFIER = Classifier()
 LIMITS = EventLimits()
+ERROR_LINE = (
+    "2024-05-01 12:00:00,200 ERROR app.llm: openai.NotFoundError: Error code: 404 - {'error': "
+    "{'message': 'The model `gpt-x` does not exist or you do not have access to it.', "
+    "'type': 'invalid_request_error', 'param': None, 'code': 'model_not_found'}}"
+)
 # Plain corpus cases, each a block of lines kept together (a traceback stays a traceback).
 CASE_BLOCKS = [
     case.file.read_bytes().decode("utf-8", "replace").rstrip("\n").split("\n")
@@ -69,6 +77,7 @@ class Reader:
     # The lines kept in memory, the earlier ones read again from the file when a walk back
     # reaches their start; None: the whole lookback kept in memory, nothing read again.
     keep_bytes: int | None = KEEP_BYTES
+    last_line_first: bool = True  # LiveFile's: safe_position tries the last two lines first
 
     def __post_init__(self) -> None:
         fd = os.open(self.path, os.O_RDONLY)
@@ -78,7 +87,13 @@ class Reader:
         self.assembler = Assembler(str(self.path), LIMITS)
         hits = HitEvents(CLASSIFIER.prefilter, self.max_line, LIMITS)
         if self.keep_bytes is None:
-            self.live = LiveFile(str(self.path), hits, self.start, self.tail_bytes)
+            self.live = LiveFile(
+                str(self.path),
+                hits,
+                self.start,
+                self.tail_bytes,
+                last_line_first=self.last_line_first,
+            )
         else:
             self.live = LiveFile(
                 str(self.path),
@@ -87,6 +102,7 @@ class Reader:
                 self.tail_bytes,
                 reread=self.tail.read_at,
                 keep_bytes=self.keep_bytes,
+                last_line_first=self.last_line_first,
             )
 
     def read(self) -> None:
@@ -237,6 +253,40 @@ def test_the_saved_position_from_the_last_lines_is_the_one_from_all_kept(
     assert tail.events == whole.events == tiny.events
 
 
+@given(writes(), st.sampled_from([1024 * 1024, 120]))
+@settings(
+    max_examples=80,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_the_saved_position_from_the_last_two_lines_is_the_one_from_the_longer_walks(
+    tmp_path: Path, log: tuple[bytes, list[int], list[bool]], max_line: int
+) -> None:
+    """After every read and every multi-line timeout, the position a commit saves is the same
+    whether it first tries the last two lines alone (a last line that starts a record) or
+    always walks back over the last lines kept and, when needed, all of them."""
+    data, sizes, timeouts = log
+    path = tmp_path / f"app-{os.urandom(4).hex()}.log"
+    path.write_bytes(b"")
+    quick = Reader(path, raw=True, max_line=max_line)
+    longer = Reader(path, raw=True, max_line=max_line, last_line_first=False)
+    written = 0
+    for size, timeout in zip(sizes, timeouts, strict=True):
+        with path.open("ab") as handle:
+            handle.write(data[written : written + size])
+        written += size
+        for reader in (quick, longer):
+            reader.read()
+        assert quick.live.safe_position() == longer.live.safe_position()
+        if timeout:
+            for reader in (quick, longer):
+                reader.timeout()
+            assert quick.live.safe_position() == longer.live.safe_position()
+    for reader in (quick, longer):
+        reader.finish()
+    assert quick.events == longer.events
+
+
 def test_a_file_rewritten_since_is_walked_back_over_what_is_kept_only() -> None:
     """The earlier bytes read again must end with the first bytes kept: when the file was
     truncated (fewer bytes) or rewritten (other bytes) since, the walk back goes over what is
@@ -263,3 +313,102 @@ def test_a_file_rewritten_since_is_walked_back_over_what_is_kept_only() -> None:
     assert nothing[0][-1].first_line > 1  # (what was not kept could not be walked back over)
     ((whole,), end) = run(lambda offset, size: log[offset : offset + size])
     assert (whole.first_line, whole.last_line) == (1, 43) and end == Position(len(log), 44)
+
+
+class _NothingSaved:
+    """A first start: no saved file positions, no journal cursors."""
+
+    def files(self) -> list[FileState]:
+        return []
+
+    def journal_positions(self) -> list[tuple[JournalPosition, float]]:
+        return []
+
+
+def _read_until(
+    ingest: Ingest, now: float, done: Callable[[list[Ingested]], bool], deadline: float = 5.0
+) -> list[Ingested]:
+    """Read until `done` holds (polling, with a deadline)."""
+    got: list[Ingested] = []
+    end = time.monotonic() + deadline
+    while not done(got):
+        assert time.monotonic() < end, f"not done in {deadline} s: {got}"
+        got.extend(ingest.read(now))
+        if not done(got):
+            ingest.wait(0.05)
+    return got
+
+
+def test_a_commit_for_findings_leaves_the_quiet_files_positions_for_a_later_one(
+    tmp_path: Path,
+) -> None:
+    """With findings in most passes, a commit writes the positions of the files that handed
+    out events at once, the others' at the next commit without one or after POSITIONS_EVERY
+    (read again after a crash, their lines repeat no finding: none came from them since); a
+    stop or a reload (all_positions_due) writes every one."""
+    one, two = tmp_path / "one.log", tmp_path / "two.log"
+    one.write_text("a line\n")
+    two.write_text("another line\n")
+    settings = parse_settings(
+        {
+            "logs": {
+                "paths": [str(tmp_path / "*.log")],
+                "read_from": "beginning",
+                "multiline_timeout": "2s",
+            },
+            "state": {"path": str(tmp_path / "state.db")},
+        }
+    )
+    ingest = Ingest(
+        settings,
+        _NothingSaved(),
+        report=lambda message: None,
+        wake=lambda: None,
+        on_read=lambda path, lines, size: None,
+        on_error=lambda path: None,
+        prefilter=CLASSIFIER.prefilter,
+    )
+    ingest.start()
+
+    def write_both_and_read(now: float) -> None:
+        with two.open("a") as handle:
+            handle.write("2024-05-01 12:00:00,100 INFO app: quiet\n")
+        with one.open("a") as handle:
+            handle.write(ERROR_LINE + "\n2024-05-01 12:00:01,000 INFO app: next\n")
+        sizes = {str(one): one.stat().st_size, str(two): two.stat().st_size}
+
+        def all_read(got: list[Ingested]) -> bool:
+            return bool(got) and all(
+                sizes[state.path] == state.offset for state in ingest.sources.files()
+            )
+
+        got = _read_until(ingest, now, all_read, deadline=5.0)
+        assert [i.event.path for i in got] == [str(one)]
+
+    try:
+        _read_until(ingest, 100.0, lambda g: not ingest.catching_up, deadline=5.0)
+        ingest.read(103.0)  # (the timeout: nothing is pending any more)
+        assert sorted(p.path for p in ingest.file_positions()) == [str(one), str(two)]
+        ingest.committed()
+        write_both_and_read(103.1)
+        (urgent,) = ingest.file_positions()  # 0.1 s after every position was written
+        assert urgent.path == str(one)
+        assert ingest.file_positions() == [urgent]  # (that commit failed: the same again)
+        ingest.committed()
+        assert ingest.dirty  # two's position is still to be written
+        ingest.read(103.2)
+        assert [p.path for p in ingest.file_positions()] == [str(two)]  # no finding since
+        ingest.committed()
+        assert ingest.file_positions() == [] and not ingest.dirty
+
+        write_both_and_read(103.3)
+        ingest.all_positions_due()  # a stop or a reload: every moved position
+        assert sorted(p.path for p in ingest.file_positions()) == [str(one), str(two)]
+        ingest.committed()
+
+        write_both_and_read(103.4)
+        assert [p.path for p in ingest.file_positions()] == [str(one)]
+        ingest.read(103.31 + POSITIONS_EVERY)  # (with a finding or not: all are due by now)
+        assert sorted(p.path for p in ingest.file_positions()) == [str(one), str(two)]
+    finally:
+        ingest.stop()

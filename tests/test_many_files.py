@@ -3,9 +3,11 @@ removed and created again. The daemon runs as a subprocess on real files."""
 
 from __future__ import annotations
 
+import os
 import resource
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -115,3 +117,26 @@ def test_the_unit_gives_room_for_many_files() -> None:
         if line.strip().startswith("LimitNOFILE=")
     ]
     assert len(values) == 1 and ":" not in values[0] and int(values[0]) >= 65536
+
+
+def test_malloc_arenas_are_limited_by_the_unit_and_by_the_daemon() -> None:
+    """Per-thread malloc arenas grew RSS past 80 MB with 500 busy files: the unit sets
+    MALLOC_ARENA_MAX=2, and the daemon sets it itself on glibc (in a child, as `run` would:
+    not in the test process)."""
+    environment = [
+        line.partition("=")[2].strip()
+        for line in UNIT.read_text(encoding="utf-8").splitlines()
+        if line.strip().startswith("Environment=")
+    ]
+    assert "MALLOC_ARENA_MAX=2" in " ".join(environment).split()
+    probe = (
+        "import os, sys\n"
+        "from oai400d.service import limit_malloc_arenas\n"
+        "glibc = bool(os.confstr('CS_GNU_LIBC_VERSION'))\n"
+        "sys.exit(0 if limit_malloc_arenas() == glibc else 1)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    assert subprocess.run([sys.executable, "-c", probe], env=env, check=False).returncode == 0
+    env["MALLOC_ARENA_MAX"] = "4"  # the environment's own choice is left alone
+    probe_env = probe.replace("== glibc", "is False")
+    assert subprocess.run([sys.executable, "-c", probe_env], env=env, check=False).returncode == 0

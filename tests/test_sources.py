@@ -1110,3 +1110,44 @@ def test_an_overflowed_inotify_queue_re_checks_every_file(tmp_path: Path) -> Non
         assert watcher.inbox.take() == (set(), False, False)
     finally:
         watcher.stop()
+
+
+def test_inotify_tells_paths_only_written_to_apart_from_those_that_may_lead_elsewhere(
+    tmp_path: Path,
+) -> None:
+    """take_all(): a file only written to is dirty but not renamed (its path still leads to
+    it: the poll need not stat the path); a file created, moved or deleted is renamed too."""
+    from oai400d.sources.watch import Watcher
+
+    written, moved, created = tmp_path / "a.log", tmp_path / "b.log", tmp_path / "c.log"
+    written.write_text("first\n")
+    moved.write_text("first\n")
+    watcher = Watcher([(str(tmp_path), False)], [].append)
+    watcher.start()
+
+    def take_until(paths: set[str]) -> tuple[set[str], set[str]]:
+        dirty_all: set[str] = set()
+        renamed_all: set[str] = set()
+        deadline = time.monotonic() + DEADLINE
+        while not paths <= dirty_all:
+            assert time.monotonic() < deadline, dirty_all
+            watcher.inbox.wait(0.05)
+            dirty, renamed, _, _ = watcher.inbox.take_all()
+            dirty_all |= dirty
+            renamed_all |= renamed
+        return dirty_all, renamed_all
+
+    try:
+        with written.open("a") as handle:
+            handle.write("more\n")
+        dirty, renamed = take_until({str(written)})
+        assert str(written) in dirty and str(written) not in renamed
+        moved.rename(tmp_path / "b.log.1")
+        created.write_text("new\n")
+        with written.open("a") as handle:
+            handle.write("more\n")
+        dirty, renamed = take_until({str(written), str(moved), str(created)})
+        assert {str(moved), str(created), str(tmp_path / "b.log.1")} <= renamed
+        assert str(written) not in renamed
+    finally:
+        watcher.stop()

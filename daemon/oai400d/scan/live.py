@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from oai400d.model import Event, RawLines
-from oai400d.scan.stream import LOOKBACK_BYTES, HitEvents, Window
+from oai400d.scan.stream import LOOKBACK_BYTES, HitEvents, Window, decode_line
 
 # safe_position walks back from the last line over only the last lines kept, this much at
 # least: a commit asks it of every file twice a second, and the whole LOOKBACK_BYTES joined and
@@ -72,8 +72,12 @@ class LiveFile:
         tail_bytes: int = SAFE_TAIL_BYTES,
         reread: Callable[[int, int], bytes] | None = None,
         keep_bytes: int = KEEP_BYTES,
+        last_line_first: bool = True,
     ) -> None:
+        """`last_line_first`: safe_position tries the last two lines alone first
+        (_walk_back_last; False only to check it against the longer walks)."""
         self.path = path
+        self._last_line_first = last_line_first
         self.hits = hits
         self.lines_read = 0  # lines in the RawLines fed so far (for metrics)
         self._tail_bytes = tail_bytes
@@ -160,8 +164,36 @@ class LiveFile:
         if self._end <= self._floor:
             return self._end_at
         if self._safe is None:
-            self._safe = self._walk_back_tail() or self._walk_back_kept()
+            quick = self._walk_back_last() if self._last_line_first else None
+            self._safe = quick or self._walk_back_tail() or self._walk_back_kept()
         return self._safe
+
+    def _walk_back_last(self) -> Position | None:
+        """The common case, cheaply: the last line starts a record of its own. The walk back
+        from it stops there at once having looked at it and the line above only, when that
+        line is not blank (a blank one lets a `Traceback` line look further up, for a chain
+        marker); None: ask the longer walks. A commit asks this of every file that moved (500
+        busy files: the walk over the last 9 lines was a fifth of the main loop)."""
+        if not self._kept or self._start + self._kept_len != self._end:
+            return None
+        chunk = self._kept[-1]  # (whole lines)
+        last_newline = len(chunk) - 1
+        above_end = chunk.rfind(b"\n", 0, last_newline)  # the newline ending the line above
+        if above_end < 0:
+            return None
+        above = chunk.rfind(b"\n", 0, above_end) + 1
+        buf = chunk[above:]
+        last = above_end + 1 - above  # where the last line starts in buf
+        begin_at = self._start + self._kept_len - len(buf)  # logical position of buf[0]
+        line = self._start_line + self._kept_lines - 1  # the number of the line above
+        window = Window(buf=buf, base_line=line, cursor=0, cursor_line=line, searched=len(buf))
+        window.emitted_end = max(0, self._floor - begin_at)
+        window.emitted_through = self._emitted_through
+        if self.hits.walk_back(window, last) != last:
+            return None
+        if not decode_line(buf[: last - 1], self.hits.max_line).strip():
+            return None
+        return Position(self._offset_of(begin_at + last), line)
 
     def _walk_back_kept(self) -> Position:
         """safe_position's walk back from the last line, over all the lines kept (and the

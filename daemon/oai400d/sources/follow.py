@@ -197,7 +197,7 @@ class Sources:
         """Read what is new (about `budget` bytes at most); Reads in the order to apply them."""
         if self._stopped:
             raise RuntimeError("Sources.poll() after stop()")
-        dirty, rewatch, lost = self._watcher.inbox.take()
+        dirty, renamed, rewatch, lost = self._watcher.inbox.take_all()
         if lost:
             # The kernel dropped events: any file may have changed, appeared or gone.
             self.reconcile(full=True)
@@ -210,7 +210,9 @@ class Sources:
             # Those are checked like any file an event names: a new file there is followed.
             candidates.update(globs.expand(self._patterns))
             dirty = dirty | candidates
-        candidates.update(path for path in self._followed.check(dirty) if self._matches(path))
+            renamed = renamed | candidates
+        vacated = self._followed.check(dirty, renamed)
+        candidates.update(path for path in vacated if self._matches(path))
         for path in sorted(candidates):
             if self._followed.active_at(path) is None:
                 self._opener.follow(path, from_start=True)

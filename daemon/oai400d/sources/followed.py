@@ -73,9 +73,12 @@ class FollowedFiles:
         self.mark(tail)
         self.generation += 1
 
-    def mark(self, tail: Tail) -> None:
-        """The file may have changed: check it and read it at the next poll."""
+    def mark(self, tail: Tail, written: bool = False) -> None:
+        """The file may have changed: check it and read it at the next poll. `written`: only
+        written to, as inotify tells (its path still leads to it: no stat of the path)."""
         tail.dirty = True
+        if not written:
+            tail.moved = True
         self._due[tail] = None
         self._touched[tail] = None
 
@@ -134,12 +137,14 @@ class FollowedFiles:
                 timeout = min(timeout, tail.last_growth + self._grace - now)
         return timeout
 
-    def check(self, dirty: Collection[str]) -> list[str]:
+    def check(self, dirty: Collection[str], renamed: Collection[str] | None = None) -> list[str]:
         """Mark the files at (or through a link to) the `dirty` paths, check every file that
-        may have moved; the paths the files left."""
+        may have moved; the paths the files left. `renamed`: of the dirty paths, those that may
+        lead to another file now (None: all of them); the others were only written to."""
         for path in dirty:
+            written = renamed is not None and path not in renamed
             for tail in list(self._index.at(path)):
-                self.mark(tail)
+                self.mark(tail, written)
         vacated = []
         self._listings = {}
         try:
@@ -213,6 +218,8 @@ class FollowedFiles:
                 tail.finish()
                 self._drop(tail)
             self._hand_out(tail, finished)
+            # Handed out: read() need not build its state again (it cannot move before then).
+            self._touched.pop(tail, None)
             if tail.backlog:
                 # Round robin: a file with a big backlog must not starve the others.
                 self._due.pop(tail, None)
@@ -237,7 +244,8 @@ class FollowedFiles:
             last[read.file.path] = read.file
         for path, state in last.items():
             tail = self.active_at(path)
-            if tail is not None and state != tail.state():
+            # (`is`: the state it was handed out with, unchanged since: no state to build)
+            if tail is not None and state is not tail.emitted and state != tail.state():
                 reads.append(Read(tail.state(), ()))
                 tail.emitted = tail.state()
         return reads
@@ -245,7 +253,8 @@ class FollowedFiles:
     def _check(self, tail: Tail) -> str | None:
         """Notice rotation and truncation; returns the path the file left, if it left one."""
         vacated = None
-        if not tail.lost and not holds(tail.path, tail):
+        moved, tail.moved = tail.moved, False
+        if moved and not tail.lost and not holds(tail.path, tail):
             vacated = tail.path
             self._relocate(tail)
         if tail.fd < 0 and not self._reopen(tail):

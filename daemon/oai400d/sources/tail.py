@@ -135,6 +135,9 @@ class Tail:
         self._block_at = (0, 0)  # (file offset, lines before) of the block's first byte
         self._anchors: list[tuple[int, int]] = []  # after each cut line: (block pos, offset)
         self.dirty = True  # may have changed: check it and read it at the next poll
+        # Its path may lead to another file now (not only written to, as inotify told): the
+        # next check stats the path (FollowedFiles.mark).
+        self.moved = True
         self.backlog = False  # the last read stopped at the budget, not at the end
         self.rotated = False  # no longer at a path the globs match: finish it when idle
         self.lost = False  # rotated to a name we cannot see (deleted or another directory)

@@ -68,6 +68,9 @@ SELF_GONE = IN.IN_DELETE_SELF | IN.IN_MOVE_SELF | IN.IN_IGNORED | IN.IN_UNMOUNT
 # A child directory came or went (with IN_ISDIR).
 CHILD_DIRECTORY = IN.IN_CREATE | IN.IN_MOVED_FROM | IN.IN_MOVED_TO | IN.IN_DELETE
 CHILD_DIRECTORY_GONE = IN.IN_MOVED_FROM | IN.IN_DELETE
+# A file written to (or closed after writing): its name still leads to it. Any other event on a
+# name (created, moved, deleted, chmod) may mean another file there now.
+WRITTEN = IN.IN_MODIFY | IN.IN_CLOSE_WRITE
 EVENT_HEADER = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (name follows)
 READ_SIZE = 65536  # bytes per read() of the inotify descriptor (about 2000 events)
 # File systems where a change made by another host sends no inotify event (/proc/mounts names).
@@ -79,6 +82,13 @@ NETWORK_FILE_SYSTEMS = frozenset(
 # many files (each its own inotify event) are read in one pass, not one pass each. Bounded: the
 # detection latency is this plus logs.multiline_timeout (bench/daemon_latency.py: p99 < 250 ms).
 COALESCE_SECONDS = 0.04
+# ... and this long when BUSY_FILES files or more are marked by then (bench/daemon_sustained.py
+# --files 500: passes cost per file, so fewer passes with more lines each is less CPU). With the
+# 150 ms multi-line timeout that is 230 ms before the pass's own time, only under such a load
+# (daemon_latency.py's one quiet file waits COALESCE_SECONDS).
+COALESCE_BUSY_SECONDS = 0.08
+BUSY_FILES = 32
+NAMES_KEPT = 16384  # (wd, name) pairs whose paths are remembered (Inbox._file_paths)
 
 
 @dataclass(frozen=True)
@@ -115,6 +125,8 @@ class Inbox:
         self.event = _WakeEvent(self)  # set(): the next wait returns at once
         self._lock = threading.Lock()
         self._dirty: set[str] = set()
+        # Of _dirty, the paths marked by something else than a write (Inbox.take_all).
+        self._renamed: set[str] = set()
         self._rewatch = False
         self._lost = False  # events were dropped (inotify's queue overflowed)
         # Directories deleted or moved away: their watch ended, even if a directory created
@@ -132,6 +144,8 @@ class Inbox:
         self._readable = select.poll()  # the wake pipe and the inotify descriptor
         self._readable.register(self._wake_read, select.POLLIN)
         self._watches: dict[int, _Watch] = {}
+        # (wd, name) → (the watch's paths it was joined with, the file's paths): _file_paths.
+        self._names: dict[tuple[int, bytes], tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
     # -- the descriptor and its watches (Watcher's side) --
 
@@ -154,6 +168,7 @@ class Inbox:
         """Close the inotify descriptor (every watch ends with it) and wake a waiting reader."""
         fd, self._fd = self._fd, -1
         self._watches.clear()
+        self._names.clear()
         if fd >= 0:
             self._readable.unregister(fd)
             os.close(fd)
@@ -215,14 +230,21 @@ class Inbox:
     def take(self) -> tuple[set[str], bool, bool]:
         """The paths marked since the last take, whether a directory came or went, and whether
         events were lost."""
+        dirty, _, rewatch, lost = self.take_all()
+        return dirty, rewatch, lost
+
+    def take_all(self) -> tuple[set[str], set[str], bool, bool]:
+        """take(), and of the paths marked, those marked by something else than a write to
+        the file there (created, moved, deleted, its attributes, a directory event): the others
+        still lead to the file they led to."""
         self._read_events()
         with self._lock:
-            dirty, rewatch, lost = self._dirty, self._rewatch, self._lost
-            self._dirty, self._rewatch, self._lost = set(), False, False
+            dirty, renamed, rewatch, lost = self._dirty, self._renamed, self._rewatch, self._lost
+            self._dirty, self._renamed, self._rewatch, self._lost = set(), set(), False, False
             self._first_marked = None
             # What woke us is taken now (as Inbox.event was cleared); a wake() is not.
             self._set = False
-        return dirty, rewatch, lost
+        return dirty, renamed, rewatch, lost
 
     def take_gone(self) -> set[str]:
         """The directories deleted or moved away since the last call."""
@@ -248,14 +270,29 @@ class Inbox:
             first = None if self._rewatch or self._lost else self._first_marked
         self._drain_wake()
         if first is not None and not self._woken:
-            delay = min(first + COALESCE_SECONDS, deadline) - time.monotonic()
-            if delay > 0:
-                # Only a wake() cuts the delay short: the burst's events wait in the kernel.
-                self._woken_up.poll(_milliseconds(delay))
+            self._pause(min(first + COALESCE_SECONDS, deadline))
+            if not self._woken and self._busy():
+                # Many files written at once: each pass costs per file, so waiting a little
+                # longer gathers more of each file's lines into one read (bounded: see
+                # COALESCE_BUSY_SECONDS).
+                self._read_events()
+                self._pause(min(first + COALESCE_BUSY_SECONDS, deadline))
         # A wake() during a poll still ends the next wait: it is cleared only here.
         self._woken = False
         self._set = False
         self._drain_wake()
+
+    def _pause(self, until: float) -> None:
+        """Wait until `until` (monotonic) unless a wake() comes: the burst's events wait in
+        the kernel meanwhile."""
+        delay = until - time.monotonic()
+        if delay > 0:
+            self._woken_up.poll(_milliseconds(delay))
+
+    def _busy(self) -> bool:
+        """Whether as many files are marked as make a pass worth delaying (BUSY_FILES)."""
+        with self._lock:
+            return len(self._dirty) >= BUSY_FILES
 
     def _drain_wake(self) -> None:
         with contextlib.suppress(OSError):
@@ -284,6 +321,7 @@ class Inbox:
     def _mark(self, buffer: bytes) -> None:
         # Writes are nearly all of the events: the same (wd, name) is only joined once.
         files: dict[tuple[int, bytes], _Watch] = {}
+        renamed: dict[tuple[int, bytes], _Watch] = {}  # of those, the ones not only written
         # Subdirectories of recursive roots that came (True) or went (False), in order.
         moves: list[tuple[str, Owner, bool]] = []
         unpack = EVENT_HEADER.unpack_from
@@ -306,6 +344,7 @@ class Inbox:
                         # The directory itself was deleted, moved or unmounted: watch it again.
                         self._gone.update(watch.paths)
                         self._dirty.update(watch.paths)
+                        self._renamed.update(watch.paths)
                         self._rewatch = True
                         if mask & IN.IN_IGNORED:
                             del watches[wd]
@@ -316,6 +355,7 @@ class Inbox:
                     decoded = os.fsdecode(name)
                     paths = [os.path.join(directory, decoded) for directory in watch.paths]
                     self._dirty.update(paths)
+                    self._renamed.update(paths)
                     # A directory that appears may be a missing log directory (or on its way
                     # to one); one that goes away ends its watch.
                     self._rewatch = True
@@ -329,9 +369,12 @@ class Inbox:
                     )
                 elif watch.files:
                     files[wd, name] = watch
-            for (_, name), watch in files.items():
-                decoded = os.fsdecode(name)
-                self._dirty.update(os.path.join(directory, decoded) for directory in watch.paths)
+                    if mask & ~WRITTEN:
+                        renamed[wd, name] = watch
+            for key, watch in files.items():
+                self._dirty.update(self._file_paths(key, watch))
+            for key, watch in renamed.items():
+                self._renamed.update(self._file_paths(key, watch))
             if self._first_marked is None and (files or self._rewatch or self._lost):
                 self._first_marked = time.monotonic()
         for path, owner, came in moves:
@@ -339,6 +382,20 @@ class Inbox:
                 self._watch_new_directory(path, owner)
             else:
                 self._unwatch_tree(path, owner)
+
+    def _file_paths(self, key: tuple[int, bytes], watch: _Watch) -> tuple[str, ...]:
+        """The paths that (wd, name) names: joined once per file and remembered, since the
+        same few files are written again and again (500 busy files: a join per event was a
+        tenth of the main loop)."""
+        known = self._names.get(key)
+        if known is not None and known[0] is watch.paths:
+            return known[1]
+        decoded = os.fsdecode(key[1])
+        paths = tuple(os.path.join(directory, decoded) for directory in watch.paths)
+        if len(self._names) >= NAMES_KEPT:
+            self._names.clear()  # (bounded: a directory of ever new names must not grow it)
+        self._names[key] = (watch.paths, paths)
+        return paths
 
     def _unwatch_tree(self, top: str, owner: Owner) -> None:
         """A directory left a recursive root (deleted or moved away): end `owner`'s watches on
@@ -368,8 +425,10 @@ class Inbox:
                 name for name in subdirectories if not os.path.islink(os.path.join(directory, name))
             ]
             with self._lock:
-                self._dirty.update(os.path.join(directory, name) for name in names)
-                self._dirty.update(os.path.join(directory, name) for name in subdirectories)
+                for name in (*names, *subdirectories):
+                    path = os.path.join(directory, name)
+                    self._dirty.add(path)
+                    self._renamed.add(path)
 
     def __del__(self) -> None:
         for fd in (self._wake_read, self._wake_write, self._fd):
