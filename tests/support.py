@@ -6,11 +6,16 @@ import json
 import os
 import subprocess
 import sys
+import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from oai400d.ingest import Ingest, Ingested
+    from oai400d.model import FileState, JournalPosition
 
 DATA = Path(__file__).parent / "data"
 
@@ -85,3 +90,30 @@ def classify_by_path(paths: Sequence[str], *options: str) -> dict[str, list[dict
         finding = json.loads(line)
         grouped.setdefault(finding["path"], []).append(finding)
     return grouped
+
+
+# --- ingest tests: a first start, and reading until a condition holds ---------------------------
+
+
+class NothingSaved:
+    """A first start: no saved file positions, no journal cursors."""
+
+    def files(self) -> list[FileState]:
+        return []
+
+    def journal_positions(self) -> list[tuple[JournalPosition, float]]:
+        return []
+
+
+def read_until(
+    ingest: Ingest, now: float, done: Callable[[list[Ingested]], bool], deadline: float = 10.0
+) -> list[Ingested]:
+    """Read (the tailing notices writes on its own) until `done` holds, or fail at the deadline."""
+    got: list[Ingested] = []
+    end = time.monotonic() + deadline
+    while not done(got):
+        assert time.monotonic() < end, f"not done in {deadline} s: {got}"
+        got.extend(ingest.read(now))
+        if not done(got):
+            ingest.wait(0.05)
+    return got

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 
 from oai400d.classify import load_rules
 from oai400d.classify.evidence import (
-    _MESSAGE_PATTERNS,
     _MODEL_PATTERNS,
     _REASON_ONLY,
     _REASON_STATUS,
@@ -20,6 +19,7 @@ from oai400d.classify.evidence import (
     _STATUS_SHORTCUTS,
     _first,
     _first_message,
+    _message_any_pattern,
     _status,
     add_details,
 )
@@ -38,16 +38,6 @@ PIECES = [
 texts = st.lists(st.sampled_from(PIECES), max_size=16).map("".join)
 
 
-def _first_message_everywhere(text: str) -> str | None:
-    """The message reader without its shortcut: each pattern searched in turn."""
-    for pattern in _MESSAGE_PATTERNS:
-        match = pattern.search(text)
-        if match:
-            value = next((g for g in match.groups() if g is not None), "")
-            value = value.replace('\\"', '"').replace("\\'", "'").strip()
-            if value:
-                return value
-    return None
 
 
 @given(texts)
@@ -56,7 +46,7 @@ def test_detail_readers_find_what_every_pattern_finds(text: str) -> None:
     details = add_details(Evidence(), text, text.lower(), None)
     assert details.request_id == _first(_REQUEST_ID_PATTERNS, text, None)
     assert details.model == _first(_MODEL_PATTERNS, text, None)
-    assert _first_message(text) == _first_message_everywhere(text)
+    assert _first_message(text) == _message_any_pattern(text)
 
 
 def test_request_id_after_a_skipped_value_and_with_prefixes() -> None:

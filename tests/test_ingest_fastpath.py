@@ -5,7 +5,6 @@ daemon did before; and the positions it saves let a restart repeat and lose noth
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,12 +16,12 @@ from oai400d.assemble import Assembler
 from oai400d.classify import Classifier
 from oai400d.config import parse_settings
 from oai400d.ingest import POSITIONS_EVERY, Ingest, Ingested
-from oai400d.model import Event, EventLimits, FileState, JournalPosition, RawLines
+from oai400d.model import Event, EventLimits, RawLines
 from oai400d.scan.live import KEEP_BYTES, SAFE_TAIL_BYTES, LiveFile, Position
 from oai400d.scan.stream import HitEvents
 from oai400d.sources.tail import Tail
 
-from .support import load_corpus
+from .support import NothingSaved, load_corpus, read_until
 
 CLASSIFIER = Classifier()
 LIMITS = EventLimits()
@@ -315,28 +314,6 @@ def test_a_file_rewritten_since_is_walked_back_over_what_is_kept_only() -> None:
     assert (whole.first_line, whole.last_line) == (1, 43) and end == Position(len(log), 44)
 
 
-class _NothingSaved:
-    """A first start: no saved file positions, no journal cursors."""
-
-    def files(self) -> list[FileState]:
-        return []
-
-    def journal_positions(self) -> list[tuple[JournalPosition, float]]:
-        return []
-
-
-def _read_until(
-    ingest: Ingest, now: float, done: Callable[[list[Ingested]], bool], deadline: float = 5.0
-) -> list[Ingested]:
-    """Read until `done` holds (polling, with a deadline)."""
-    got: list[Ingested] = []
-    end = time.monotonic() + deadline
-    while not done(got):
-        assert time.monotonic() < end, f"not done in {deadline} s: {got}"
-        got.extend(ingest.read(now))
-        if not done(got):
-            ingest.wait(0.05)
-    return got
 
 
 def test_a_commit_for_findings_leaves_the_quiet_files_positions_for_a_later_one(
@@ -361,7 +338,7 @@ def test_a_commit_for_findings_leaves_the_quiet_files_positions_for_a_later_one(
     )
     ingest = Ingest(
         settings,
-        _NothingSaved(),
+        NothingSaved(),
         report=lambda message: None,
         wake=lambda: None,
         on_read=lambda path, lines, size: None,
@@ -382,11 +359,11 @@ def test_a_commit_for_findings_leaves_the_quiet_files_positions_for_a_later_one(
                 sizes[state.path] == state.offset for state in ingest.sources.files()
             )
 
-        got = _read_until(ingest, now, all_read, deadline=5.0)
+        got = read_until(ingest, now, all_read, deadline=5.0)
         assert [i.event.path for i in got] == [str(one)]
 
     try:
-        _read_until(ingest, 100.0, lambda g: not ingest.catching_up, deadline=5.0)
+        read_until(ingest, 100.0, lambda g: not ingest.catching_up, deadline=5.0)
         ingest.read(103.0)  # (the timeout: nothing is pending any more)
         assert sorted(p.path for p in ingest.file_positions()) == [str(one), str(two)]
         ingest.committed()

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,14 +16,15 @@ from oai400d.classify import Classifier
 from oai400d.config import AlertsSettings, parse_settings
 from oai400d.fleetlink import FleetLink
 from oai400d.hold import SECONDARY_HOLD, SecondaryHold
-from oai400d.ingest import Ingest, Ingested
-from oai400d.model import Ack, Event, FileState, Finding, JournalPosition, ProbeResult, Silence
+from oai400d.ingest import Ingest
+from oai400d.model import Ack, Event, Finding, ProbeResult, Silence
 from oai400d.mutes import MuteSync
 from oai400d.probing import ProbeIntake, ProbeSchedule
 from oai400d.state import State
 from oai400d.timestamps import iso, line_time, parse_iso
 
 from .samples import request_finding as finding
+from .support import NothingSaved, read_until
 
 # --- the status-only hold ----------------------------------------------------------------------
 
@@ -148,28 +148,6 @@ def test_the_backlog_summary_is_due_once_when_catching_up_is_over() -> None:
 # --- ingest: real files, the real tailing, a fake clock ------------------------------------------
 
 
-def read_until(
-    ingest: Ingest, now: float, done: Callable[[list[Ingested]], bool], deadline: float = 10.0
-) -> list[Ingested]:
-    """Read (the tailing notices writes in its own thread) until `done` holds or the deadline."""
-    got: list[Ingested] = []
-    end = time.monotonic() + deadline
-    while not done(got):
-        assert time.monotonic() < end, f"not done in {deadline} s: {got}"
-        got.extend(ingest.read(now))
-        if not done(got):
-            ingest.wait(0.05)
-    return got
-
-
-class NothingSaved:
-    """A first start: no saved file positions, no journal cursors."""
-
-    def files(self) -> list[FileState]:
-        return []
-
-    def journal_positions(self) -> list[tuple[JournalPosition, float]]:
-        return []
 
 
 def make_ingest(

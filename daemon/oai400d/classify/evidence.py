@@ -278,6 +278,11 @@ def _first(patterns: tuple[re.Pattern[str], ...], text: str, accept: Any) -> str
 def _first_message(text: str) -> str | None:
     if "message" not in text:
         return None  # (every one of the patterns holds it)
+    return _message_any_pattern(text)
+
+
+def _message_any_pattern(text: str) -> str | None:
+    """The first of the message patterns that matches, its value unquoted."""
     for pattern in _MESSAGE_PATTERNS:
         match = pattern.search(text)
         if match:
