@@ -104,6 +104,7 @@ def running(
     clock: Callable[[], float] = time.monotonic,
     reports: list[str] | None = None,
     max_open: int | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> Iterator[Run]:
     sources = Sources(
         [str(directory / pattern)],
@@ -114,6 +115,7 @@ def running(
         rotated_grace=GRACE,
         clock=clock,
         max_open=max_open,
+        exclude=[str(directory / glob) for glob in exclude],
     )
     sources.start()
     try:
@@ -209,6 +211,27 @@ def test_new_file_in_a_subdirectory_matches_a_double_star_glob(tmp_path: Path) -
         deep.write_text("deep line\n")
         run.until(lambda: run.texts() == ["deep line"], "the deep file's line")
         assert run.lines[0].path == str(deep)
+
+
+def test_excluded_files_and_trees_are_never_followed(tmp_path: Path) -> None:
+    """logs.exclude: a file glob and a directory glob (all below it) leave out what `paths`
+    match, at start and when created later; everything else is followed as before."""
+    for name in ("app_1", "oai400d_x"):
+        (tmp_path / name / "c").mkdir(parents=True)
+    (tmp_path / "oai400d_x" / "c" / "0.log").write_text("own output at start\n")
+    (tmp_path / "app_1" / "c" / "debug.log").write_text("debug dump\n")
+    with running(tmp_path, "*/*/*.log", exclude=("oai400d_*", "*/*/debug.log")) as run:
+        run.drain()
+        assert run.lines == []
+        (tmp_path / "oai400d_x" / "c" / "1.log").write_text("own output later\n")
+        (tmp_path / "app_1" / "c" / "0.log").write_text("the app's line\n")
+        run.until(lambda: run.texts() == ["the app's line"], "the app's line")
+        append(tmp_path / "app_1" / "c" / "0.log", "and another\n")
+        run.until(lambda: len(run.lines) == 2, "the app's second line")
+        assert {line.path for line in run.lines} == {str(tmp_path / "app_1" / "c" / "0.log")}
+        run.sources.reconcile(full=True)
+        run.drain()
+        assert run.texts() == ["the app's line", "and another"]
 
 
 def test_rename_rotation_reads_the_old_file_to_its_end(tmp_path: Path) -> None:

@@ -416,6 +416,7 @@ class Ingest:
             wrapper=logs.wrapper,
             wrappers=list(logs.wrappers.items()),
             raw=self._prefilter is not None,
+            exclude=logs.exclude,
         )
 
     def _make_journals(self, settings: Settings, positions: list[JournalPosition]) -> Journals:

@@ -32,6 +32,10 @@ Wrapper = Literal["auto", "none", "docker", "cri", "compose", "syslog"]  # unwra
 
 class LogsSettings(_Section):
     paths: list[str] = Field(default_factory=lambda: ["./logs/*.log"])
+    # Globs of files, or of directories whose whole tree is, never followed although `paths`
+    # match them: the daemon's own output in a directory it reads (a Kubernetes node's
+    # /var/log/pods/<its namespace>_*), an application's debug dump.
+    exclude: list[str] = Field(default_factory=list)
     read_from: Literal["end", "beginning"] = "end"
     max_line: Size = 1024 * 1024
     reconcile_interval: Duration = 10.0

@@ -77,15 +77,18 @@ class Sources:
         wrappers: Sequence[tuple[str, str]] = (),
         max_open: int | None = None,
         raw: bool = False,
+        exclude: Sequence[str] = (),
     ) -> None:
         """`max_open`: how many followed files may be open at once (default: what the open
         files limit leaves, descriptors.budget()); `raw`: plain files' lines go out undecoded,
-        as Read.raw (Tail.raw)."""
+        as Read.raw (Tail.raw); `exclude`: globs of paths (or directories above them) never
+        followed although `patterns` match them (logs.exclude)."""
         if read_from not in ("end", "beginning"):
             raise ValueError(f"read_from must be 'end' or 'beginning', not {read_from!r}")
         if max_line < 1:
             raise ValueError("max_line must be at least 1")
         self._patterns = [globs.normalize(pattern) for pattern in patterns]
+        self._exclude = [globs.normalize(pattern) for pattern in exclude]
         self._saved = list(saved)
         self._at_end = read_from == "end"
         self._on_error = on_error  # told the path of each file that becomes unreadable (metrics)
@@ -132,7 +135,7 @@ class Sources:
             self._opener.resume(state)
         self._saved = []
         active = self._followed.active_paths()
-        for path in globs.expand(self._patterns):
+        for path in globs.expand(self._patterns, self._exclude):
             if path not in active:
                 known = os.path.dirname(path) in known_dirs
                 self._opener.follow(path, from_start=known or not self._at_end)
@@ -187,7 +190,7 @@ class Sources:
                     self._followed.mark(tail)
         # An unreadable path: once gone or no longer matched, nothing to retry.
         self._opener.retry_broken(lambda path: os.path.lexists(path) and self._matches(path))
-        for path in globs.expand(patterns):
+        for path in globs.expand(patterns, self._exclude):
             if self._followed.active_at(path) is None:
                 self._opener.follow(path, from_start=True)
         self._watch_targets()
@@ -208,7 +211,7 @@ class Sources:
             # A directory watched from now on may already hold matching files, some at the
             # paths of files followed before it went (created before the watch: no event).
             # Those are checked like any file an event names: a new file there is followed.
-            candidates.update(globs.expand(self._patterns))
+            candidates.update(globs.expand(self._patterns, self._exclude))
             dirty = dirty | candidates
             renamed = renamed | candidates
         vacated = self._followed.check(dirty, renamed)
@@ -220,7 +223,9 @@ class Sources:
         return self._followed.read(budget)
 
     def _matches(self, path: str) -> bool:
-        return any(globs.matches(pattern, path) for pattern in self._patterns)
+        return any(globs.matches(pattern, path) for pattern in self._patterns) and not (
+            self._exclude and globs.excluded(self._exclude, path)
+        )
 
     def _watch_targets(self) -> None:
         """Watch the directories of symlinked files' targets (only the links' are watched)."""

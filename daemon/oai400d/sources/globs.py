@@ -45,12 +45,23 @@ def watch_roots(patterns: Iterable[str]) -> list[tuple[str, bool]]:
     ]
 
 
-def expand(patterns: Iterable[str]) -> list[str]:
-    """Every path matching some pattern now, sorted, each once."""
+def expand(patterns: Iterable[str], exclude: Sequence[str] = ()) -> list[str]:
+    """Every path matching some pattern now and no `exclude` pattern, sorted, each once."""
     found: set[str] = set()
     for pattern in patterns:
         found.update(p for p in glob.glob(pattern, recursive=True) if not p.endswith(COMPRESSED))
-    return sorted(found)
+    return sorted(p for p in found if not excluded(exclude, p))
+
+
+def excluded(exclude: Sequence[str], path: str) -> bool:
+    """Whether an `exclude` pattern (`logs.exclude`, normalised) matches `path` or a directory
+    above it: "/var/log/pods/oai400d_*" leaves out everything below such a directory."""
+    parts = path.split(os.sep)
+    return any(
+        _match(pattern.split(os.sep), parts[:length])
+        for pattern in exclude
+        for length in range(2, len(parts) + 1)
+    )
 
 
 def matches(pattern: str, path: str) -> bool:
