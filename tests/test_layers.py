@@ -23,6 +23,9 @@ LAYERS = {
     "oai400d.timestamps": 0,  # every timestamp read or written
     "oai400d.masking": 0,  # every way a secret is hidden
     "oai400d.systemd": 0,  # sd_notify and the signals systemd sends
+    # The command line's grammar: stdlib only, as the wheel's build imports it (setup.py).
+    "oai400d.arguments": 0,
+    "oai400d.shipped": 0,  # the example config and the systemd files the package carries
     "oai400d.config": 1,
     # The state DB, a package: its connection, one small class per group of tables, and State
     # composing them; its modules import each other.

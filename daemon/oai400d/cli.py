@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 
-from oai400d import __version__
+from oai400d.arguments import build_parser
 from oai400d.classify import Classifier, load_rules
 from oai400d.errors import ConfigError, DeliveryError, FleetError, StateDamagedError, StateError
 from oai400d.masking import redact, redact_values
-from oai400d.model import PROBE_NAMES, Ack, EventLimits, Finding, ProbeResult, Silence
+from oai400d.model import Ack, EventLimits, Finding, ProbeResult, Silence
 from oai400d.sameerror import one_per_request
 from oai400d.scan import Scanner, scan_file
 from oai400d.timestamps import iso
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 EXIT_OK = 0
 EXIT_WARNING = 1
+EXIT_EXISTS = 1  # `init`: the file is there already
 EXIT_USAGE = 2
 EXIT_STATE = 73  # EX_CANTCREAT: the state database cannot be opened
 EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: the fleet store cannot be reached
@@ -54,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        code: int = args.handler(args)
+        code: int = HANDLERS[args.command](args)
     except ConfigError as exc:
         print(f"oai400d: {exc}", file=sys.stderr)
         print("oai400d: fix the keys above and run `oai400d check-config`", file=sys.stderr)
@@ -70,62 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="oai400d",
-        description="Finds OpenAI API errors in application logs, explains them, alerts Slack.",
-    )
-    parser.add_argument("--version", action="version", version=f"oai400d {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument(
-            "--config",
-            metavar="PATH",
-            help="config file (default: $OAI400D_CONFIG, else /etc/oai400d/config.toml)",
-        )
-        return sub
-
-    classify = command("classify", "scan log files (or - for stdin) once and report OpenAI errors")
-    classify.add_argument("--json", action="store_true", help="one JSON object per finding")
-    classify.add_argument(
-        "paths", nargs="+", metavar="PATH", help="log files, .gz too; - for stdin"
-    )
-    classify.set_defaults(handler=cmd_classify)
-
-    check = command("check-config", "validate the config and print the resolved settings")
-    check.set_defaults(handler=cmd_check_config)
-
-    run = command("run", "run the daemon in the foreground (systemd Type=notify)")
-    run.add_argument("-v", "--verbose", action="store_true", help="log debug details too")
-    run.set_defaults(handler=cmd_run)
-
-    probe = command("probe", "check the API key, the models and OpenAI's status page once")
-    probe.add_argument("--json", action="store_true", help="one JSON document (DESIGN.md)")
-    probe.add_argument("--nagios", action="store_true", help="one line for monitoring systems")
-    probe.add_argument(
-        "--check",
-        action="append",
-        choices=PROBE_NAMES,
-        metavar="NAME",
-        help="run only this probe (api_key, models, status_page); repeatable",
-    )
-    probe.set_defaults(handler=cmd_probe)
-
-    test_alert = command("test-alert", "send one sample alert through the configured notifier")
-    test_alert.set_defaults(handler=cmd_test_alert)
-
-    status = command("status", "what the state DB says: files, open alerts, outbox, probes")
-    status.add_argument("--json", action="store_true", help="one JSON document")
-    status.add_argument(
-        "--textfile",
-        metavar="PATH",
-        help="instead, write these figures as Prometheus metrics to PATH (*.prom, atomically) "
-        "for node_exporter's textfile collector",
-    )
-    status.set_defaults(handler=cmd_status)
-    _add_mute_commands(command)
-    return parser
+    return build_parser()
 
 
 class _RedactingFormatter(logging.Formatter):
@@ -195,20 +141,25 @@ def cmd_probe(args: argparse.Namespace) -> int:
     elif args.nagios:
         print(nagios_line(worst, results))
     else:
-        rows = [("CHECK", "STATUS", "LATENCY", "SUMMARY")]
-        for r in results:
-            latency = f"{r.latency_ms} ms" if r.latency_ms is not None else "-"
-            rows.append((r.name, r.status.upper(), latency, r.summary))
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        for row in rows:
-            print(
-                "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
-            )
-        for r in results:
-            for fix in r.fixes[:3]:
-                print(f"  {r.name}: fix: {fix}")
-        print(f"overall: {worst.upper()}")
+        print("\n".join(probe_table(worst, results)))
     return EXIT_CODES[worst]
+
+
+def probe_table(worst: str, results: Sequence[ProbeResult]) -> list[str]:
+    """`oai400d probe`'s table: one row per check (a failed one names the URL it could not
+    reach in its summary), then up to three fixes per check, then the overall status."""
+    rows = [("CHECK", "STATUS", "LATENCY", "SUMMARY")]
+    for r in results:
+        latency = f"{r.latency_ms} ms" if r.latency_ms is not None else "-"
+        rows.append((r.name, r.status.upper(), latency, r.summary))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:3])) + "  " + row[3]
+        for row in rows
+    ]
+    lines += [f"  {r.name}: fix: {fix}" for r in results for fix in r.fixes[:3]]
+    lines.append(f"overall: {worst.upper()}")
+    return lines
 
 
 def nagios_line(worst: str, results: Sequence[ProbeResult]) -> str:
@@ -794,36 +745,6 @@ def _print_summary(
 EXIT_NOT_FOUND = 1
 
 
-def _add_mute_commands(command: Callable[[str, str], argparse.ArgumentParser]) -> None:
-    silence = command(
-        "silence", "no messages about an alert (or a whole category) for a while; counting goes on"
-    )
-    silence.add_argument(
-        "fingerprint", nargs="?", metavar="FINGERPRINT", help="the alert's id (see `status`)"
-    )
-    silence.add_argument("--category", metavar="C", help="every alert of this category instead")
-    silence.add_argument(
-        "--for", dest="duration", required=True, metavar="DURATION", help="e.g. 30m, 2h, 1d"
-    )
-    silence.add_argument("--comment", default="", help="why, for the people who see it")
-    silence.add_argument("--json", action="store_true", help="the silence as one JSON document")
-    silence.set_defaults(handler=cmd_silence)
-
-    silences = command("silences", "list the active silences")
-    silences.add_argument("--all", action="store_true", help="ended and lifted ones too")
-    silences.add_argument("--json", action="store_true", help="one JSON document")
-    silences.set_defaults(handler=cmd_silences)
-
-    unsilence = command("unsilence", "lift a silence before it ends")
-    unsilence.add_argument("id", type=int, metavar="ID", help="the silence's id (see `silences`)")
-    unsilence.set_defaults(handler=cmd_unsilence)
-
-    ack = command("ack", "acknowledge an alert: its reminders stop, Slack shows who and when")
-    ack.add_argument("fingerprint", metavar="FINGERPRINT", help="the alert's id (see `status`)")
-    ack.add_argument("--comment", default="", help="a note kept with the acknowledgement")
-    ack.set_defaults(handler=cmd_ack)
-
-
 def whoami() -> str:
     """The OS user running the command: who a silence or an acknowledgement is recorded as."""
     try:
@@ -1127,6 +1048,93 @@ def _print_mutes_status(report: dict[str, Any]) -> None:
         for a in report["acks"]:
             note = f": {a['comment']}" if a["comment"] else ""
             print(f"  {a['fingerprint']} by {a['by']} at {a['at']} ({a['title']}){note}")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    """Write the example config where `run` will look for it (or print it with --config -).
+    An existing file is kept unless --force: an operator's config is never overwritten by
+    accident. The file holds no secret, so it is world-readable (0644) like /etc's."""
+    from oai400d.shipped import ShippedFileMissing, example_config
+
+    try:
+        text = example_config(for_systemd=args.systemd)
+    except ShippedFileMissing as exc:
+        print(f"oai400d: {exc}", file=sys.stderr)
+        return EXIT_STATE
+    target = args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH
+    if target == "-":
+        sys.stdout.write(text)
+        return EXIT_OK
+    if os.path.lexists(target) and not args.force:
+        print(
+            f"oai400d: {target}: already exists; kept as it is (--force replaces it, "
+            "--config PATH writes elsewhere)",
+            file=sys.stderr,
+        )
+        return EXIT_EXISTS
+    try:
+        _write_config(target, text)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        print(
+            f"oai400d: {target}: cannot write the example config ({reason}); run as a user who "
+            "may write there, or choose another place with --config PATH",
+            file=sys.stderr,
+        )
+        return EXIT_STATE
+    print(f"wrote {target}; edit it, then check it with: oai400d check-config --config {target}")
+    return EXIT_OK
+
+
+def _write_config(target: str, text: str) -> None:
+    """Atomically (a reader never sees half a file), with the directory made if missing."""
+    directory = os.path.dirname(os.path.abspath(target))
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    temporary = f"{target}.tmp-{os.getpid()}"
+    try:
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temporary, 0o644)  # whatever the umask: the service's user must read it
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def cmd_unit(args: argparse.Namespace) -> int:
+    """Print a shipped systemd file (the unit by default), or their names with --list."""
+    from oai400d.shipped import ShippedFileMissing, systemd_file, systemd_names
+
+    if args.list:
+        for name in systemd_names():
+            print(name)
+        return EXIT_OK
+    try:
+        sys.stdout.write(systemd_file(args.name))
+    except ShippedFileMissing as exc:
+        print(f"oai400d: {exc} (oai400d unit --list names them)", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK
+
+
+# Each command's function, by the name arguments.build_parser gives it.
+HANDLERS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "classify": cmd_classify,
+    "check-config": cmd_check_config,
+    "run": cmd_run,
+    "probe": cmd_probe,
+    "test-alert": cmd_test_alert,
+    "status": cmd_status,
+    "silence": cmd_silence,
+    "silences": cmd_silences,
+    "unsilence": cmd_unsilence,
+    "ack": cmd_ack,
+    "init": cmd_init,
+    "unit": cmd_unit,
+}
 
 
 if __name__ == "__main__":
