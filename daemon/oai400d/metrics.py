@@ -1,4 +1,5 @@
-"""Prometheus metrics (`[metrics]`): an HTTP endpoint and a node_exporter textfile.
+"""Prometheus metrics (`[metrics]`): an HTTP endpoint and a node_exporter textfile; on the same
+listener, `/healthz` and `/readyz` from the main loop's Heartbeat (Kubernetes' probes).
 
 What must be counted as it happens (findings, lines and bytes read, read errors, deliveries) is
 added to a Tally by the thread that sees it, under a lock. Everything else (alerts, the outbox,
@@ -19,8 +20,10 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from prometheus_client import (
     CollectorRegistry,
@@ -384,6 +387,95 @@ def write_textfile(registry: CollectorRegistry, path: str) -> None:
         ) from exc
 
 
+# The main loop passes at least every second (service.LOOP_MAX_SLEEP) and a pass is bounded
+# by its batch; 30 s without one is a loop that is stuck (a deadlock, a blocking call), not busy.
+STALE_AFTER = 30.0
+
+
+@dataclass(frozen=True)
+class Pulse:
+    """What the main loop last said: when it passed (the Heartbeat's clock) and its phase."""
+
+    at: float
+    phase: str  # "starting" | "running" | "stopping"
+
+
+class Heartbeat:
+    """The main loop's liveness and readiness, read by the metrics server's threads.
+
+    The loop replaces one frozen Pulse; a reader takes the reference once, so it sees one
+    consistent pulse without a lock (an attribute assignment is atomic in CPython) and a beat
+    costs the loop a clock read and an allocation."""
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, stale_after: float = STALE_AFTER
+    ) -> None:
+        self.clock = clock
+        self.stale_after = stale_after
+        self._pulse = Pulse(clock(), "starting")  # start-up counts as a beat
+
+    # beat, ready and stopping are called by the main loop only: no two writers.
+
+    def beat(self) -> None:
+        """One pass of the main loop."""
+        self._pulse = Pulse(self.clock(), self._pulse.phase)
+
+    def ready(self) -> None:
+        """The sources are started and the state DB is open: from now on the loop runs."""
+        self._pulse = Pulse(self.clock(), "running")
+
+    def stopping(self) -> None:
+        self._pulse = Pulse(self.clock(), "stopping")
+
+    def liveness(self) -> tuple[bool, str]:
+        """(alive, one line saying why): alive while the loop (or start-up) passed recently."""
+        pulse = self._pulse
+        age = max(0.0, self.clock() - pulse.at)
+        what = "start-up began" if pulse.phase == "starting" else "the main loop last passed"
+        if age > self.stale_after:
+            return False, (
+                f"stuck: {what} {age:.0f} s ago (more than {self.stale_after:g} s); "
+                "restart the daemon and report the stack (py-spy dump) if it recurs"
+            )
+        return True, f"ok: {what} {age:.1f} s ago"
+
+    def readiness(self) -> tuple[bool, str]:
+        """(ready, one line saying why): ready once the sources and the state DB are up."""
+        phase = self._pulse.phase
+        if phase == "starting":
+            return False, "starting: the sources or the state database are not open yet"
+        if phase == "stopping":
+            return False, "stopping: the daemon is shutting down"
+        return True, "ready: following the logs, state database open"
+
+
+def with_health(metrics_app: WSGIApplication, heartbeat: Heartbeat) -> WSGIApplication:
+    """`metrics_app` with /healthz (liveness) and /readyz (readiness) in front: 200 or 503
+    with a one-line text/plain reason; every other path is the metrics app's."""
+
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path == "/healthz":
+            good, reason = heartbeat.liveness()
+        elif path == "/readyz":
+            good, reason = heartbeat.readiness()
+        else:
+            return metrics_app(environ, start_response)
+        body = (reason + "\n").encode("utf-8")
+        status = "200 OK" if good else "503 Service Unavailable"
+        start_response(
+            status,
+            [
+                ("Content-Type", "text/plain; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-store"),
+            ],
+        )
+        return [body]
+
+    return app
+
+
 class _QuietHandler(WSGIRequestHandler):
     """No access log: a scrape every 15 s must not fill the journal."""
 
@@ -411,17 +503,23 @@ def bind_problem(listen: str, exc: OSError) -> str:
 
 
 class MetricsServer:
-    """`/metrics` over HTTP on metrics.listen, served by a daemon thread."""
+    """`/metrics` over HTTP on metrics.listen, served by a daemon thread (with a heartbeat,
+    `/healthz` and `/readyz` too)."""
 
-    def __init__(self, registry: CollectorRegistry, listen: str) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, listen: str, heartbeat: Heartbeat | None = None
+    ) -> None:
         host, port = split_listen(listen)
         try:
             family = socket.getaddrinfo(
                 host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
             )[0][0]
             server_class = type("_Server", (ThreadingWSGIServer,), {"address_family": family})
+            app: WSGIApplication = make_wsgi_app(registry)
+            if heartbeat is not None:
+                app = with_health(app, heartbeat)
             self._httpd: WSGIServer = make_server(
-                host, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler
+                host, port, app, server_class, handler_class=_QuietHandler
             )
         except OSError as exc:
             raise ConfigError([bind_problem(listen, exc)]) from None
@@ -490,8 +588,9 @@ class TextfileWriter:
 class MetricsExport:
     """The endpoint and the textfile of the current `[metrics]` section; either may be off."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, heartbeat: Heartbeat | None = None) -> None:
         self.registry = registry
+        self.heartbeat = heartbeat
         self.settings = MetricsSettings()
         self.server: MetricsServer | None = None
         self.textfile: TextfileWriter | None = None
@@ -500,7 +599,7 @@ class MetricsExport:
         """Start what `settings` asks for; ConfigError (naming metrics.listen) if it cannot bind."""
         self.settings = settings
         if settings.listen:
-            self.server = MetricsServer(self.registry, settings.listen)
+            self.server = MetricsServer(self.registry, settings.listen, self.heartbeat)
             log.info("metrics on %s", self.server.url)
         if settings.textfile:
             self.textfile = TextfileWriter(self.registry, settings.textfile, settings.interval)
@@ -521,7 +620,7 @@ class MetricsExport:
                 self.server = None
             if settings.listen:
                 try:
-                    self.server = MetricsServer(self.registry, settings.listen)
+                    self.server = MetricsServer(self.registry, settings.listen, self.heartbeat)
                 except ConfigError as exc:
                     log.error("%s; the metrics endpoint is off until fixed", exc.problems[0])
                 else:

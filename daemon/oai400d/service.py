@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING
 from oai400d.alerts import AlertBook
 from oai400d.backlog import BacklogWindow
 from oai400d.classify import Classifier, load_rules
-from oai400d.config import LoadedConfig, load_config, restart_needed
+from oai400d.config import LoadedConfig, format_duration, load_config, restart_needed
 from oai400d.errors import ConfigError
 from oai400d.hold import SecondaryHold
 from oai400d.ingest import Ingest
 from oai400d.keeper import StateKeeper, from_end
 from oai400d.labels import SourceLabels
-from oai400d.metrics import MetricsExport, OAI400DCollector, Tally, make_registry
+from oai400d.metrics import Heartbeat, MetricsExport, OAI400DCollector, Tally, make_registry
 from oai400d.model import Finding, Notification
 from oai400d.mutes import MuteSync
 from oai400d.probing import ProbeIntake, ProbeSchedule
@@ -81,6 +81,8 @@ class Daemon:
         self.tally = Tally()  # what metrics count as it happens (read by a scrape's thread)
         self.labels = SourceLabels(lambda: self.settings, self._journal_names)
         self.fleet: FleetLink | None = None  # the shared alert book, with state.fleet
+        # /healthz and /readyz: the loop's passes, on a clock that no wall-clock step moves
+        self.heartbeat = Heartbeat(time.monotonic)
 
     # --- signals ----------------------------------------------------------------------------
 
@@ -113,7 +115,8 @@ class Daemon:
         self.metrics = MetricsExport(
             make_registry(
                 OAI400DCollector(s.state.path, self.labels.of, self.labels.names, self.tally)
-            )
+            ),
+            self.heartbeat,
         )
         self.metrics.start(s.metrics)
         self.classifier = Classifier(load_rules(s.rules))
@@ -150,18 +153,32 @@ class Daemon:
             self.fleet = make_fleet_link(s, self.book, self.delivery.poke, self.probes_context)
         self.ingest.start()
         self.probes.start()
+        # Two lines, then silence until an error: a newcomer must be able to tell from these
+        # alone what is watched, where the state is, and that quiet means waiting, not stuck.
         log.info(
-            "watching %s; state in %s; notifications to %s",
+            "watching %s (%s now, new matching files too); state in %s; notifications to %s",
             ", ".join([*s.logs.paths, *(where(name) for name in self.ingest.journal_names())]),
+            self.ingest.describe(),
             s.state.path,
             self.delivery.describe(),
         )
+        log.info(
+            "ready, waiting for OpenAI errors: nothing more is logged until one is found, and "
+            "its first notification comes alerts.group_wait (%s) after it; probes %s",
+            format_duration(s.alerts.group_wait),
+            f"every {format_duration(s.probes.api_key_interval)} (key, models) and "
+            f"{format_duration(s.probes.status_interval)} (status page)"
+            if s.probes.enabled
+            else "off",
+        )
         self.systemd.send("READY=1", f"STATUS={self._status_line()}")
+        self.heartbeat.ready()
         next_ping = 0.0
         next_reconcile = now + s.logs.reconcile_interval
         try:
             while not self._stop.is_set():
                 now = self.clock()
+                self.heartbeat.beat()
                 if self._reload.is_set():
                     self._reload.clear()
                     self._do_reload()
@@ -294,6 +311,7 @@ class Daemon:
 
     def _shutdown(self) -> None:
         self.systemd.send("STOPPING=1")
+        self.heartbeat.stopping()
         try:
             for held in self.hold.release(self.clock(), stopping=True):  # they count now
                 self._observe(held.finding, self.clock(), held.backlog)
