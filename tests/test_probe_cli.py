@@ -4,6 +4,7 @@ servers on 127.0.0.1."""
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 from .daemon_harness import DaemonProcess, append, status, wait_until, write_config
@@ -135,3 +136,61 @@ def test_the_cli_offers_exactly_the_probes_that_exist() -> None:
     from oai400d.probes import PROBES
 
     assert tuple(PROBES) == PROBE_NAMES
+
+
+def test_a_closed_port_is_named_with_the_refused_fix_in_the_table_and_json(
+    tmp_path: Path, fake_openai: FakeOpenAI, fake_status: FakeStatusPage
+) -> None:
+    """`oai400d probe` against a closed 127.0.0.1 port: the table names the URL it could not
+    reach and gives the fix for a refusal (nothing listens on that port), and `--json` carries the
+    URL in each check's `details`."""
+    with socket.socket() as sock:  # a port nobody listens on: bound, then released
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    config = write_config(
+        tmp_path,
+        openai={"base_url": f"http://127.0.0.1:{port}/v1", "models": ["gpt-4o-mini"]},
+        probes={"enabled": True, "status_url": fake_status.summary_url, "timeout": "2s"},
+    )
+    code, out = run_probe(config, fake_openai, "--check", "api_key")
+    assert code == 1, out
+    url = f"http://127.0.0.1:{port}/v1/models"
+    assert f"connection refused by 127.0.0.1:{port} for {url}" in out
+    assert f"api_key: fix: Nothing accepts connections on 127.0.0.1 port {port}" in out
+    assert "openai.base_url" in out
+    code, out = run_probe(config, fake_openai, "--json")
+    doc = json.loads(out)
+    checks = {c["name"]: c for c in doc["checks"]}
+    assert checks["api_key"]["details"]["url"] == url
+    assert checks["models"]["details"]["url"] == f"{url}/gpt-4o-mini"
+    assert checks["api_key"]["details"]["failure"] == "refused"
+    for check in doc["checks"]:
+        assert set(check) == {"name", "status", "summary", "latency_ms", "fixes", "details"}
+
+
+def test_an_unresolvable_name_is_named_with_the_dns_fix_in_the_table() -> None:
+    """A name that does not resolve (the resolver's error injected through the transport the
+    probes are given: no test resolves a name): the table names the URL and gives the DNS fix."""
+    import httpx
+
+    from oai400d.cli import probe_table
+    from oai400d.config import parse_settings
+    from oai400d.probes import overall, run_probes
+
+    def unresolvable(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno -2] Name or service not known")
+
+    settings = parse_settings(
+        {"openai": {"base_url": "https://llm-gateway.internal/v1", "api_key": "sk-test-0000abcd",
+                    "models": []}},
+        environ={},
+    )
+    results = run_probes(settings, ["api_key"], transport=httpx.MockTransport(unresolvable))
+    out = "\n".join(probe_table(overall(results), results))
+    assert (
+        "cannot resolve llm-gateway.internal for https://llm-gateway.internal/v1/models: "
+        "[Errno -2] Name or service not known"
+    ) in out
+    assert "api_key: fix: The name llm-gateway.internal does not resolve on this host" in out
+    assert "/etc/resolv.conf" in out and "sk-test-0000abcd" not in out
+    assert results[0].details["url"] == "https://llm-gateway.internal/v1/models"

@@ -12,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -109,6 +110,13 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def fixes_for(name: str, url: str, setting: str) -> tuple[str, ...]:
+    """A [fixes] entry of verdicts.toml with its {host}, {port} and {setting} filled for url."""
+    parts = urlsplit(url)
+    values = {"host": parts.hostname, "port": str(parts.port or 443), "setting": setting}
+    return tuple(fix.format_map(values) for fix in verdict_table().fixes(name))
 
 
 # -- api_key ------------------------------------------------------------------------------------
@@ -252,28 +260,47 @@ def test_api_key_server_error_is_warning(fake_openai: FakeOpenAI, mode: str, sta
 
 
 def test_api_key_timeout_is_warning(fake_openai: FakeOpenAI) -> None:
-    """An answer slower than probes.timeout is WARNING network "timed out after …", promptly."""
+    """An answer slower than probes.timeout is WARNING network "no answer from URL: timed out
+    after …", promptly."""
     fake_openai.set_mode("slow", delay=3.0)
     started = time.monotonic()
     result = api_key(make_settings(base_url=fake_openai.base_url, timeout="300ms"))
     assert time.monotonic() - started < 2.0
-    assert (result.status, result.summary) == ("warning", "timed out after 300ms")
+    url = f"{fake_openai.base_url}/models"
+    assert (result.status, result.summary) == (
+        "warning",
+        f"no answer from {url}: timed out after 300ms",
+    )
+    assert result.fixes == fixes_for("timeout", fake_openai.base_url, "openai.base_url")
     assert result.cause == "network"
     assert result.latency_ms is not None and result.latency_ms >= 300
 
 
 def test_api_key_connection_refused_is_warning() -> None:
-    """Nobody listening is WARNING network "cannot connect: Connection refused"."""
-    result = api_key(make_settings(base_url=f"http://127.0.0.1:{free_port()}/v1"))
-    assert (result.status, result.summary) == ("warning", "cannot connect: Connection refused")
+    """Nobody listening is WARNING network "connection refused by HOST:PORT for URL", with the
+    fixes for a refusal (the port, a firewall, the proxy) naming that port, and the URL in the
+    details."""
+    port = free_port()
+    result = api_key(make_settings(base_url=f"http://127.0.0.1:{port}/v1"))
+    url = f"http://127.0.0.1:{port}/v1/models"
+    assert (result.status, result.summary) == (
+        "warning",
+        f"connection refused by 127.0.0.1:{port} for {url}",
+    )
     assert result.cause == "network"
+    assert result.details["url"] == url and result.details["failure"] == "refused"
+    assert result.fixes[0].startswith(f"Nothing accepts connections on 127.0.0.1 port {port}")
+    assert any("HTTPS_PROXY" in fix for fix in result.fixes)
 
 
 def test_api_key_dropped_connection_is_warning(fake_openai: FakeOpenAI) -> None:
     """A connection closed without an answer is WARNING network."""
     fake_openai.drop_next()
     result = api_key(make_settings(base_url=fake_openai.base_url))
-    assert (result.status, result.summary) == ("warning", "connection closed without an answer")
+    assert (result.status, result.summary) == (
+        "warning",
+        f"{fake_openai.base_url}/models: connection closed without an answer",
+    )
     assert result.cause == "network"
 
 
@@ -282,7 +309,7 @@ def test_api_key_tls_failure_is_warning_and_says_tls(fake_openai: FakeOpenAI) ->
     base_url = fake_openai.base_url.replace("http://", "https://")
     result = api_key(make_settings(base_url=base_url))
     assert result.status == "warning"
-    assert result.summary.startswith("TLS error: ")
+    assert result.summary.startswith(f"TLS failed for {base_url}/models: TLS error: ")
     assert result.cause == "network"
     assert any("TLS" in fix for fix in result.fixes)
 
@@ -440,9 +467,12 @@ def test_models_auth_failure_says_models_not_checked(fake_openai: FakeOpenAI) ->
 
 def test_models_network_failure_is_warning() -> None:
     """Cannot reach the API: WARNING network, models not checked."""
-    result = models(make_settings(base_url=f"http://127.0.0.1:{free_port()}/v1"))
+    port = free_port()
+    result = models(make_settings(base_url=f"http://127.0.0.1:{port}/v1"))
     assert result.status == "warning"
-    assert result.summary == "models not checked: cannot connect: Connection refused"
+    url = f"http://127.0.0.1:{port}/v1/models/gpt-4o-mini"
+    assert result.summary == f"models not checked: connection refused by 127.0.0.1:{port} for {url}"
+    assert result.details["url"] == url
     assert result.cause == "network"
 
 
@@ -593,7 +623,9 @@ def test_status_timeout_is_unknown(fake_status: FakeStatusPage) -> None:
     fake_status.slow(2.0)
     result = status(make_settings(status_url=fake_status.summary_url, timeout="300ms"))
     _assert_unknown_not_down(result)
-    assert result.summary == "status page not read: timed out after 300ms"
+    assert result.summary == (
+        f"status page not read: no answer from {fake_status.summary_url}: timed out after 300ms"
+    )
 
 
 @pytest.mark.parametrize("code", [500, 503, 404])
@@ -1080,7 +1112,8 @@ def test_every_fix_set_is_used_and_every_used_one_exists() -> None:
     }
     table = verdict_table()
     assert asked <= set(table.fix_sets)
-    assert set(table.fix_sets) == asked | {row.fix_set for row in table.rows}
+    given = {row.fix_set for row in table.rows} | {row.fix_set for row in table.failures}
+    assert set(table.fix_sets) == asked | given
 
 
 def _failing(exc: Exception) -> httpx.MockTransport:
@@ -1109,9 +1142,9 @@ def _tls_failure() -> Exception:
     ("transport", "level", "summary", "cause", "fixes"),
     [
         pytest.param(
-            _failing(httpx.ConnectError("[Errno 111] Connection refused")),
+            _failing(httpx.ConnectError("[Errno 101] Network is unreachable")),
             "warning",
-            "cannot connect: [Errno 111] Connection refused",
+            "[Errno 101] Network is unreachable",
             "network",
             "network",
             id="network",
@@ -1137,12 +1170,15 @@ def test_the_api_probes_own_verdicts(
         with make_client(settings, transport) as client:
             result = probe(settings, client)
         assert (result.status, result.cause) == (level, cause)
-        assert result.fixes == verdict_table().fixes(fixes)
+        assert result.fixes == fixes_for(fixes, OPENAI_URL, "openai.base_url")
         if summary is not None:
             assert result.summary.endswith(summary)
         assert cause is None or cause in TAXONOMY_IDS
     if fixes == "tls":
-        assert result.summary == "models not checked: TLS error: wrong version number"
+        assert result.summary == (
+            f"models not checked: TLS failed for {OPENAI_URL}/models/gpt-4o: "
+            "TLS error: wrong version number"
+        )
     if fixes == "base_url":
         assert "is openai.base_url right?" in result.summary
 
@@ -1215,6 +1251,14 @@ def _rule_fixes() -> dict[str, tuple[str, ...]]:
         (lambda d: d["answer"][-1].update(status=[400]), "the last [[answer]] must have no"),
         (lambda d: d["fixes"].update(quota={"rule": "openai.nope"}), "no rule 'openai.nope'"),
         (lambda d: d["fixes"].update(quota=[]), "[fixes] quota: give a non-empty list"),
+        (
+            lambda d: d["failure"][0].update(kind=["dns"]),
+            "[[failure]] proxy_unreachable: `kind` must",
+        ),
+        (lambda d: d["failure"][0].update(proxy="yes"), "`proxy` must be true or false"),
+        (lambda d: d["failure"][-1].update(kind=["tls"]), "the last [[failure]] must have no"),
+        (lambda d: d["fixes"].update(dns=["{url}"]), "[fixes] dns may use only"),
+        (lambda d: d["failure"][0].update(summary="{status}"), "`summary` may use only"),
     ],
 )
 def test_a_broken_table_is_refused_saying_where(change: Any, problem: str) -> None:
@@ -1231,4 +1275,123 @@ def test_the_shipped_table_parses_as_loaded() -> None:
     """verdicts.toml as shipped is what verdict_table() holds (nothing lost in loading)."""
     table = parse_table(_table_document(), _rule_fixes())
     assert [row.id for row in table.rows] == [row.id for row in verdict_table().rows]
+    assert [row.id for row in table.failures] == [row.id for row in verdict_table().failures]
     assert table.fix_sets == verdict_table().fix_sets
+
+
+# -- no answer at all: the [[failure]] rows -------------------------------------------------------
+
+
+def _connect_error(message: str) -> httpx.ConnectError:
+    """httpx's ConnectError with the OS's words, as a failed connect or lookup raises it (the
+    resolver's message for DNS: no test resolves a name)."""
+    return httpx.ConnectError(message)
+
+
+@dataclass(frozen=True)
+class FailureCase:
+    row: str
+    error: Exception
+    says: str  # what the summary says after the URL's part, or "" when it only names the URL
+    fix_mentions: str  # a word the first fix must have
+
+
+FAILURE_CASES = [
+    FailureCase("dns", _connect_error("[Errno -2] Name or service not known"),
+                "[Errno -2] Name or service not known", "does not resolve"),
+    FailureCase("dns", _connect_error("[Errno -3] Temporary failure in name resolution"),
+                "[Errno -3] Temporary failure in name resolution", "does not resolve"),
+    FailureCase("dns", _connect_error("[Errno 8] nodename nor servname provided, or not known"),
+                "[Errno 8] nodename nor servname provided, or not known", "does not resolve"),
+    FailureCase("dns", _connect_error("[Errno -2] Name does not resolve"),
+                "[Errno -2] Name does not resolve", "does not resolve"),
+    FailureCase("refused", _connect_error("[Errno 111] Connection refused"), "",
+                "Nothing accepts connections"),
+    FailureCase("tls", _tls_failure(), "TLS error: wrong version number", "certificate"),
+    FailureCase("proxy", httpx.ProxyError("407 Proxy Authentication Required"),
+                "proxy failed: 407 Proxy Authentication Required", "HTTPS_PROXY"),
+    FailureCase("timeout", httpx.ConnectTimeout("timed out"), "timed out after 2s",
+                "probes.timeout"),
+    FailureCase("closed", httpx.RemoteProtocolError("Server disconnected"),
+                "connection closed without an answer", "closed the connection"),
+    FailureCase("unreachable", _connect_error("[Errno 101] Network is unreachable"),
+                "[Errno 101] Network is unreachable", "route"),
+]
+
+
+def test_every_failure_row_has_a_case() -> None:
+    """No [[failure]] row of verdicts.toml goes untested (proxy_unreachable: with a real proxy
+    setting, in test_a_proxy_that_does_not_answer_is_named_not_the_api)."""
+    tested = {c.row for c in FAILURE_CASES} | {"proxy_unreachable"}
+    assert tested == {row.id for row in verdict_table().failures}
+
+
+@pytest.mark.parametrize("case", FAILURE_CASES, ids=lambda c: f"{c.row}:{c.says[:30]}")
+def test_a_request_with_no_answer_names_its_url_and_gets_fixes_that_fit(case: FailureCase) -> None:
+    """Each way a request can fail before any answer (DNS, refused, TLS, proxy, timeout, closed,
+    the route), for every probe: the summary names the URL (host and path, never the query or
+    credentials), the details carry it with the row, and the fixes are that row's, naming the
+    host and the config key that holds the URL."""
+    settings = make_settings(
+        base_url="https://user:pw@api.example.test/v1?api-version=x",
+        status_url="https://status.example.test/api/v2/summary.json?token=t0k",
+        models=["gpt-4o"],
+    )
+    expected = {
+        "api_key": ("https://api.example.test/v1/models", "openai.base_url", "warning"),
+        "models": ("https://api.example.test/v1/models/gpt-4o", "openai.base_url", "warning"),
+        "status_page": (
+            "https://status.example.test/api/v2/summary.json", "probes.status_url", "unknown"
+        ),
+    }
+    for result in run_probes(settings, transport=_failing(case.error)):
+        url, setting, level = expected[result.name]
+        assert result.status == level, result
+        assert url in result.summary and result.summary.endswith(case.says), result.summary
+        assert "pw" not in result.summary and "t0k" not in result.summary
+        assert "api-version" not in result.summary
+        assert result.details["url"] == url and result.details["failure"] == case.row
+        row = next(r for r in verdict_table().failures if r.id == case.row)
+        assert result.fixes == fixes_for(row.fix_set, url, setting)
+        assert case.fix_mentions in result.fixes[0]
+        assert all("{" not in fix for fix in result.fixes)
+
+
+def test_an_unresolvable_status_page_is_not_told_to_set_the_url_it_has() -> None:
+    """DNS failing for the default status page: the fixes are about the name and the resolver,
+    not "set probes.status_url to" the value it already has."""
+    default = "https://status.openai.com/api/v2/summary.json"
+    settings = make_settings(status_url=default)
+    (result,) = run_probes(
+        settings,
+        ["status_page"],
+        transport=_failing(_connect_error("[Errno -2] Name or service not known")),
+    )
+    assert result.summary == (
+        f"status page not read: cannot resolve status.openai.com for {default}: "
+        "[Errno -2] Name or service not known"
+    )
+    text = " ".join(result.fixes)
+    assert "Set probes.status_url to" not in text and "/etc/resolv.conf" in text
+    assert "status.openai.com" in result.fixes[0] and "probes.status_url" in result.fixes[0]
+
+
+def test_a_proxy_that_does_not_answer_is_named_not_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS_PROXY pointing at a closed 127.0.0.1 port (real httpx, which then never resolves the
+    API's name itself): the summary names the proxy (without its credentials) and the API URL,
+    and the fixes are the proxy's (its address, NO_PROXY), not the API port's."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY",
+                 "all_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    port = free_port()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://squid:pr0xypw@127.0.0.1:{port}")
+    settings = make_settings(base_url="https://api.example.test/v1", models=["gpt-4o"])
+    (result,) = run_probes(settings, ["api_key"])
+    proxy = f"http://127.0.0.1:{port}"
+    url = "https://api.example.test/v1/models"
+    assert result.status == "warning" and result.cause == "network"
+    assert result.summary.startswith(f"cannot reach the proxy {proxy} for {url}: "), result.summary
+    assert "pr0xypw" not in json.dumps(result.to_json())
+    assert result.details["proxy"] == proxy and result.details["failure"] == "proxy_unreachable"
+    assert result.fixes[0].startswith(f"The proxy {proxy} (HTTPS_PROXY")
+    assert "api.example.test" in result.fixes[1] and "NO_PROXY" in result.fixes[1]

@@ -139,10 +139,19 @@ def api_error(response: Response, key: str | None) -> ApiError:
 
 
 def _network_verdict(answer: Answer) -> Verdict:
-    """A transport failure talking to the API: WARNING, cause network."""
-    table = verdict_table()
-    fixes = table.fixes("tls") if answer.tls else table.fixes("network")
-    return Verdict("warning", answer.failure or "request failed", "network", fixes)
+    """A transport failure talking to the API: WARNING, cause network; the words name the URL
+    and the fixes fit the way it failed (verdicts.toml's [[failure]] rows)."""
+    failure = verdict_table().judge_failure(
+        answer.kind or "request",
+        answer.failure or "request failed",
+        answer.url,
+        "openai.base_url",
+        answer.proxy,
+    )
+    details = {"url": answer.url, "failure": failure.row}
+    if answer.proxy:
+        details["proxy"] = answer.proxy
+    return Verdict("warning", failure.summary, "network", failure.fixes, details, failure.row)
 
 
 def _no_key_result(name: str, prefix: str = "") -> ProbeResult:
@@ -184,7 +193,9 @@ def probe_api_key(settings: Settings, client: Client) -> ProbeResult:
     }
     if answer.response is None:
         v = _network_verdict(answer)
-        return ProbeResult(name, v.status, v.summary, answer.elapsed_ms, v.fixes, where, v.cause)
+        return ProbeResult(
+            name, v.status, v.summary, answer.elapsed_ms, v.fixes, {**where, **v.details}, v.cause
+        )
     response = answer.response
     if response.is_success:
         body = json_body(response)

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+from urllib.request import getproxies, proxy_bypass
 
 import httpx
 
@@ -30,12 +31,20 @@ Transport = httpx.BaseTransport
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """What one GET produced: a response, or why there is none (already in words)."""
+    """What one GET produced: a response, or why there is none (already in words).
+
+    `kind` says which way the request failed, for the [[failure]] rows of verdicts.toml:
+    "timeout", "proxy" (the proxy refused the tunnel), "tls", "connect" (the OS's words say
+    whether DNS, a refusal or the route), "closed", "request" or "invalid_url"; None with a
+    response. `url` is the URL asked for, without credentials or query (safe to print);
+    `proxy` the proxy the request went through, the same way ("" for none)."""
 
     response: httpx.Response | None
     failure: str | None
-    tls: bool
     elapsed_ms: int
+    kind: str | None = None
+    url: str = ""
+    proxy: str = ""
 
 
 def make_client(settings: Settings, transport: httpx.BaseTransport | None = None) -> httpx.Client:
@@ -43,13 +52,15 @@ def make_client(settings: Settings, transport: httpx.BaseTransport | None = None
 
     Redirects are reported, not followed: a moved status page or base_url is a configuration to
     fix, and following one could send the key to another host. Proxies and CA bundles come from
-    the environment (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE), as for the applications.
+    the environment (HTTPS_PROXY, NO_PROXY, SSL_CERT_FILE), as for the applications; not with a
+    transport of the caller's (httpx then ignores the environment's proxies, and so do we).
     """
     return httpx.Client(
         timeout=httpx.Timeout(settings.probes.timeout),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
         transport=transport,
+        trust_env=transport is None,
     )
 
 
@@ -57,24 +68,42 @@ def get(client: httpx.Client, url: str, headers: dict[str, str], timeout: float)
     """GET url; every transport failure becomes words, never an exception."""
     started = time.monotonic()
     failure: str | None = None
-    tls = False
+    kind: str | None = None
     response: httpx.Response | None = None
     try:
         response = client.get(url, headers=headers)
     except httpx.TimeoutException:
-        failure = f"timed out after {format_duration(timeout)}"
+        kind, failure = "timeout", f"timed out after {format_duration(timeout)}"
     except httpx.ProxyError as exc:
-        failure = f"proxy failed: {_innermost(exc)}"
+        kind, failure = "proxy", f"proxy failed: {_innermost(exc)}"
     except httpx.ConnectError as exc:
         tls, failure = _describe_connect(exc)
+        kind = "tls" if tls else "connect"
     except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
-        failure = "connection closed without an answer"
+        kind, failure = "closed", "connection closed without an answer"
     except httpx.HTTPError as exc:
-        failure = f"request failed: {type(exc).__name__}"
+        kind, failure = "request", f"request failed: {type(exc).__name__}"
     except httpx.InvalidURL:
-        failure = "invalid URL"
+        kind, failure = "invalid_url", "invalid URL"
     elapsed_ms = round((time.monotonic() - started) * 1000)
-    return Answer(response, failure, tls, elapsed_ms)
+    try:
+        shown = public_url(url)
+        proxy = proxy_for(url) if client.trust_env else ""
+    except ValueError:  # (urlsplit refuses a malformed IPv6 host; httpx said "invalid URL")
+        shown, proxy = "the configured URL", ""
+    return Answer(response, failure, elapsed_ms, kind, shown, proxy)
+
+
+def proxy_for(url: str) -> str:
+    """The proxy the environment gives for url (HTTPS_PROXY, HTTP_PROXY or ALL_PROXY unless
+    NO_PROXY exempts its host: httpx reads the same variables through the same stdlib
+    functions), without credentials; "" for none. A failed connection is then the proxy's."""
+    proxies = getproxies()
+    parts = urlsplit(url)
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or proxy_bypass(parts.hostname or ""):
+        return ""
+    return public_url(proxy if "://" in proxy else f"http://{proxy}")
 
 
 def _chain(exc: BaseException) -> Iterable[BaseException]:
@@ -96,7 +125,8 @@ def _innermost(exc: BaseException) -> str:
 
 
 def _describe_connect(exc: httpx.ConnectError) -> tuple[bool, str]:
-    """(is it TLS, words) for a failed connection."""
+    """(is it TLS, the OS's or ssl's words) for a failed connection ("Connection refused",
+    "Name or service not known": verdicts.toml's [[failure]] patterns read them)."""
     for cause in _chain(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
             return True, f"TLS certificate verify failed: {cause.verify_message}"
@@ -104,8 +134,8 @@ def _describe_connect(exc: httpx.ConnectError) -> tuple[bool, str]:
             reason = (cause.reason or str(cause)).lower().replace("_", " ")
             return True, f"TLS error: {reason}"
         if isinstance(cause, socket.gaierror):
-            return False, f"cannot connect: {cause.strerror or 'name resolution failed'}"
-    return False, f"cannot connect: {_innermost(exc)}"
+            return False, cause.strerror or "name resolution failed"
+    return False, _innermost(exc)
 
 
 def public_url(url: str) -> str:

@@ -233,7 +233,20 @@ def probe_status_page(settings: Settings, client: Client) -> ProbeResult:
         return ProbeResult(name, "unknown", summary, answer.elapsed_ms, fixes, details, None)
 
     if answer.response is None:
-        return unknown(f"status page not read: {answer.failure}")
+        # The fixes fit the way it failed: "set probes.status_url to …" cannot help when the URL
+        # already is that and the name does not resolve or the port is closed.
+        failure = verdict_table().judge_failure(
+            answer.kind or "request",
+            answer.failure or "request failed",
+            answer.url,
+            "probes.status_url",
+            answer.proxy,
+        )
+        details["failure"] = failure.row
+        if answer.proxy:
+            details["proxy"] = answer.proxy
+        summary = f"status page not read: {failure.summary}"
+        return ProbeResult(name, "unknown", summary, answer.elapsed_ms, failure.fixes, details)
     response = answer.response
     if 300 <= response.status_code < 400:
         location = response.headers.get("location")

@@ -1,8 +1,10 @@
 """The verdict table: what an API error answer means, read from verdicts.toml.
 
 The probes' knowledge of OpenAI's (and Azure's, and proxies') refusals is data, like the
-classifier's rules: rows tried in order, each with its conditions and what it says. This module
-loads and checks the table once, and finds the row for an answer; it knows nothing of HTTP.
+classifier's rules: rows tried in order, each with its conditions and what it says. The
+[[answer]] rows judge an error answer; the [[failure]] rows a request that got none (DNS, refused,
+TLS, proxy, timeout), naming the URL and giving the fixes that fit. This module loads and checks
+the table once, and finds the row; it knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from functools import cache
 from importlib import resources
 from string import Formatter
 from typing import Any
+from urllib.parse import urlsplit
 
 from oai400d.classify.rules import CATEGORIES, builtin_document
 
@@ -40,6 +43,11 @@ _ROW_KEYS = frozenset(
     }
 )
 _CONDITIONS = ("status", "status_min", "status_max", "patterns", "provider", "json")
+# [[failure]] rows: a request with no answer (see verdicts.toml for what each key means).
+FAILURE_KINDS = ("timeout", "proxy", "tls", "connect", "closed", "request", "invalid_url")
+FAILURE_PLACEHOLDERS = frozenset({"url", "host", "port", "reason", "proxy"})
+FAILURE_FIX_PLACEHOLDERS = frozenset({"host", "port", "setting", "proxy"})
+_FAILURE_KEYS = frozenset({"id", "kind", "proxy", "patterns", "summary", "fixes"})
 # The scope a restricted key lacks, as OpenAI names it ("… Missing scopes: api.model.read.").
 _SCOPES = re.compile(r"Missing scopes?:\s*([\w.:, -]+?)\.(?:\s|$)")
 
@@ -114,12 +122,73 @@ class AnswerRow:
 
 
 @dataclass(frozen=True, slots=True)
+class FailureRow:
+    """One [[failure]] of verdicts.toml: which failed requests it is for, and what it says."""
+
+    id: str
+    kinds: frozenset[str]
+    proxy: bool | None
+    patterns: tuple[re.Pattern[str], ...]
+    summary: str
+    fix_set: str
+
+    def matches(self, kind: str, lowered: str, proxy: str) -> bool:
+        """Whether the failure is of one of the row's kinds, went through a proxy or not as the
+        row says, and its words match (each condition only when given)."""
+        if self.kinds and kind not in self.kinds:
+            return False
+        if self.proxy is not None and bool(proxy) != self.proxy:
+            return False
+        return not self.patterns or any(p.search(lowered) for p in self.patterns)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A request that got no answer, in words: the summary (naming the URL), the fixes that fit
+    the way it failed (placeholders filled), and the [[failure]] row that gave them."""
+
+    summary: str
+    fixes: tuple[str, ...]
+    row: str
+
+
+@dataclass(frozen=True, slots=True)
 class VerdictTable:
-    """The [[answer]] rows in order, and every named set of fixes (rule references resolved)."""
+    """The [[answer]] and [[failure]] rows in order, and every named set of fixes (rule
+    references resolved)."""
 
     rows: tuple[AnswerRow, ...]
     fix_sets: Mapping[str, tuple[str, ...]]
     rule_refs: Mapping[str, str]  # fix set name -> the rules.toml id it takes its fixes from
+    failures: tuple[FailureRow, ...] = ()
+
+    def find_failure(self, kind: str, reason: str, proxy: str = "") -> FailureRow:
+        """The first [[failure]] row for a request that failed this way (the last holds for all)."""
+        lowered = reason.lower()
+        for row in self.failures:
+            if row.matches(kind, lowered, proxy):
+                return row
+        raise AssertionError("verdicts.toml: the last [[failure]] must have no condition")
+
+    def judge_failure(
+        self, kind: str, reason: str, url: str, setting: str, proxy: str = ""
+    ) -> Failure:
+        """What a request to `url` (already without credentials or query) that got no answer
+        means, and what to do; `setting` is the config key that holds the URL, `proxy` the
+        proxy the request went through ("" for none)."""
+        row = self.find_failure(kind, reason, proxy)
+        parts = urlsplit(url)
+        host = parts.hostname or url
+        try:
+            port = str(parts.port or (443 if parts.scheme == "https" else 80))
+        except ValueError:  # a port that is not a number: the URL's own words say enough
+            port = "?"
+        summary = row.summary.format_map(
+            {"url": url, "host": host, "port": port, "reason": reason, "proxy": proxy}
+        )
+        values = {"host": host, "port": port, "setting": setting, "proxy": proxy}
+        fixes = tuple(fix.format_map(values) for fix in self.fixes(row.fix_set))
+        return Failure(summary, fixes, row.id)
 
     def fixes(self, name: str) -> tuple[str, ...]:
         """A named set of fixes of [fixes] (KeyError naming the known ones if there is none)."""
@@ -207,9 +276,67 @@ def parse_table(
         problems.append("no [[answer]] rows")
     elif any(raw_condition in document["answer"][-1] for raw_condition in _CONDITIONS):
         problems.append("the last [[answer]] must have no condition: every answer needs a verdict")
+    failures = _compile_failures(document.get("failure", []), fix_sets, problems)
     if problems:
         raise ValueError("verdicts.toml: " + "; ".join(problems))
-    return VerdictTable(tuple(rows), fix_sets, rule_refs)
+    return VerdictTable(tuple(rows), fix_sets, rule_refs, failures)
+
+
+def _compile_failures(
+    raws: list[Mapping[str, Any]], fix_sets: Mapping[str, tuple[str, ...]], problems: list[str]
+) -> tuple[FailureRow, ...]:
+    """The [[failure]] rows; what is wrong with them goes into `problems`."""
+    rows: list[FailureRow] = []
+    for position, raw in enumerate(raws):
+        label = f"[[failure]] {raw.get('id') or f'number {position + 1}'}"
+        try:
+            rows.append(_compile_failure(raw, fix_sets))
+        except ValueError as exc:
+            problems.append(f"{label}: {exc}")
+    if not raws:
+        problems.append("no [[failure]] rows")
+    elif {"kind", "proxy", "patterns"} & set(raws[-1]):
+        problems.append("the last [[failure]] must have no condition: every failure needs words")
+    return tuple(rows)
+
+
+def _placeholders(text: str) -> set[str]:
+    """The {names} a format string uses."""
+    return {f for _, f, _, _ in Formatter().parse(text) if f is not None}
+
+
+def _compile_failure(raw: Mapping[str, Any], fix_sets: Mapping[str, tuple[str, ...]]) -> FailureRow:
+    """One [[failure]]; ValueError saying which key is wrong and what it must be."""
+    unknown = set(raw) - _FAILURE_KEYS
+    if unknown:
+        raise ValueError(f"unknown key(s) {sorted(unknown)}; allowed: {sorted(_FAILURE_KEYS)}")
+    for key in ("id", "summary", "fixes"):
+        if not isinstance(raw.get(key), str) or not raw[key].strip():
+            raise ValueError(f"`{key}` must be a non-empty string")
+    if raw["fixes"] not in fix_sets:
+        raise ValueError(f"`fixes` {raw['fixes']!r} is not an entry of [fixes]")
+    if _placeholders(raw["summary"]) - FAILURE_PLACEHOLDERS:
+        raise ValueError(f"`summary` may use only {sorted(FAILURE_PLACEHOLDERS)}")
+    for fix in fix_sets[raw["fixes"]]:
+        if _placeholders(fix) - FAILURE_FIX_PLACEHOLDERS:
+            raise ValueError(
+                f"[fixes] {raw['fixes']} may use only {sorted(FAILURE_FIX_PLACEHOLDERS)}"
+            )
+    kinds = raw.get("kind", [])
+    if not isinstance(kinds, list) or not set(kinds) <= set(FAILURE_KINDS):
+        raise ValueError(f"`kind` must be a list of {list(FAILURE_KINDS)}")
+    patterns = raw.get("patterns", [])
+    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+        raise ValueError("`patterns` must be a list of regexes")
+    if raw.get("proxy") not in (None, True, False):
+        raise ValueError("`proxy` must be true or false")
+    try:
+        compiled = tuple(re.compile(p, re.IGNORECASE) for p in patterns)
+    except re.error as exc:
+        raise ValueError(f"a `patterns` entry is not a valid regex: {exc}") from None
+    return FailureRow(
+        raw["id"], frozenset(kinds), raw.get("proxy"), compiled, raw["summary"], raw["fixes"]
+    )
 
 
 def _compile_row(raw: Mapping[str, Any], fix_sets: Mapping[str, tuple[str, ...]]) -> AnswerRow:
