@@ -39,6 +39,8 @@ LAYERS = {
     "oai400d.backlog": 2,  # the backlog window: which caught-up lines are history
     "oai400d.classify": 2,
     "oai400d.lifecycle": 2,  # when an alert opens, updates, reminds, resolves: pure rules
+    # Facts about an error: from its text alone (pure), the order of fixes they make likely.
+    "oai400d.facts": 2,
     # The scanner of `oai400d classify`, a package: the Scanner, one stream's events, a
     # wrapped file's streams, the split for two processes; its modules import each other.
     "oai400d.scan": 3,

@@ -83,6 +83,29 @@ class Evidence:
     message: str | None = None
 
 
+# How a fact bears on the cause a rule named (facts/): it confirms it, rules it out, or only
+# narrows it down (which of the cause's fixes applies).
+BEARINGS = ("supports", "rules_out", "neutral")
+
+
+@dataclass(frozen=True, slots=True)
+class Fact:
+    """One thing checked about an error, and what it showed: a short sentence for a person.
+
+    `kind` names the check (README "Checked": presigned_expiry, private_host, key_suffix,
+    model_closest, fetch…); `text` is already masked and says what was checked and what it
+    showed; `bearing` is one of BEARINGS; `prefer` and `demote`: words that pick out the rule's
+    fixes this fact makes more or less likely (lower case, matched in each fix's text), so the
+    fixes it supports come first and those it rules out last (facts.order_fixes).
+    """
+
+    kind: str
+    text: str
+    bearing: str = "neutral"
+    prefer: tuple[str, ...] = ()
+    demote: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True, slots=True)
 class Finding:
     """One OpenAI error found in the logs, with its cause and what to do about it."""
