@@ -41,6 +41,8 @@ LAYERS = {
     "oai400d.lifecycle": 2,  # when an alert opens, updates, reminds, resolves: pure rules
     # Facts about an error: from its text alone (pure), the order of fixes they make likely.
     "oai400d.facts": 2,
+    # The daemon's facts stage: text, probe and fetch facts per notification (a stage).
+    "oai400d.facts.checks": 4,
     # The scanner of `oai400d classify`, a package: the Scanner, one stream's events, a
     # wrapped file's streams, the split for two processes; its modules import each other.
     "oai400d.scan": 3,
@@ -74,8 +76,10 @@ LAYERS = {
 # Each third-party library belongs to one module (its errors are translated there).
 OWNERS = {
     "watchdog": "oai400d.sources",
-    # Two translators, into two error trees: the probes' words, the notifiers' DeliveryErrors.
-    "httpx": ("oai400d.probes.http", "oai400d.notify.posting"),
+    # Three translators, into three error trees: the probes' words, the notifiers'
+    # DeliveryErrors, and the image URL check's facts (facts.fetch talks to a transport itself,
+    # request by request, to pin the checked address and keep out cookies, proxies, redirects).
+    "httpx": ("oai400d.probes.http", "oai400d.notify.posting", "oai400d.facts.fetch"),
     "slack_sdk": "oai400d.notify",
     "apscheduler": "oai400d.probing",
     "pydantic": "oai400d.config",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
 import socket
 from collections.abc import Mapping
@@ -547,6 +548,49 @@ def _distinct_webhook_names(webhooks: list[WebhookSettings]) -> list[WebhookSett
     return webhooks
 
 
+# A DNS name: labels of letters, digits, hyphens (and underscores, which internal zones use).
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+
+
+def _allow_host(entry: str) -> str:
+    """One diagnose.allow_hosts entry: a host name, an IP address or a network (CIDR)."""
+    text = entry.strip().lower().rstrip(".")
+    if not text:
+        raise ValueError("an empty entry; write a host name, an IP address or a network (CIDR)")
+    if "://" in text:
+        raise ValueError(f'"{entry}" is a URL; write its host alone ("images.internal.example")')
+    if "/" in text or ":" in text or text.replace(".", "").isdigit():
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(
+                f'"{entry}" is not an IP address or network; write one like "10.1.2.3" or '
+                '"10.1.0.0/16", or a host name'
+            ) from None
+        return text
+    if not _HOST_NAME.match(text):
+        raise ValueError(
+            f'"{entry}" is not a host name (letters, digits, hyphens and dots, no scheme, port '
+            'or path: "images.internal.example")'
+        )
+    return text
+
+
+class DiagnoseSettings(_Section):
+    """`[diagnose]`: the one guarded request for an image URL OpenAI could not download
+    (facts/fetch.py). Off by default: it sends a request to a host named by a log line."""
+
+    fetch_urls: bool = False
+    # Host names, IP addresses or networks the guard lets through although they resolve to a
+    # private, loopback or link-local address (tests, internal CDNs).
+    allow_hosts: list[Annotated[str, AfterValidator(_allow_host)]] = Field(default_factory=list)
+    timeout: PositiveDuration = 5.0  # the whole fetch, redirects included
+    max_bytes: Size = 64 * 1024  # of a body read; the rest is never read
+    max_redirects: int = Field(default=3, ge=0, le=10)
+    per_minute: int = Field(default=10, ge=1)  # fetches from this host, all URLs together
+
+
 class Settings(_Section):
     logs: LogsSettings = Field(default_factory=LogsSettings)
     journal: Annotated[list[JournalSettings], AfterValidator(_distinct_journal_names)] = Field(
@@ -567,6 +611,7 @@ class Settings(_Section):
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     fleet: FleetSettings = Field(default_factory=FleetSettings)
+    diagnose: DiagnoseSettings = Field(default_factory=DiagnoseSettings)
     rules: list[dict[str, Any]] = Field(default_factory=list)
 
 
