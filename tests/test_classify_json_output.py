@@ -43,6 +43,7 @@ findings = st.builds(
     fixes=advice,
     docs=advice,
     excerpt=texts,
+    facts=advice,
 )
 
 
@@ -69,5 +70,6 @@ def test_same_rule_with_other_advice_gets_its_own() -> None:
         excerpt="e",
     )  # fmt: skip
     second = replace(first, fixes=("two",), docs=())
-    for finding in (first, second, first):
+    checked = replace(first, facts=("The refused key ends in …ab34.",))
+    for finding in (first, second, first, checked, first):
         assert _finding_json(finding) == _through_json_dumps(finding)

@@ -52,6 +52,7 @@ def test_classify_json_contract(tmp_path: Path) -> None:
         "fingerprint",
         "fixes",
         "docs",
+        "facts",
     ]
     assert (finding["line"], finding["end_line"], finding["category"]) == (4, 4, "rate_limit")
     assert finding["status"] == 429 and finding["model"] == "gpt-4o"

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TextIO
 from oai400d.arguments import build_parser
 from oai400d.classify import Classifier, load_rules
 from oai400d.errors import ConfigError, DeliveryError, FleetError, StateDamagedError, StateError
+from oai400d.facts.findings import FindingFacts
+from oai400d.facts.text import Identity
 from oai400d.masking import redact, redact_values
 from oai400d.model import Ack, EventLimits, Finding, ProbeResult, Silence
 from oai400d.sameerror import one_per_request
@@ -254,6 +256,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             f"  [{a['state']}] {a['severity']} {a['title']}: {a['count']} since {a['first_seen']}"
             f" (last {a['last_seen']}) {a['fingerprint']}"
         )
+        for fact in a.get("facts") or ():  # what its last notification checked
+            print(f"    checked: {fact}")
     print(f"outbox: {report['outbox_depth']} notification(s) waiting")
     for name, c in report["notifiers"].items():
         print(
@@ -402,6 +406,7 @@ def status_report(state: State) -> dict[str, Any]:
                 "first_seen": iso(a.first_seen),
                 "last_seen": iso(a.last_seen),
                 "files": list(a.files),
+                "facts": list(a.facts),
             }
             for a in state.alerts()
         ],
@@ -504,12 +509,18 @@ class ScanOptions:
     limits: EventLimits = field(default_factory=EventLimits)
     wrapper: str = "auto"
     wrappers: Mapping[str, str] = field(default_factory=dict)
+    identity: Identity = field(default_factory=Identity)  # facts compare key, org, project
 
     @classmethod
     def of(cls, settings: Settings) -> ScanOptions:
         logs = settings.logs
         return cls(
-            tuple(settings.rules), logs.max_line, logs.event_limits, logs.wrapper, logs.wrappers
+            tuple(settings.rules),
+            logs.max_line,
+            logs.event_limits,
+            logs.wrapper,
+            logs.wrappers,
+            Identity.from_settings(settings),
         )
 
 
@@ -530,6 +541,7 @@ def scan_options(args: argparse.Namespace) -> ScanOptions:
 def cmd_classify(args: argparse.Namespace) -> int:
     options = scan_options(args)
     classifier = Classifier(load_rules(options.rules))
+    with_facts = FindingFacts(options.identity)
     out = sys.stdout
     counts: Counter[str] = Counter()
     first_fix: dict[str, str] = {}
@@ -553,7 +565,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
                         if size is not None
                         else scanner.scan(stream, path)
                     )
-                    for finding in findings:
+                    for found in findings:
+                        finding = with_facts(found)
                         counts[finding.category] += 1
                         first_fix.setdefault(
                             finding.category, finding.fixes[0] if finding.fixes else ""
@@ -661,6 +674,8 @@ def _print_finding(out: TextIO, finding: Finding, as_json: bool) -> None:
     out.write(f"    {finding.message[:300]}\n")
     if finding.fixes:
         out.write(f"    fix: {finding.fixes[0]}\n")
+    for fact in finding.facts:
+        out.write(f"    checked: {fact}\n")
 
 
 # The JSON of a str, as json.dumps(ensure_ascii=False) writes it (the same encoder function).
@@ -672,7 +687,8 @@ def _finding_json(finding: Finding) -> str:
 
     The same bytes, built by hand: a storm of findings spends most of the first process here
     (~9 µs each through json.dumps), and all but the per-finding fields repeat, so each rule's
-    fixed part (category, rule, severity; fixes and docs) is encoded once, keyed by its values.
+    fixed part (category, rule, severity; fixes and docs; facts) is encoded once, keyed by its
+    values.
     """
     return (
         f'{{"path": {_json_path(finding.path)}, "line": {finding.line}, '
@@ -686,7 +702,8 @@ def _finding_json(finding: Finding) -> str:
         f'"request_id": {_json_optional(finding.request_id)}, '
         f'"message": {_json_str(finding.message)}, '
         f'"fingerprint": {_json_str(finding.fingerprint)}, '
-        f"{_json_advice(finding.fixes, finding.docs)}}}\n"
+        f"{_json_advice(finding.fixes, finding.docs)}, "
+        f'"facts": {_json_facts(finding.facts) if finding.facts else "[]"}}}\n'
     )
 
 
@@ -714,6 +731,12 @@ def _json_advice(fixes: tuple[str, ...], docs: tuple[str, ...]) -> str:
         f'"fixes": {json.dumps(list(fixes), ensure_ascii=False)}, '
         f'"docs": {json.dumps(list(docs), ensure_ascii=False)}'
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _json_facts(facts: tuple[str, ...]) -> str:
+    # Facts are cached per distinct error (facts.findings): a storm repeats the same tuples.
+    return json.dumps(list(facts), ensure_ascii=False)
 
 
 def _print_summary(

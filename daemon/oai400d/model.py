@@ -134,6 +134,9 @@ class Finding:
     # record of the error it is about to raise). Either makes it secondary (sameerror.py).
     status_only: bool = False
     quiet: bool = False
+    # What was checked about this error and what it showed (Fact.text, facts.text): set by
+    # `classify` after the fixes were ordered by them; () when nothing was checked.
+    facts: tuple[str, ...] = ()
 
     @property
     def secondary(self) -> bool:
@@ -159,6 +162,7 @@ class Finding:
             "fingerprint": self.fingerprint,
             "fixes": list(self.fixes),
             "docs": list(self.docs),
+            "facts": list(self.facts),
         }
 
 
@@ -255,6 +259,9 @@ class Alert:
     source: str = "logs"  # "logs", or "probe" for a probe's alert
     acked_by: str | None = None  # who acknowledged this episode (reminders stop), and when
     acked_at: float | None = None
+    # What was checked about this episode and what it showed (Fact.text, facts/checks.py): set
+    # when a notification is built, so the state DB and `status` show what the last one said.
+    facts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +299,7 @@ class Notification:
     host_count: int = 0
     episode: str = ""
     note: str = ""  # a line about how far the message can be trusted (a fleet store outage)
+    facts: tuple[str, ...] = ()  # what was checked and what it showed (Fact.text), in order
 
     def to_json(self) -> dict[str, Any]:
         """The console JSON contract (DESIGN.md) first, then the extra fields."""
@@ -318,6 +326,8 @@ class Notification:
             "duration_s": self.duration_s,
             "host": self.host,
             "context": self.context,
+            # Always written, [] when nothing was checked (DESIGN.md: every notification).
+            "facts": list(self.facts),
         }
         if self.items:
             data["items"] = [dict(item) for item in self.items]
@@ -337,7 +347,7 @@ class Notification:
     def from_json(cls, data: dict[str, Any]) -> Notification:
         """Back from what to_json() wrote (the outbox stores notifications as JSON)."""
         fields = dict(data)
-        for key in ("files", "fixes", "docs", "hosts"):
+        for key in ("files", "fixes", "docs", "hosts", "facts"):
             fields[key] = tuple(fields.get(key) or ())
         fields["items"] = tuple(fields.get("items") or ())
         return cls(**fields)
