@@ -14,8 +14,9 @@ from dataclasses import dataclass, replace
 
 from oai400d import lifecycle
 from oai400d.config import AlertsSettings
+from oai400d.facts import order_fixes
 from oai400d.lifecycle import Step
-from oai400d.model import Ack, Alert, Finding, Notification, ProbeResult, Silence
+from oai400d.model import Ack, Alert, Fact, Finding, Notification, ProbeResult, Silence
 from oai400d.timestamps import iso
 
 MAX_FILES_PER_ALERT = 20
@@ -83,7 +84,14 @@ def notification_of(
         context=context(a.category) if context is not None else "",
         acked_by=a.acked_by,
         acked_at=iso(a.acked_at) if a.acked_at is not None else None,
+        facts=a.facts,
     )
+
+
+def checked(a: Alert, facts: Sequence[Fact]) -> tuple[Alert, tuple[str, ...]]:
+    """The alert carrying these facts' sentences, and its fixes in the order they make likely
+    (facts.order_fixes): what a notification about it then says."""
+    return replace(a, facts=tuple(f.text for f in facts)), order_fixes(a.fixes, facts)
 
 
 @dataclass
@@ -98,7 +106,8 @@ class AlertBook:
     Its mutes come with it: `silences` (this host's, from the state DB; the daemon refreshes
     them) and those shared with it through `share_silences` (the fleet's); every step of the
     lifecycle sees both. `context` says what the probes say about a category at the moment of
-    a notification (correlation)."""
+    a notification (correlation); `facts`, what was checked about an alert, asked once per
+    notification of its episode (opened, updated, repeated: never per finding)."""
 
     def __init__(
         self,
@@ -108,11 +117,13 @@ class AlertBook:
         *,
         silences: Iterable[Silence] = (),
         context: Callable[[str], str] | None = None,
+        facts: Callable[[Alert], Sequence[Fact]] | None = None,
     ) -> None:
         self.settings = settings
         self.host = host if host is not None else socket.gethostname()
         self._entries = {a.fingerprint: _Entry(a, dirty=False) for a in alerts}
         self.context = context
+        self.facts = facts
         # Policy about messages only: counting goes on under a silence.
         self.silences: list[Silence] = list(silences)
         self._shared_silences: Sequence[Silence] = ()
@@ -317,10 +328,16 @@ class AlertBook:
         """Keep the alert a lifecycle step left (to persist), and build its message, if any."""
         if step is None or step.action == "wait":
             return None
-        self._entries[fingerprint] = _Entry(step.alert)
+        alert = step.alert
         if step.kind is None:
+            self._entries[fingerprint] = _Entry(alert)
             return None
-        return self._notification(step.kind, step.alert, step.new)
+        fixes = alert.fixes
+        # A resolution says what the last message checked; the others check again (refreshed).
+        if self.facts is not None and step.kind not in ("resolved", "merged"):
+            alert, fixes = checked(alert, self.facts(alert))
+        self._entries[fingerprint] = _Entry(alert)
+        return replace(self._notification(step.kind, alert, step.new), fixes=fixes)
 
     def _notification(self, kind: str, a: Alert, new: int) -> Notification:
         return notification_of(kind, a, new, self.host, self.context)

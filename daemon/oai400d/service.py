@@ -21,6 +21,7 @@ from oai400d.backlog import BacklogWindow
 from oai400d.classify import Classifier, load_rules
 from oai400d.config import LoadedConfig, format_duration, load_config, restart_needed
 from oai400d.errors import ConfigError
+from oai400d.facts.checks import FactChecks, make_fetcher
 from oai400d.hold import SecondaryHold
 from oai400d.ingest import Ingest
 from oai400d.keeper import StateKeeper, from_end
@@ -123,12 +124,15 @@ class Daemon:
         self.probes = ProbeSchedule(s, self._wake_loop)
         self.intake = ProbeIntake(self.state, self.probes)
         self.mutes = MuteSync(self.state, now)
+        # (keeper.state: a damaged DB replaced while running is a new State)
+        self.checks = FactChecks(s, lambda: self.keeper.state.probes(), make_fetcher(s))
         self.book = AlertBook(
             s.alerts,
             self.state.alerts(),
             host=s.fleet.host if s.state.fleet else None,
             silences=self.mutes.silences,
             context=self.probes_context,
+            facts=self.checks.facts,
         )
         self.mutes.attach(self.book)
         last_stop = self.state.get_meta("last_stop")
@@ -225,6 +229,10 @@ class Daemon:
         self.tally.finding(finding.category, finding.rule, self.labels.of(finding.path))
         if self.fleet is None or not self.fleet.take(finding, now, backlog):
             self.book.observe(finding, now, backlog=backlog)
+            if not backlog and finding.category == "request.image":
+                alert = self.book.get(finding.fingerprint)
+                if alert is not None:
+                    self.checks.begin(alert)  # the image fetch, during group_wait
 
     def _take_probe_results(self, now: float) -> None:
         for turn in self.intake.take(now):
@@ -293,6 +301,8 @@ class Daemon:
         self.classifier = classifier
         self.ingest.use_prefilter(classifier.prefilter)
         self.book.reconfigure(new.alerts)
+        if (new.diagnose, new.openai) != (old.diagnose, old.openai):
+            self.checks.reconfigure(new, make_fetcher(new))  # (a new fetcher: a new rate limit)
         self.backlog.settings = new.alerts
         if self.delivery.reconfigure(new):
             self.tally.declare(notifiers=self.delivery.names())

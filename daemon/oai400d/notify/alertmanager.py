@@ -136,6 +136,7 @@ def annotations_of(n: Notification) -> dict[str, str]:
         "hosts": _hosts(n),
         "host_count": str(n.host_count) if n.host_count > 0 else "",
         "context": n.context,
+        "facts": "\n".join(n.facts),  # what was checked, one sentence a line
         "note": n.note,
         "acknowledged_by": n.acked_by or "",
         "acknowledged_at": (n.acked_at or "") if n.acked_by else "",

@@ -74,6 +74,8 @@ def render_text(n: Notification) -> str:
         lines.append(f"  note: {n.note}")
     if n.context:
         lines.append(f"  context: {n.context}")
+    for fact in n.facts:  # what was checked about this alert, and what it showed
+        lines.append(f"  checked: {fact}")
     if n.acked_by:
         lines.append(f"  acknowledged by {n.acked_by} at {n.acked_at}")
     if n.kind not in ("resolved", "merged"):

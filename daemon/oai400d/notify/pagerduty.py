@@ -128,6 +128,7 @@ def custom_details(n: Notification) -> dict[str, Any]:
             "fixes": list(n.fixes),
             "docs": list(n.docs),
             "context": _cut(n.context, TEXT_LIMIT),
+            "facts": [_cut(fact, TEXT_LIMIT) for fact in n.facts],
             "host": n.host,
             "hosts": list(n.hosts),
             "host_count": n.host_count or None,

@@ -34,6 +34,8 @@ _MESSAGE_MAX = 600
 _CONTEXT_MAX = 800
 _FIX_MAX = 400
 _FIXES_SHOWN = 5
+_FACT_MAX = 300
+_FACTS_SHOWN = 6
 _FILES_SHOWN = 3
 _HOSTS_SHOWN = 5  # a fleet alert names this many hosts, then "+N more"
 _DOCS_SHOWN = 5
@@ -421,6 +423,26 @@ def _fix_lines(fixes: Iterable[object]) -> list[str]:
     return lines
 
 
+def _fact_text(fact: str) -> str:
+    """One fact as mrkdwn: made inert like all log text (it quotes logs: URLs, model names),
+    its `quoted` names as code spans; an odd backtick stays text."""
+    pieces = _str(fact).split("`")
+    if len(pieces) % 2 == 0:  # unbalanced: no spans at all
+        pieces = ["`".join(pieces)]
+    return "".join(_code(_safe(piece)) if i % 2 else _safe(piece) for i, piece in enumerate(pieces))
+
+
+def _fact_lines(facts: Iterable[object]) -> list[str]:
+    """The "Checked" heading and a bullet per fact (what was checked, what it showed)."""
+    items = [f for f in (_str(x) for x in facts) if f.strip()]
+    if not items:
+        return []
+    lines = ["*Checked*"] + [f"• {_clip(_fact_text(f), _FACT_MAX)}" for f in items[:_FACTS_SHOWN]]
+    if len(items) > _FACTS_SHOWN:
+        lines.append(f"_… and {len(items) - _FACTS_SHOWN:,} more_")
+    return lines
+
+
 def _link_label(path: str, netloc: str) -> str:
     segments = [s for s in path.split("/") if s]
     label = unquote(segments[-1]) if segments else ""
@@ -564,6 +586,9 @@ def render(n: Notification, actions: bool = False) -> SlackMessage:
         parts.append((3, _section("*Message*\n" + _fence(message))))
     if _str(n.context).strip():
         parts.append((2, _section(":mag: *Probes:* " + _clip(_safe(n.context), _CONTEXT_MAX))))
+    checked = _fact_lines(n.facts)
+    if checked:
+        parts.append((1, _section("\n".join(checked))))
     fixes = _fix_lines(n.fixes)
     if fixes:
         parts.extend([(0, _DIVIDER), (0, _section("\n".join(fixes)))])
@@ -606,6 +631,7 @@ def render_plain(n: Notification) -> str:
         pieces.append((4, _fence(_clip(_safe(n.message).strip("\n"), _MESSAGE_MAX))))
     if _str(n.context).strip():
         pieces.append((3, ":mag: *Probes:* " + _clip(_safe(n.context), _CONTEXT_MAX)))
+    pieces.extend((2, line) for line in _fact_lines(n.facts))
     pieces.extend((2, line) for line in _fix_lines(n.fixes))
     docs = _docs_text(n.docs)
     if docs:

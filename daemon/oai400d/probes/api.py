@@ -176,6 +176,25 @@ def _unsendable_result(name: str, api: Api, prefix: str = "") -> ProbeResult:
 # -- the probes -----------------------------------------------------------------------------------
 
 
+# The names the key sees, kept for model errors' facts (facts/probed.py: the closest names):
+# bounded, as a hostile or broken server could answer with anything.
+MODEL_IDS_MAX = 1000
+MODEL_ID_MAX = 100
+
+
+def model_ids(data: list[Any]) -> list[str]:
+    """The model ids of a GET /models answer's `data`, sorted, at most MODEL_IDS_MAX, each one
+    a short string (anything else left out)."""
+    ids = {
+        item["id"]
+        for item in data
+        if isinstance(item, dict)
+        and isinstance(item.get("id"), str)
+        and 0 < len(item["id"]) <= MODEL_ID_MAX
+    }
+    return sorted(ids)[:MODEL_IDS_MAX]
+
+
 def probe_api_key(settings: Settings, client: Client) -> ProbeResult:
     """GET /models with the key: is it accepted, and if not, why."""
     name = "api_key"
@@ -217,7 +236,12 @@ def probe_api_key(settings: Settings, client: Client) -> ProbeResult:
             f"key accepted ({len(data)} models visible)",
             answer.elapsed_ms,
             (),
-            {**where, "models_visible": len(data), "request_id": request_id},
+            {
+                **where,
+                "models_visible": len(data),
+                "model_ids": model_ids(data),
+                "request_id": request_id,
+            },
         )
     error = api_error(response, api.key)
     v = verdict_table().judge(error, api.provider, api.host)

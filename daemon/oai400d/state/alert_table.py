@@ -59,4 +59,7 @@ def _alert_from_row(data: str) -> Alert:
     fields = json.loads(data)
     for key in ("files", "fixes", "docs"):
         fields[key] = tuple(fields[key])
+    # Stored whole as JSON: an alert written before facts existed has no "facts" key (no column
+    # to add, old DBs open as they are).
+    fields["facts"] = tuple(fields.get("facts") or ())
     return Alert(**fields)
