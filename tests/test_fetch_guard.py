@@ -294,6 +294,16 @@ def test_an_unlisted_loopback_host_is_refused_and_the_refusal_is_the_fact(
     assert server.seen == []
 
 
+def test_a_url_masked_in_the_log_text_is_not_fetched(server: ImageServer) -> None:
+    """A presigned URL reaches oai400d with its signature masked: fetching it could only be
+    refused (a false "refused here too"), so it is not fetched, and the fact says why."""
+    url = server.url("/png") + "?X-Amz-Expires=300&X-Amz-Signature=[REDACTED]"
+    (fact,) = fetcher().facts(url, "e")
+    assert "not fetched: part of it (a signature or a key) is masked" in fact.text
+    assert fact.bearing == "neutral"
+    assert server.seen == []
+
+
 # --- the guard -------------------------------------------------------------------------------
 
 

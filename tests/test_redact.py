@@ -80,6 +80,21 @@ filler = st.text(string.printable, max_size=80)
             "-----END RSA PRIVATE KEY-----\\n' after",
             "'-----BEGIN RSA PRIVATE KEY-----[REDACTED]-----END RSA PRIVATE KEY-----\\n' after",
         ),
+        # Presigned URLs: the signature (and a session token) go, the expiry stays.
+        (
+            "https://b.s3.amazonaws.com/u/1.png?X-Amz-Date=20240101T000000Z&X-Amz-Expires=300"
+            "&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEXAMPLE&X-Amz-Signature=0123456789abcdef0123",
+            "https://b.s3.amazonaws.com/u/1.png?X-Amz-Date=20240101T000000Z&X-Amz-Expires=300"
+            "&X-Amz-Security-Token=[REDACTED]&X-Amz-Signature=[REDACTED]",
+        ),
+        (
+            "https://a.blob.core.windows.net/c/x.png?se=2024-01-01T00%3A00%3A00Z&sig=AbCd0123%2Bef",
+            "https://a.blob.core.windows.net/c/x.png?se=2024-01-01T00%3A00%3A00Z&sig=[REDACTED]",
+        ),
+        (
+            "https://d1.cloudfront.net/x.png?Expires=1700000000&Signature=abcDEF123~ghi&Key-Pair-Id=K2",
+            "https://d1.cloudfront.net/x.png?Expires=1700000000&Signature=[REDACTED]&Key-Pair-Id=K2",
+        ),
         # Look-alikes stay: words, short prefixes, e-mail addresses, ports and paths in URLs.
         (
             "ASIAN AKIAx highlight gh_ ghp_short sk_live hf_x user@example.com "

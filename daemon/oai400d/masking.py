@@ -223,6 +223,17 @@ _SHAPES: tuple[_Shape, ...] = (
         ("rk_live_", "rk_test_"),
         literal_first=True,
     ),
+    # Presigned URLs' signatures and session tokens (S3 SigV4 and SigV2, GCS, Azure SAS,
+    # CloudFront): whoever holds the whole URL reads the object until it expires. Its expiry
+    # parameters stay, for the facts (facts/presigned.py).
+    _Shape(
+        re.compile(
+            r"(?i)[?&](?:x-amz-signature|x-amz-security-token|x-goog-signature|signature|sig)="
+            r"(?P<secret>[^&\s\"'#<>]{8,})"
+        ),
+        ("signature=", "security-token=", "sig="),
+        shown="[REDACTED]",
+    ),
     # PEM private-key blocks, the body up to the END line (or the text's end, or a quote that
     # closes the string it was logged in: a JSON or Python literal with `\n` escapes).
     _Shape(

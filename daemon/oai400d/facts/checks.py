@@ -38,16 +38,6 @@ class Fetcher(Protocol):
     def facts(self, url: str, episode: str) -> tuple[Fact, ...]: ...
 
 
-def identity_of(settings: Settings) -> Identity:
-    """Who the configuration says calls OpenAI: the key's last four characters only."""
-    secret = settings.openai.api_key
-    key = secret.get_secret_value() if secret is not None else ""
-    return Identity(
-        key_suffix=key[-4:] if len(key) >= 8 else None,
-        organization=settings.openai.organization or None,
-        project=settings.openai.project or None,
-    )
-
 
 def image_url(alert: Alert) -> str | None:
     """The URL OpenAI could not download, as the alert's message (else excerpt) quotes it."""
@@ -82,7 +72,7 @@ class FactChecks:
         probes: Callable[[], Iterable[ProbeRecord]],
         fetcher: Fetcher | None = None,
     ) -> None:
-        self.identity = identity_of(settings)
+        self.identity = Identity.from_settings(settings)
         self._probes = probes
         self._fetcher = fetcher
         self._lock = threading.Lock()  # the worker threads write _fetched, the loop reads it
@@ -90,7 +80,7 @@ class FactChecks:
         self._started: set[str] = set()
 
     def reconfigure(self, settings: Settings, fetcher: Fetcher | None) -> None:
-        self.identity = identity_of(settings)
+        self.identity = Identity.from_settings(settings)
         self._fetcher = fetcher
 
     def begin(self, alert: Alert) -> None:

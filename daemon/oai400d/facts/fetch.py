@@ -429,6 +429,13 @@ def _check_url(url: str) -> SplitResult:
             f"{_shown(url)} not fetched: the URL carries credentials (user:password@), which "
             "this check never sends"
         )
+    if "[REDACTED" in url or "…" in url:
+        # The log text reaches us masked (masking.redact): a presigned URL without its
+        # signature would only be refused, a false "refused here too".
+        raise _Refused(
+            f"{_shown(url)} not fetched: part of it (a signature or a key) is masked in what "
+            "oai400d keeps, and without it the server could only refuse"
+        )
     return parts._replace(scheme=parts.scheme.lower())
 
 
