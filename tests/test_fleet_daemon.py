@@ -100,8 +100,9 @@ def hosts() -> Iterator[dict[str, DaemonProcess]]:
 def test_five_hosts_make_one_message_that_survives_its_owner_and_resolves_once(
     tmp_path: Path, fleet_dsn: str, fake_slack: FakeSlack, hosts: dict[str, DaemonProcess]
 ) -> None:
-    """The same error on 5 hosts is one Slack message counting all of them and naming the 5
-    hosts; kill -9 of the host that owns it: another takes the message over within the lease and
+    """The same error on 5 hosts is one Slack message counting all of them, naming the 5 hosts
+    and saying what was checked (the refused key's suffix: facts in the fleet's messages too);
+    kill -9 of the host that owns it: another takes the message over within the lease and
     edits it (no second message); when the errors stop it resolves once."""
     names = [f"web-{i}" for i in range(1, 6)]
     for name in names:
@@ -120,6 +121,7 @@ def test_five_hosts_make_one_message_that_survives_its_owner_and_resolves_once(
     message = top_level(fake_slack)[0]
     for name in names:
         assert name in text_of(message)
+    assert "The refused key ends in abcd" in text_of(message)  # the Checked section
     assert len(top_level(fake_slack)) == 1
 
     # Kill the owner once the store knows where its message is (it records that after posting).

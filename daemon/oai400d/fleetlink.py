@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from oai400d.alerts import AlertBook, probe_alert
 from oai400d.config import Settings
 from oai400d.fleetsync import FleetSync, alert_data, probe_fingerprint
-from oai400d.model import Alert, Finding, FleetDelta, Notification, ProbeResult
+from oai400d.model import Alert, Fact, Finding, FleetDelta, Notification, ProbeResult
 from oai400d.timestamps import iso
 from oai400d.wiring import make_fleet_store
 
@@ -141,13 +141,19 @@ class FleetLink:
 
 
 def make_fleet_link(
-    settings: Settings, book: AlertBook, poke: Callable[[], None], context: Callable[[str], str]
+    settings: Settings,
+    book: AlertBook,
+    poke: Callable[[], None],
+    context: Callable[[str], str],
+    facts: Callable[[Alert], Sequence[Fact]] | None = None,
 ) -> FleetLink | None:
-    """This host's part in the fleet's alert book, started, when state.fleet is set."""
+    """This host's part in the fleet's alert book, started, when state.fleet is set. `facts`:
+    what was checked about an alert (facts.checks), asked once per notification it owns."""
     store = make_fleet_store(settings)
     if store is None:
         return None
     sync = FleetSync(settings, store, poke)
     sync.context = context
+    sync.owner.facts = facts
     sync.start()
     return FleetLink(sync, book, settings)

@@ -154,7 +154,9 @@ class Daemon:
         if s.state.fleet is not None:  # (the fleet's modules and psycopg load only then)
             from oai400d.fleetlink import make_fleet_link
 
-            self.fleet = make_fleet_link(s, self.book, self.delivery.poke, self.probes_context)
+            self.fleet = make_fleet_link(
+                s, self.book, self.delivery.poke, self.probes_context, self.checks.facts
+            )
         self.ingest.start()
         self.probes.start()
         # Two lines, then silence until an error: a newcomer must be able to tell from these
@@ -235,7 +237,10 @@ class Daemon:
                     self.checks.begin(alert)  # the image fetch, during group_wait
 
     def _take_probe_results(self, now: float) -> None:
-        for turn in self.intake.take(now):
+        turns = self.intake.take(now)
+        if turns:
+            self.checks.refresh_probes()  # (the facts read the probes' records from here)
+        for turn in turns:
             if turn.failing:
                 if self.fleet is None or not self.fleet.take_probe_failure(turn.result, now):
                     self.book.probe_failed(turn.result, now)
@@ -262,7 +267,9 @@ class Daemon:
             from oai400d.fleetlink import make_fleet_link
 
             self.fleet.sync.stop()
-            self.fleet = make_fleet_link(self.settings, self.book, self._poke, self.probes_context)
+            self.fleet = make_fleet_link(
+                self.settings, self.book, self._poke, self.probes_context, self.checks.facts
+            )
 
     def _sleep_for(self, now: float, next_ping: float, next_reconcile: float) -> float:
         logs = self.fleet is None or self.fleet.falling_back(now)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from oai400d.config import Settings
@@ -74,6 +74,10 @@ class FactChecks:
     ) -> None:
         self.identity = Identity.from_settings(settings)
         self._probes = probes
+        # The probes' records as the main loop read them last (refresh_probes): the fleet's
+        # thread asks for facts too, and the state DB's connection belongs to the main loop.
+        self._latest_probes: dict[str, ProbeRecord] = {}
+        self.refresh_probes()
         self._fetcher = fetcher
         self._lock = threading.Lock()  # the worker threads write _fetched, the loop reads it
         self._fetched: dict[str, tuple[Fact, ...]] = {}
@@ -136,9 +140,14 @@ class FactChecks:
             found.extend(self._fetched.get(episode_of(alert), ()))
         return tuple(dict.fromkeys(found))  # (the same sentence twice says nothing more)
 
-    def _latest(self) -> Mapping[str, ProbeRecord]:
+    def refresh_probes(self) -> None:
+        """Read the probes' latest records (the main loop's thread: after new probe results)."""
         try:
-            return {record.name: record for record in self._probes()}
+            latest = {record.name: record for record in self._probes()}
         except Exception:  # the state DB's faults are the loop's business, not the facts'
             log.debug("probe records unavailable for facts", exc_info=True)
-            return {}
+            return
+        self._latest_probes = latest  # (one assignment: a reader on another thread sees either)
+
+    def _latest(self) -> dict[str, ProbeRecord]:
+        return self._latest_probes

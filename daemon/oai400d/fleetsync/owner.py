@@ -11,15 +11,15 @@ outbox. So two hosts never announce one change.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from oai400d import lifecycle
-from oai400d.alerts import notification_of, silence_added
+from oai400d.alerts import checked, notification_of, silence_added
 from oai400d.config import Settings
 from oai400d.fleet import FleetAlert, FleetStore, Transition
 from oai400d.fleetsync.messages import adopt_message, fleet_episode, posted_message
-from oai400d.model import Ack, Alert, Notification, Silence
+from oai400d.model import Ack, Alert, Fact, Notification, Silence
 from oai400d.state import State
 
 log = logging.getLogger("oai400d.fleet")
@@ -83,6 +83,8 @@ class FleetOwner:
         self.round_trips = 0  # statements sent to the store (bench/fleet_overhead.py)
         # What the probes say about a category (the daemon's ProbeSchedule.context).
         self.context: Callable[[str], str] | None = None
+        # What was checked about an alert (the daemon's facts.checks), once per notification.
+        self.facts: Callable[[Alert], Sequence[Fact]] | None = None
         self._acks: dict[str, Ack] = {}
         self._seen: dict[str, float] = {}  # alerts this host added to → when, last
         self._owned: set[str] = set()
@@ -166,6 +168,16 @@ class FleetOwner:
             self.round_trips += 1
             self.store.record_message(view.fingerprint, self.host, message)
 
+    def _notification(self, step: lifecycle.Step) -> Notification:
+        """The step's message; with the facts checked now (but a resolution's), as the local
+        book does (alerts.checked)."""
+        assert step.kind is not None
+        alert, fixes = step.alert, step.alert.fixes
+        if self.facts is not None and step.kind not in ("resolved", "merged"):
+            alert, fixes = checked(alert, self.facts(alert))
+        note = notification_of(step.kind, alert, step.new, self.host, self.context)
+        return replace(note, fixes=fixes)
+
     def _lifecycle(
         self, view: FleetAlert, now: float
     ) -> tuple[Transition, list[Notification]] | None:
@@ -195,11 +207,7 @@ class FleetOwner:
             alert = timed.alert
         if not steps:
             return None
-        due = [
-            notification_of(step.kind, step.alert, step.new, self.host, self.context)
-            for step in steps
-            if step.kind is not None
-        ]
+        due = [self._notification(step) for step in steps if step.kind is not None]
         change = Transition(
             view.fingerprint,
             view.episode,
