@@ -67,8 +67,15 @@ class Installed:
         }
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.run_program(str(self.binary), *args)
+
+    def python(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The fresh venv's python with these arguments."""
+        return self.run_program(str(self.venv / "bin" / "python"), *args)
+
+    def run_program(self, *command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [str(self.binary), *args],
+            list(command),
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -189,16 +196,7 @@ def test_sdist_carries_what_the_wheel_is_built_from(sdist: Path) -> None:
 
 def test_oai400d_comes_from_the_wheel(installed: Installed) -> None:
     """The fresh venv's python imports oai400d from its own site-packages, not the checkout."""
-    python = installed.venv / "bin" / "python"
-    result = subprocess.run(
-        [str(python), "-c", "import oai400d; print(oai400d.__file__)"],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=installed.env(),
-        cwd=installed.scratch,
-        check=False,
-    )
+    result = installed.python("-c", "import oai400d; print(oai400d.__file__)")
     assert result.returncode == 0, result.stderr
     where = Path(result.stdout.strip()).resolve()
     assert where.is_relative_to(installed.venv.resolve()), where
@@ -366,15 +364,7 @@ def _in_one_process(installed: Installed, commands: list[list[str]]) -> dict[str
         "    answers[' '.join(command)] = [code, out.getvalue()]\n"
         "print(json.dumps(answers))\n"
     )
-    result = subprocess.run(
-        [str(installed.venv / "bin" / "python"), "-c", script, json.dumps(commands)],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=installed.env(),
-        cwd=installed.scratch,
-        check=False,
-    )
+    result = installed.python("-c", script, json.dumps(commands))
     assert result.returncode == 0, result.stderr
     answers: dict[str, list[Any]] = json.loads(result.stdout)
     return answers

@@ -120,16 +120,7 @@ class FactChecks:
         (when done). A probe's own alert has none: its summary says it already."""
         if alert.source != "logs":
             return ()
-        error = ErrorText(
-            category=alert.category,
-            rule=alert.rule,
-            message=alert.message,
-            excerpt=alert.excerpt,
-            status=alert.status,
-            error_code=alert.error_code,
-            model=alert.model,
-            at=alert.last_seen,
-        )
+        error = ErrorText.of(alert, alert.last_seen)
         found: list[Fact] = []
         try:
             found.extend(text_facts(error, self.identity))

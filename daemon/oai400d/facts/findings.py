@@ -76,17 +76,7 @@ class FindingFacts:
         return (self._now(), True) if at is None else (at, False)
 
     def _check(self, finding: Finding, at: float, at_read: bool = False) -> _Answer:
-        error = ErrorText(
-            category=finding.category,
-            rule=finding.rule,
-            message=finding.message,
-            excerpt=finding.excerpt,
-            status=finding.status,
-            error_code=finding.error_code,
-            model=finding.model,
-            at=at,
-            at_read=at_read,
-        )
+        error = ErrorText.of(finding, at, at_read)
         try:
             facts = text_facts(error, self.identity)
         except Exception:  # a bug in a check costs the finding its facts, never the scan

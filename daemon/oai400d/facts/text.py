@@ -17,7 +17,7 @@ from oai400d.facts.images import data_url_facts, format_fact
 from oai400d.facts.limits import limit_facts
 from oai400d.facts.presigned import expiry_fact
 from oai400d.facts.wording import split, urls_in
-from oai400d.model import Fact, Finding
+from oai400d.model import Alert, Fact, Finding
 
 if TYPE_CHECKING:
     from oai400d.config.settings import Settings
@@ -65,6 +65,21 @@ class ErrorText:
     model: str | None
     at: float
     at_read: bool = False
+
+    @classmethod
+    def of(cls, record: Finding | Alert, at: float, at_read: bool = False) -> ErrorText:
+        """A finding's (classify) or an alert's (the daemon) fields, at the error's time."""
+        return cls(
+            category=record.category,
+            rule=record.rule,
+            message=record.message,
+            excerpt=record.excerpt,
+            status=record.status,
+            error_code=record.error_code,
+            model=record.model,
+            at=at,
+            at_read=at_read,
+        )
 
 
 def text_facts(error: ErrorText, identity: Identity = Identity()) -> tuple[Fact, ...]:
