@@ -14,8 +14,13 @@ This module also holds the helpers the other daemon_*.py benchmarks share: the b
 config, the work directory, and `Daemon` (the child process with its stdout, stderr,
 `status --json` and /proc figures).
 
+With --load-files N the trials run while daemon_sustained.py's writer appends --load-rate
+ordinary lines a second (no errors) to N other files: detection latency under load, where the
+daemon's passes are busy and its wait before a pass stretches (sources/watch.py).
+
     python bench/daemon_latency.py                  # 200 trials
     python bench/daemon_latency.py --trials 50 --cmd /work/venv-probe/bin/oai400d
+    python bench/daemon_latency.py --trials 100 --load-files 500 --load-rate 10000
 """
 
 from __future__ import annotations
@@ -435,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
         "--timeout", type=float, default=10.0, help="seconds to wait per notification (10)"
     )
     ap.add_argument("--seed", type=int, default=400, help="seed of the gaps between trials")
+    ap.add_argument(
+        "--load-files", type=int, default=0, help="other files written during the trials (0)"
+    )
+    ap.add_argument(
+        "--load-rate", type=float, default=10000, help="lines/s into them, in all (10000)"
+    )
     common_arguments(ap, DEFAULT_WORK_DIR / "daemon-latency")
     args = ap.parse_args(argv)
     if args.trials < 1:
@@ -446,6 +457,10 @@ def main(argv: list[str] | None = None) -> int:
     logs = prepare_work_dir(args.dir)
     log = logs / "app.log"
     log.write_text("2026-11-25 10:00:00,000 INFO app: started\n")
+    load = [logs / f"app-{i:02d}.log" for i in range(args.load_files)]  # daemon_sustained's
+    for path in load:
+        path.write_text("2026-11-25 10:00:00,000 INFO app: started\n")
+    writer: subprocess.Popen[str] | None = None
     daemon = Daemon(cmd, write_config(args.dir))
     rng = random.Random(args.seed)
     latencies: list[float] = []
@@ -462,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"ERROR: the daemon did not log {READY_TEXT!r} within 60 s")
             failed = True
+        if ready and load:
+            listed_ok, listed, _ = daemon.wait_files(len(load) + 1)
+            print(f"status --json lists {listed}/{len(load) + 1} files")
+            failed = failed or not listed_ok
+            writer = start_load(logs, len(load), args.load_rate, args.trials * 0.5 + 60)
+            print(f"load: {args.load_rate:,.0f} lines/s into {len(load)} other files")
         with open(log, "ab") as f:
             for i in range(args.trials if ready else 0):
                 model = f"gpt-bench-{i}"
@@ -482,6 +503,9 @@ def main(argv: list[str] | None = None) -> int:
                 time.sleep(rng.uniform(0.0, 0.020))
         mem = daemon.memory_kib() if daemon.alive() else {}
     finally:
+        if writer is not None:
+            writer.kill()
+            writer.wait()
         stopped = daemon.stop()
         if not args.keep:
             clean_work_dir(args.dir)
@@ -515,9 +539,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     ok = p99 < 250 and not missed
     print(f"target p99 < 250 ms and no missed notification: {verdict(ok)}")
+    under = (
+        f", while {args.load_rate:,.0f} lines/s go into {len(load)} other files" if load else ""
+    )
     md = (
         f"- {date.today()}, {git_revision()}, {os.cpu_count()} CPUs: `oai400d run`, one error "
-        f'line appended → its "opened" notification on stdout, {len(latencies)} trials'
+        f'line appended → its "opened" notification on stdout{under}, {len(latencies)} trials'
         f"{f' ({len(missed)} missed)' if missed else ''}: p50 {p50:.0f} ms, p90 {p90:.0f} ms, "
         f"p99 {p99:.0f} ms, max {s[-1]:.0f} ms (target p99 < 250 ms: {verdict(ok)})"
     )
@@ -528,6 +555,26 @@ def main(argv: list[str] | None = None) -> int:
     print("Markdown for BENCHMARKS.md:")
     print(md)
     return 1 if missed else 0
+
+
+def start_load(logs: Path, files: int, rate: float, seconds: float) -> subprocess.Popen[str]:
+    """daemon_sustained.py's writer: ordinary lines only (no error within its run)."""
+    script = Path(__file__).resolve().with_name("daemon_sustained.py")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(script),
+            "_writer",
+            f"--logs={logs}",
+            f"--files={files}",
+            f"--rate={rate}",
+            f"--seconds={seconds}",
+            f"--error-every={10**12}",
+            "--seed=400",
+        ],
+        stdout=subprocess.DEVNULL,
+        text=True,
+    )
 
 
 def opened_for(model: str) -> Callable[[dict[str, Any]], bool]:
