@@ -559,22 +559,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def start_load(logs: Path, files: int, rate: float, seconds: float) -> subprocess.Popen[str]:
     """daemon_sustained.py's writer: ordinary lines only (no error within its run)."""
-    script = Path(__file__).resolve().with_name("daemon_sustained.py")
-    return subprocess.Popen(
-        [
-            sys.executable,
-            str(script),
-            "_writer",
-            f"--logs={logs}",
-            f"--files={files}",
-            f"--rate={rate}",
-            f"--seconds={seconds}",
-            f"--error-every={10**12}",
-            "--seed=400",
-        ],
-        stdout=subprocess.DEVNULL,
-        text=True,
-    )
+    import daemon_sustained  # (here: it imports this module's helpers at its top)
+
+    return daemon_sustained.start_writer(logs, files, rate, seconds, 10**12, 400)
 
 
 def opened_for(model: str) -> Callable[[dict[str, Any]], bool]:

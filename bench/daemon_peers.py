@@ -522,20 +522,8 @@ def run_phase(
         if not subject.start():
             return failed_phase(subject.name, round_no, "did not start")
         time.sleep(1.0)
-        writer = subprocess.Popen(
-            [
-                sys.executable,
-                str(Path(daemon_sustained.__file__).resolve()),
-                daemon_sustained.WRITER_MODE,
-                f"--logs={logs}",
-                f"--files={len(load.paths)}",
-                f"--rate={load.rate}",
-                f"--seconds={args.seconds}",
-                f"--error-every={load.error_every}",
-                f"--seed={args.seed}",
-            ],
-            stdout=subprocess.PIPE,
-            text=True,
+        writer = daemon_sustained.start_writer(
+            logs, len(load.paths), load.rate, args.seconds, load.error_every, args.seed
         )
         assert writer.stdout is not None
         first = writer.stdout.readline()

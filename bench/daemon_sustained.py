@@ -139,6 +139,28 @@ def log_paths(logs: Path, files: int) -> list[Path]:
 # --------------------------------------------------------------------------- the writer child
 
 
+def start_writer(
+    logs: Path, files: int, rate: float, seconds: float, error_every: int, seed: int
+) -> subprocess.Popen[str]:
+    """The writer child (writer_main), started: its first stdout line is {"start": t}, its
+    last the JSON summary (daemon_peers.py and daemon_latency.py start it too)."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            WRITER_MODE,
+            f"--logs={logs}",
+            f"--files={files}",
+            f"--rate={rate}",
+            f"--seconds={seconds}",
+            f"--error-every={error_every}",
+            f"--seed={seed}",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+
+
 def writer_main(argv: list[str]) -> int:
     """Append the lines at the given pace; print a start line, then a JSON summary line."""
     ap = argparse.ArgumentParser(prog="daemon_sustained.py _writer")
@@ -289,20 +311,8 @@ def main(argv: list[str] | None = None) -> int:
         if not failed:
             time.sleep(1.0)
             sizes0 = sizes_of(paths)
-            writer = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(Path(__file__).resolve()),
-                    WRITER_MODE,
-                    f"--logs={logs}",
-                    f"--files={args.files}",
-                    f"--rate={args.rate}",
-                    f"--seconds={args.seconds}",
-                    f"--error-every={args.error_every}",
-                    f"--seed={args.seed}",
-                ],
-                stdout=subprocess.PIPE,
-                text=True,
+            writer = start_writer(
+                logs, args.files, args.rate, args.seconds, args.error_every, args.seed
             )
             assert writer.stdout is not None
             first = writer.stdout.readline()

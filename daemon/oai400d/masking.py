@@ -344,6 +344,13 @@ def mask_secret(value: str) -> str:
     return f"…{value[-4:]}" if len(value) > 8 else "…"
 
 
+def public_url(url: str) -> str:
+    """The URL without user:password or query (either may carry a secret), or fragment."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
 def mask_dsn(value: str) -> str:
     """A DSN with its password (and any password= parameter) masked, the rest kept readable."""
     try:

@@ -12,7 +12,6 @@ episode (opened, updated, repeated), never per line.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
@@ -20,14 +19,12 @@ from typing import Protocol
 from oai400d.config import Settings
 from oai400d.facts.probed import probe_facts
 from oai400d.facts.text import ErrorText, Identity, text_facts
+from oai400d.facts.wording import urls_in
 from oai400d.model import Alert, Fact
 from oai400d.state import ProbeRecord
 
 log = logging.getLogger("oai400d")
 
-# An image URL in OpenAI's download error ("Error while downloading https://…"): up to
-# whitespace, a quote or a bracket, as the error text quotes it.
-_URL = re.compile(r"""https?://[^\s"'<>\\`)\]}]+""")
 FETCHED_CATEGORY = "request.image"
 MAX_EPISODES = 256  # fetch results kept (an episode's are dropped once it ends or past this)
 
@@ -42,9 +39,9 @@ class Fetcher(Protocol):
 def image_url(alert: Alert) -> str | None:
     """The URL OpenAI could not download, as the alert's message (else excerpt) quotes it."""
     for text in (alert.message, alert.excerpt):
-        found = _URL.search(text or "")
-        if found:
-            return found.group(0).rstrip(".,;:")
+        for url in urls_in(text or ""):
+            if url.startswith(("http://", "https://")):  # (a data URL has nothing to fetch)
+                return url
     return None
 
 

@@ -43,7 +43,7 @@ from oai400d import __version__
 from oai400d.config.settings import DiagnoseSettings
 from oai400d.config.units import format_duration
 from oai400d.facts.addresses import AllowList, IPAddress, parse_ip_literal, refusal
-from oai400d.masking import redact
+from oai400d.masking import public_url, redact
 from oai400d.model import Fact
 
 USER_AGENT = f"oai400d/{__version__} (image URL check)"
@@ -515,9 +515,7 @@ def _chain_fact(chain: list[str]) -> Fact:
 def _shown(url: str) -> str:
     """The URL as a fact may show it: no user:password, query or fragment, masked, short."""
     try:
-        parts = urlsplit(url.strip())
-        netloc = parts.netloc.rsplit("@", 1)[-1]
-        shown = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        shown = public_url(url.strip())
     except ValueError:
         shown = "the URL"
     # A log line's bytes: control characters never reach a message.

@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from oai400d.config import Settings
-from oai400d.masking import mask_key, scrub
+from oai400d.masking import mask_key, public_url, scrub
 from oai400d.model import ProbeResult
-from oai400d.probes.http import Answer, Client, Response, get, json_body, public_url
+from oai400d.probes.http import Answer, Client, Response, get, json_body
 from oai400d.probes.verdicts import ApiError, Verdict, verdict_table
 
 # Azure OpenAI's classic data plane (…/openai/models) needs a dated api-version; 2024-10-21 is the

@@ -13,13 +13,14 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
 
 import httpx
 
 from oai400d import __version__
 from oai400d.config import Settings, format_duration
+from oai400d.masking import public_url
 
 USER_AGENT = f"oai400d/{__version__}"
 
@@ -136,13 +137,6 @@ def _describe_connect(exc: httpx.ConnectError) -> tuple[bool, str]:
         if isinstance(cause, socket.gaierror):
             return False, cause.strerror or "name resolution failed"
     return False, _innermost(exc)
-
-
-def public_url(url: str) -> str:
-    """The URL without user:password or query (either may carry a secret)."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def json_body(response: httpx.Response) -> Any:

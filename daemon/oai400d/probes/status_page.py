@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from oai400d.config import Settings
+from oai400d.masking import public_url
 from oai400d.model import ProbeResult
-from oai400d.probes.http import Client, get, json_body, public_url
+from oai400d.probes.http import Client, get, json_body
 from oai400d.probes.verdicts import verdict_table
 
 # -- which components matter to API users ------------------------------------------------------
